@@ -1,0 +1,388 @@
+// The daemon's side of the compat protocol: one listener per socket directory (the host's and
+// one per jail), one session per legacy bhyve process. It decides each boot's plan, performs the
+// eager activation on its own fd, and records every compat event (ARCHITECTURE.md sections 2-4).
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import {
+  FrameReader,
+  MessageType,
+  PlanAction,
+  ProtocolError,
+  encode,
+  eventKindName,
+  EventKind,
+  type Message,
+} from './protocol';
+import { VARIANT_CODE, VARIANT_FACTS, type KernelVariant } from './kernel-variant';
+import { maskOf, planForVm, LEGACY_MAX_VCPUS } from './plan';
+import type { VmmDevice } from './vmm-device';
+import { VmmError } from './vmm-device';
+import type { PeerInspector } from './peer';
+import { VmRegistry, type VmRecord } from './registry';
+import { vmNameProblem } from './vm-name';
+
+export const SOCKET_NAME = 'vmm-compatd.sock';
+/** Written beside each socket so that an interposer can act alone when the daemon is gone. */
+export const VARIANT_CACHE_NAME = 'kernel-variant';
+
+export interface SocketDirectory {
+  /** "host" for the host's own directory, else the jail's name. */
+  jail: string;
+  path: string;
+}
+
+export interface CompatSettings {
+  variant: KernelVariant;
+  /** Whether the kernel accepts the 144-byte VM_RUN (COMPAT_FREEBSD13, or a pre-e17eca32 kernel). */
+  compatFreebsd13: boolean;
+}
+
+export interface CompatServerOptions extends CompatSettings {
+  directories: SocketDirectory[];
+  device: VmmDevice;
+  peers: PeerInspector;
+  logger: Logger;
+  registry?: VmRegistry;
+  /** Directory holding the VM device nodes, for the ownership check (default /dev/vmm). */
+  deviceDir?: string;
+}
+
+const EPERM = 1;
+const EINVAL = 22;
+const EBUSY = 16;
+
+interface Session {
+  id: number;
+  jail: string;
+  socket: net.Socket;
+  reader: FrameReader;
+  pid: number | null;
+  vm: VmRecord | null;
+}
+
+export class CompatServer {
+  readonly registry: VmRegistry;
+  private settings: CompatSettings;
+  private readonly listeners = new Map<string, { server: net.Server; dir: SocketDirectory }>();
+  private readonly sessions = new Set<Session>();
+  private nextSession = 1;
+  private readonly deviceDir: string;
+
+  constructor(private readonly options: CompatServerOptions) {
+    this.registry = options.registry ?? new VmRegistry();
+    this.settings = { variant: options.variant, compatFreebsd13: options.compatFreebsd13 };
+    this.deviceDir = options.deviceDir ?? '/dev/vmm';
+  }
+
+  get variant(): KernelVariant {
+    return this.settings.variant;
+  }
+
+  async start(): Promise<void> {
+    for (const dir of this.options.directories) await this.listen(dir);
+  }
+
+  /** Applies settings that can change without a restart (SIGHUP). */
+  update(settings: CompatSettings): void {
+    this.settings = settings;
+    for (const { dir } of this.listeners.values()) this.writeVariantCache(dir);
+  }
+
+  directories(): SocketDirectory[] {
+    return [...this.listeners.values()].map((l) => l.dir);
+  }
+
+  async listen(dir: SocketDirectory): Promise<void> {
+    const socketPath = path.join(dir.path, SOCKET_NAME);
+    fs.mkdirSync(dir.path, { recursive: true, mode: 0o755 });
+    removeStaleSocket(socketPath);
+    const server = net.createServer((socket) => this.accept(dir, socket));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(socketPath, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    // bhyve runs as root in its jail; nobody else needs the socket.
+    fs.chmodSync(socketPath, 0o600);
+    this.listeners.set(dir.path, { server, dir });
+    this.writeVariantCache(dir);
+    this.options.logger.info({ jail: dir.jail, socket: socketPath }, 'listening');
+  }
+
+  async unlisten(dirPath: string): Promise<void> {
+    const entry = this.listeners.get(dirPath);
+    if (!entry) return;
+    this.listeners.delete(dirPath);
+    await new Promise<void>((resolve) => entry.server.close(() => resolve()));
+    fs.rmSync(path.join(dirPath, SOCKET_NAME), { force: true });
+    this.options.logger.info({ jail: entry.dir.jail, socket: path.join(dirPath, SOCKET_NAME) }, 'stopped listening');
+  }
+
+  /** Closes listeners and sessions and unlinks the sockets. VMs are never touched. */
+  async stop(): Promise<void> {
+    for (const dirPath of [...this.listeners.keys()]) await this.unlisten(dirPath);
+    for (const session of this.sessions) session.socket.destroy();
+    this.sessions.clear();
+  }
+
+  private writeVariantCache(dir: SocketDirectory): void {
+    const file = path.join(dir.path, VARIANT_CACHE_NAME);
+    const facts = VARIANT_FACTS[this.settings.variant];
+    const text =
+      `variant=${this.settings.variant}\n` +
+      `cpuset_bytes=${facts.kernelCpusetBytes}\n` +
+      `vmrun_abi=${this.vmrunAbi()}\n`;
+    fs.writeFileSync(`${file}.tmp`, text, { mode: 0o644 });
+    fs.renameSync(`${file}.tmp`, file);
+  }
+
+  private vmrunAbi(): number {
+    const { variant, compatFreebsd13 } = this.settings;
+    if (variant === 'legacy13' || variant === 'window') return 13;
+    return compatFreebsd13 ? 13 : 14;
+  }
+
+  private accept(dir: SocketDirectory, socket: net.Socket): void {
+    const session: Session = {
+      id: this.nextSession++,
+      jail: dir.jail,
+      socket,
+      reader: new FrameReader(),
+      pid: null,
+      vm: null,
+    };
+    this.sessions.add(session);
+    this.registry.counters.sessions++;
+    socket.on('data', (chunk: Buffer) => this.receive(session, chunk));
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => this.drop(session));
+  }
+
+  private drop(session: Session): void {
+    if (!this.sessions.delete(session)) return;
+    const vm = session.vm;
+    if (vm) {
+      vm.connected = [...this.sessions].some((s) => s.vm === vm);
+      this.registry.record(vm, session.id, 'session-end', null, null);
+      this.options.logger.info({ vm: vm.name, jail: session.jail, session: session.id }, 'session ended');
+    }
+  }
+
+  private receive(session: Session, chunk: Buffer): void {
+    let messages: Message[];
+    try {
+      messages = session.reader.push(chunk);
+    } catch (err) {
+      this.fail(session, err instanceof ProtocolError ? err : new ProtocolError(String(err)));
+      return;
+    }
+    for (const msg of messages) {
+      if (session.socket.destroyed) return;
+      try {
+        this.handle(session, msg);
+      } catch (err) {
+        if (err instanceof ProtocolError) {
+          this.fail(session, err);
+          return;
+        }
+        throw err;
+      }
+    }
+  }
+
+  private fail(session: Session, err: ProtocolError): void {
+    this.registry.counters.protocolErrors++;
+    this.options.logger.warn(
+      { jail: session.jail, session: session.id, vm: session.vm?.name, err: err.message },
+      'protocol error; closing the connection',
+    );
+    this.send(session, { type: MessageType.ERROR, code: err.code, message: err.message });
+    session.socket.end();
+    session.socket.destroySoon?.();
+  }
+
+  private refuse(session: Session, code: number, message: string, vm?: string): never {
+    this.registry.counters.refusals++;
+    this.options.logger.warn({ jail: session.jail, session: session.id, vm, refused: message }, 'refused');
+    throw new ProtocolError(message, code);
+  }
+
+  private send(session: Session, msg: Message): void {
+    if (!session.socket.destroyed) session.socket.write(encode(msg));
+  }
+
+  private handle(session: Session, msg: Message): void {
+    switch (msg.type) {
+      case MessageType.HELLO:
+        return this.hello(session, msg.pid, msg.vm, msg.bhyve);
+      case MessageType.PLAN_REQUEST:
+        return this.plan(session, msg.ncpus, msg.boot);
+      case MessageType.EVENT:
+        return this.event(session, msg.kind, msg.vcpu, msg.arg);
+      default:
+        throw new ProtocolError(`message type ${msg.type} is sent by the daemon, not to it`);
+    }
+  }
+
+  private hello(session: Session, pid: number, vmName: string, bhyve: string): void {
+    if (session.vm) throw new ProtocolError('HELLO sent twice on one connection');
+    const nameProblem = vmNameProblem(vmName);
+    if (nameProblem) this.refuse(session, EINVAL, `bad VM name: ${nameProblem}`);
+    const creds = this.options.peers.credentials(session.socket);
+    if (!creds) this.refuse(session, EPERM, 'cannot read the peer credentials of this connection', vmName);
+    if (creds.pid !== pid) {
+      this.refuse(session, EPERM, `HELLO claims pid ${pid} but the connection belongs to pid ${creds.pid}`, vmName);
+    }
+    if (!this.options.peers.holdsVm(creds.pid, vmName)) {
+      this.refuse(session, EPERM, `process ${creds.pid} does not hold /dev/vmm/${vmName} open`, vmName);
+    }
+    const existing = this.registry.find(vmName);
+    if (existing && existing.jail !== session.jail && this.deviceExists(vmName)) {
+      this.refuse(
+        session,
+        EPERM,
+        `VM ${vmName} belongs to jail ${existing.jail}; this socket serves jail ${session.jail}`,
+        vmName,
+      );
+    }
+    const vm = this.registry.vm(vmName, session.jail);
+    vm.jail = session.jail;
+    vm.connected = true;
+    vm.sessions.push(session.id);
+    session.vm = vm;
+    session.pid = creds.pid;
+    this.registry.record(vm, session.id, 'session', null, null, `pid ${creds.pid}, bhyve ${bhyve || 'unknown'}`);
+    this.options.logger.info(
+      { vm: vm.name, jail: session.jail, session: session.id, pid: creds.pid, bhyve },
+      'session started',
+    );
+    this.send(session, {
+      type: MessageType.WELCOME,
+      session: session.id,
+      variant: VARIANT_CODE[this.settings.variant],
+      kernelCpusetBytes: VARIANT_FACTS[this.settings.variant].kernelCpusetBytes,
+      vmrunAbi: this.vmrunAbi(),
+      flags: 0,
+    });
+  }
+
+  private deviceExists(vmName: string): boolean {
+    return fs.existsSync(path.join(this.deviceDir, vmName));
+  }
+
+  private plan(session: Session, ncpus: number, boot: number): void {
+    const vm = session.vm;
+    if (!vm) throw new ProtocolError('PLAN_REQUEST before HELLO');
+    if (ncpus < 1 || ncpus > LEGACY_MAX_VCPUS) {
+      throw new ProtocolError(`vCPU count ${ncpus} is outside 1..${LEGACY_MAX_VCPUS}`);
+    }
+    const started = process.hrtime.bigint();
+    const variant = this.settings.variant;
+    const facts = VARIANT_FACTS[variant];
+    const log = this.options.logger.child({ vm: vm.name, jail: session.jail, session: session.id });
+    let parked: number[] = [];
+    let reason: string;
+    let spinupBias = 0;
+    let handle;
+    try {
+      handle = this.options.device.openVm(vm.name);
+    } catch (err) {
+      const why = err instanceof VmmError ? err.message : String(err);
+      this.refuse(session, EBUSY, `cannot open the VM for eager activation: ${why}`, vm.name);
+    }
+    try {
+      const activeAps = facts.eagerActivation ? handle.cpus('active', facts.kernelCpusetBytes).filter((v) => v !== 0) : [];
+      const decision = planForVm(variant, ncpus, activeAps);
+      reason = decision.reason;
+      spinupBias = decision.spinupBias;
+      for (const ap of decision.apsToPark) {
+        try {
+          handle.activateCpu(ap);
+        } catch (err) {
+          // Stop at the first failure: the APs activated so far are parked, the rest stay
+          // inactive, so no active AP is left without a thread (never half-activated).
+          reason = `${reason}; stopped at AP ${ap}: ${err instanceof Error ? err.message : String(err)}`;
+          log.error({ vcpu: ap, err: String(err) }, 'eager activation failed');
+          break;
+        }
+        parked.push(ap);
+        try {
+          handle.suspendCpu(ap);
+        } catch (err) {
+          // The parker debug-suspends its AP again before its first VM_RUN, so this is safe.
+          log.warn({ vcpu: ap, err: String(err) }, 'VM_SUSPEND_CPU failed; the parker will retry');
+        }
+      }
+    } finally {
+      handle.close();
+    }
+    const elapsedMs = Number(process.hrtime.bigint() - started) / 1e6;
+    this.registry.planLatenciesMs.push(elapsedMs);
+    if (this.registry.planLatenciesMs.length > 10000) this.registry.planLatenciesMs.shift();
+    vm.vcpus = ncpus;
+    vm.boot = boot;
+    vm.plan = { action: parked.length > 0 ? 'park' : 'pass-through', reason, spinupBias };
+    vm.preActivated = parked;
+    vm.parked = [...parked];
+    vm.handedOver = [];
+    if (parked.length > 0) {
+      this.registry.counters.vmsShimmed++;
+      this.registry.counters.apsActivated += parked.length;
+    }
+    this.registry.record(vm, session.id, 'plan', null, ncpus, reason);
+    log.info({ vcpus: ncpus, boot, parked, spinupBias, planMs: Number(elapsedMs.toFixed(3)), reason }, 'plan');
+    this.send(session, {
+      type: MessageType.PLAN,
+      action: parked.length > 0 ? PlanAction.PARK : PlanAction.PASS_THROUGH,
+      spinupBias,
+      parkedMask: maskOf(parked),
+      boot,
+      reason,
+    });
+  }
+
+  private event(session: Session, kind: number, vcpu: number, arg: number): void {
+    const vm = session.vm;
+    if (!vm) throw new ProtocolError('EVENT before HELLO');
+    this.registry.recordWireEvent(vm, session.id, kind, vcpu, arg);
+    switch (kind) {
+      case EventKind.HANDOVER:
+        this.registry.counters.handovers++;
+        vm.parked = vm.parked.filter((v) => v !== vcpu);
+        if (!vm.handedOver.includes(vcpu)) vm.handedOver.push(vcpu);
+        break;
+      case EventKind.PARKER_EXIT:
+        vm.parked = vm.parked.filter((v) => v !== vcpu);
+        break;
+      case EventKind.FALLBACK:
+        this.registry.counters.fallbacks++;
+        break;
+      case EventKind.REINIT:
+        vm.parked = [];
+        vm.handedOver = [];
+        break;
+      default:
+        break;
+    }
+    this.options.logger.info(
+      { vm: vm.name, jail: session.jail, session: session.id, vcpu, arg, event: eventKindName(kind) },
+      'compat event',
+    );
+  }
+}
+
+/** A socket file left by a daemon that died is removed; a live one is an error. */
+function removeStaleSocket(socketPath: string): void {
+  let stat: fs.Stats;
+  try {
+    stat = fs.lstatSync(socketPath);
+  } catch {
+    return;
+  }
+  if (!stat.isSocket()) throw new Error(`${socketPath} exists and is not a socket; remove it or choose another directory`);
+  fs.rmSync(socketPath, { force: true });
+}

@@ -1,0 +1,94 @@
+// The daemon's memory of every VM it has seen: sessions, plans and every compat event, for
+// `vmm-compat status` and the metrics. Bounded: old events roll off per VM.
+import { eventKindName } from './protocol';
+
+export interface VmEventRecord {
+  time: string;
+  kind: string;
+  vcpu: number | null;
+  arg: number | null;
+  session: number;
+  detail?: string;
+}
+
+export interface VmRecord {
+  name: string;
+  jail: string;
+  vcpus: number | null;
+  boot: number;
+  plan: { action: 'park' | 'pass-through'; reason: string; spinupBias: number } | null;
+  preActivated: number[];
+  parked: number[];
+  handedOver: number[];
+  sessions: number[];
+  connected: boolean;
+  events: VmEventRecord[];
+}
+
+export interface Counters {
+  sessions: number;
+  vmsShimmed: number;
+  apsActivated: number;
+  handovers: number;
+  fallbacks: number;
+  refusals: number;
+  protocolErrors: number;
+}
+
+const EVENTS_PER_VM = 500;
+
+export class VmRegistry {
+  private readonly vms = new Map<string, VmRecord>();
+  readonly counters: Counters = {
+    sessions: 0,
+    vmsShimmed: 0,
+    apsActivated: 0,
+    handovers: 0,
+    fallbacks: 0,
+    refusals: 0,
+    protocolErrors: 0,
+  };
+  /** Plan latencies in milliseconds, for the histogram. */
+  readonly planLatenciesMs: number[] = [];
+
+  vm(name: string, jail: string): VmRecord {
+    let record = this.vms.get(name);
+    if (!record) {
+      record = {
+        name,
+        jail,
+        vcpus: null,
+        boot: 0,
+        plan: null,
+        preActivated: [],
+        parked: [],
+        handedOver: [],
+        sessions: [],
+        connected: false,
+        events: [],
+      };
+      this.vms.set(name, record);
+    }
+    return record;
+  }
+
+  find(name: string): VmRecord | undefined {
+    return this.vms.get(name);
+  }
+
+  record(vm: VmRecord, session: number, kind: string, vcpu: number | null, arg: number | null, detail?: string): VmEventRecord {
+    const event: VmEventRecord = { time: new Date().toISOString(), kind, vcpu, arg, session };
+    if (detail) event.detail = detail;
+    vm.events.push(event);
+    if (vm.events.length > EVENTS_PER_VM) vm.events.splice(0, vm.events.length - EVENTS_PER_VM);
+    return event;
+  }
+
+  recordWireEvent(vm: VmRecord, session: number, kind: number, vcpu: number, arg: number): VmEventRecord {
+    return this.record(vm, session, eventKindName(kind), vcpu, arg);
+  }
+
+  all(): VmRecord[] {
+    return [...this.vms.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+}

@@ -1,0 +1,160 @@
+// VmmDevice: the daemon's own view of /dev/vmm/NAME. One koffi implementation over a
+// configurable system-call library: libc.so.7 on FreeBSD, the lab's libvmmlab_bridge.so in the
+// lab (which serves the same symbols). All koffi declarations of the daemon live here.
+import koffi from 'koffi';
+import os from 'node:os';
+import { REQ13 } from '../abi/ioctls';
+import { cpusetFromBytes } from '../abi/cpuset';
+import { CpusetWhich } from '../abi/enums';
+
+export type CpusetKind = 'active' | 'suspended' | 'debug';
+
+export interface VmmDevice {
+  readonly library: string;
+  /** Opens /dev/vmm/NAME read-write; throws VmmError. */
+  openVm(name: string): VmHandle;
+  /** sysctlbyname for an integer, or null when the name does not exist here. */
+  sysctlInt(name: string): number | null;
+}
+
+export interface VmHandle {
+  readonly name: string;
+  readonly fd: number;
+  activateCpu(vcpu: number): void;
+  suspendCpu(vcpu: number): void;
+  resumeCpu(vcpu: number): void;
+  cpus(which: CpusetKind, cpusetBytes: number): number[];
+  close(): void;
+}
+
+/** A failed system call, with the errno name for logs and messages. */
+export class VmmError extends Error {
+  constructor(
+    readonly operation: string,
+    readonly errno: number,
+  ) {
+    super(`${operation}: ${errnoName(errno)}`);
+  }
+  get code(): string {
+    return errnoName(this.errno);
+  }
+}
+
+const ERRNO_NAMES = new Map<number, string>(Object.entries(os.constants.errno).map(([name, n]) => [n, name]));
+// ENOTCAPABLE and ECAPMODE exist only on FreeBSD; the lab bridge reports them with FreeBSD's
+// numbers (docs/internals.md section 1), which Linux uses for unrelated socket errors.
+ERRNO_NAMES.set(93, 'ENOTCAPABLE');
+ERRNO_NAMES.set(94, 'ECAPMODE');
+export function errnoName(errno: number): string {
+  return ERRNO_NAMES.get(errno) ?? `errno ${errno}`;
+}
+
+const O_RDWR = 2;
+const O_CLOEXEC = os.platform() === 'freebsd' ? 0x00100000 : 0o2000000;
+
+interface LibcCalls {
+  open: (path: string, flags: number, mode: number) => number;
+  close: (fd: number) => number;
+  ioctl: (fd: number, request: number, arg: Buffer | null) => number;
+  sysctlbyname: ((name: string, oldp: Buffer, oldlen: bigint[], newp: null, newlen: number) => number) | null;
+}
+
+function bind(libraryPath: string): LibcCalls {
+  const lib = koffi.load(libraryPath);
+  let sysctlbyname: LibcCalls['sysctlbyname'] = null;
+  try {
+    sysctlbyname = lib.func(
+      'int sysctlbyname(const char *name, _Out_ void *oldp, _Inout_ size_t *oldlenp, const void *newp, size_t newlen)',
+    ) as LibcCalls['sysctlbyname'];
+  } catch {
+    sysctlbyname = null; // glibc has no sysctlbyname; the lab bridge and FreeBSD's libc do.
+  }
+  return {
+    open: lib.func('int open(const char *path, int flags, int mode)') as LibcCalls['open'],
+    close: lib.func('int close(int fd)') as LibcCalls['close'],
+    // ioctl is variadic in C; a fixed pointer third argument has the same x86-64 SysV ABI.
+    ioctl: lib.func('int ioctl(int fd, unsigned long request, void *arg)') as LibcCalls['ioctl'],
+    sysctlbyname,
+  };
+}
+
+const CPUSET_WHICH: Readonly<Record<CpusetKind, number>> = {
+  active: CpusetWhich.ACTIVE,
+  suspended: CpusetWhich.SUSPENDED,
+  debug: CpusetWhich.DEBUG,
+};
+
+class KoffiVmHandle implements VmHandle {
+  private closed = false;
+  constructor(
+    private readonly calls: LibcCalls,
+    readonly name: string,
+    readonly fd: number,
+  ) {}
+
+  private vcpuIoctl(operation: string, request: number, vcpu: number): void {
+    const arg = Buffer.alloc(4);
+    arg.writeInt32LE(vcpu, 0);
+    if (this.calls.ioctl(this.fd, request, arg) !== 0) {
+      throw new VmmError(`${operation}(${this.name}, vcpu ${vcpu})`, koffi.errno());
+    }
+  }
+
+  activateCpu(vcpu: number): void {
+    this.vcpuIoctl('VM_ACTIVATE_CPU', REQ13.VM_ACTIVATE_CPU, vcpu);
+  }
+  suspendCpu(vcpu: number): void {
+    this.vcpuIoctl('VM_SUSPEND_CPU', REQ13.VM_SUSPEND_CPU, vcpu);
+  }
+  resumeCpu(vcpu: number): void {
+    this.vcpuIoctl('VM_RESUME_CPU', REQ13.VM_RESUME_CPU, vcpu);
+  }
+
+  cpus(which: CpusetKind, cpusetBytes: number): number[] {
+    const set = Buffer.alloc(cpusetBytes);
+    const arg = Buffer.alloc(16); // struct vm_cpuset {int which; int cpusetsize; cpuset_t *cpus;}
+    arg.writeInt32LE(CPUSET_WHICH[which], 0);
+    arg.writeInt32LE(cpusetBytes, 4);
+    arg.writeBigUInt64LE(BigInt(koffi.address(set)), 8);
+    if (this.calls.ioctl(this.fd, REQ13.VM_GET_CPUS, arg) !== 0) {
+      throw new VmmError(`VM_GET_CPUS(${this.name}, ${which}, ${cpusetBytes} bytes)`, koffi.errno());
+    }
+    return cpusetFromBytes(set);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.calls.close(this.fd);
+  }
+}
+
+class KoffiVmmDevice implements VmmDevice {
+  private readonly calls: LibcCalls;
+  constructor(readonly library: string) {
+    this.calls = bind(library);
+  }
+
+  openVm(name: string): VmHandle {
+    const fd = this.calls.open(`/dev/vmm/${name}`, O_RDWR | O_CLOEXEC, 0);
+    if (fd < 0) throw new VmmError(`open(/dev/vmm/${name})`, koffi.errno());
+    return new KoffiVmHandle(this.calls, name, fd);
+  }
+
+  sysctlInt(name: string): number | null {
+    if (!this.calls.sysctlbyname) return null;
+    const value = Buffer.alloc(8);
+    const length = [8n];
+    if (this.calls.sysctlbyname(name, value, length, null, 0) !== 0) return null;
+    return Number(length[0]) >= 8 ? Number(value.readBigInt64LE(0)) : value.readInt32LE(0);
+  }
+}
+
+/** The default system-call library of the platform the daemon runs on. */
+export function defaultSyscallLibrary(): string {
+  return os.platform() === 'freebsd' ? 'libc.so.7' : 'libc.so.6';
+}
+
+export function openVmmDevice(library: string): VmmDevice {
+  return new KoffiVmmDevice(library);
+}
