@@ -1,0 +1,115 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  BODY_BYTES,
+  FrameReader,
+  HEADER_BYTES,
+  MAX_BODY_BYTES,
+  MessageType,
+  PlanAction,
+  ProtocolError,
+  encode,
+  type Message,
+} from '../../src/daemon/protocol';
+
+const samples: Message[] = [
+  { type: MessageType.HELLO, pid: 4242, flags: 0, vm: 'guest-1', bhyve: '13.1' },
+  { type: MessageType.PLAN_REQUEST, ncpus: 16, boot: 3 },
+  { type: MessageType.EVENT, kind: 2, vcpu: 5, arg: -1, monotonicNs: 123456789012345n },
+  { type: MessageType.WELCOME, session: 7, variant: 2, kernelCpusetBytes: 32, vmrunAbi: 13, flags: 0 },
+  {
+    type: MessageType.PLAN,
+    action: PlanAction.PARK,
+    spinupBias: 1,
+    parkedMask: 0xfffen,
+    boot: 1,
+    reason: 'park APs 1..15',
+  },
+  { type: MessageType.ERROR, code: 1, message: 'refused' },
+];
+
+test('every message type round-trips through encode and FrameReader', () => {
+  for (const msg of samples) {
+    const frame = encode(msg);
+    assert.equal(frame.length, HEADER_BYTES + BODY_BYTES[msg.type]);
+    assert.deepEqual(new FrameReader().push(frame), [msg]);
+  }
+});
+
+test('frames split at every byte boundary reassemble to the same messages', () => {
+  const stream = Buffer.concat(samples.map(encode));
+  for (let cut = 1; cut < stream.length; cut += 7) {
+    const reader = new FrameReader();
+    const got = [...reader.push(stream.subarray(0, cut)), ...reader.push(stream.subarray(cut))];
+    assert.deepEqual(got, samples);
+    assert.equal(reader.buffered, 0);
+  }
+});
+
+test('the wire layout matches docs/internals.md section 5 (offsets of PLAN)', () => {
+  const frame = encode(samples[4]!);
+  assert.equal(frame.readUInt32LE(0), 128);
+  assert.equal(frame.readUInt16LE(4), 1);
+  assert.equal(frame.readUInt16LE(6), 102);
+  assert.equal(frame.readUInt32LE(8 + 0), 1);
+  assert.equal(frame.readUInt32LE(8 + 4), 1);
+  assert.equal(frame.readBigUInt64LE(8 + 8), 0xfffen);
+  assert.equal(frame.subarray(8 + 24, 8 + 24 + 14).toString(), 'park APs 1..15');
+});
+
+test('a wrong version, unknown type, wrong length or oversized body is a ProtocolError', () => {
+  const good = encode(samples[1]!);
+  const wrongVersion = Buffer.from(good);
+  wrongVersion.writeUInt16LE(2, 4);
+  assert.throws(() => new FrameReader().push(wrongVersion), /protocol version 2 is not supported/);
+  const unknown = Buffer.from(good);
+  unknown.writeUInt16LE(77, 6);
+  assert.throws(() => new FrameReader().push(unknown), /unknown message type 77/);
+  const wrongLength = Buffer.from(good);
+  wrongLength.writeUInt32LE(9, 0);
+  assert.throws(() => new FrameReader().push(wrongLength), /must have a 8-byte body, got 9/);
+  const huge = Buffer.alloc(8);
+  huge.writeUInt32LE(MAX_BODY_BYTES + 1, 0);
+  huge.writeUInt16LE(1, 4);
+  huge.writeUInt16LE(1, 6);
+  assert.throws(() => new FrameReader().push(huge), /exceeds the 4096-byte limit/);
+});
+
+test('a string field without NUL terminator is refused', () => {
+  const frame = encode(samples[0]!);
+  frame.fill(0x41, 8 + 8, 8 + 8 + 232);
+  assert.throws(() => new FrameReader().push(frame), /not NUL-terminated/);
+});
+
+test('fuzz: 20000 random and mutated frames never throw anything but ProtocolError', () => {
+  let seed = 0x1234567;
+  const rand = (): number => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) / 0x100000000;
+  };
+  const valid = samples.map(encode);
+  let protocolErrors = 0;
+  let decoded = 0;
+  for (let i = 0; i < 20000; i++) {
+    let frame: Buffer;
+    if (i % 2 === 0) {
+      frame = Buffer.from(valid[Math.floor(rand() * valid.length)]!);
+      const flips = 1 + Math.floor(rand() * 4);
+      for (let f = 0; f < flips; f++) frame[Math.floor(rand() * frame.length)] = Math.floor(rand() * 256);
+      if (rand() < 0.2) frame = frame.subarray(0, Math.floor(rand() * frame.length));
+    } else {
+      frame = Buffer.alloc(Math.floor(rand() * 64));
+      for (let b = 0; b < frame.length; b++) frame[b] = Math.floor(rand() * 256);
+    }
+    try {
+      decoded += new FrameReader().push(frame).length;
+    } catch (err) {
+      assert.ok(err instanceof ProtocolError, `unexpected ${String(err)}`);
+      protocolErrors++;
+    }
+  }
+  assert.ok(protocolErrors > 1000, `expected many refusals, got ${protocolErrors}`);
+  assert.ok(decoded > 100, `expected some mutated frames to stay valid, got ${decoded}`);
+});
