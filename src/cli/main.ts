@@ -1,6 +1,10 @@
 // vmm-compat command line: one module per subcommand under ./commands.
 import { Command } from 'commander';
 import { registerAbiCommand } from './commands/abi';
+import { registerDaemonCommand } from './commands/daemon';
+import { registerStatusCommand } from './commands/status';
+import { UsageError } from './usage';
+import { ConfigError } from '../config/config';
 import { VERSION } from '../version';
 
 export function buildProgram(): Command {
@@ -12,16 +16,26 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride((err) => {
       // commander usage errors exit 2, like other BSD tools; help and version exit 0.
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') process.exit(0);
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') {
+        process.exit(0);
+      }
       process.exit(err.exitCode === 0 ? 0 : 2);
     });
   registerAbiCommand(program);
+  registerDaemonCommand(program);
+  registerStatusCommand(program);
   return program;
 }
 
-if (require.main === module) {
-  buildProgram().parseAsync(process.argv).catch((err: unknown) => {
-    process.stderr.write(`vmm-compat: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(1);
-  });
+/** Runs the CLI; errors become one clear line on stderr (usage and configuration errors exit 2). */
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`vmm-compat: ${message}\n`);
+    process.exit(err instanceof UsageError || err instanceof ConfigError ? 2 : 1);
+  }
 }
+
+if (require.main === module) void main(process.argv);

@@ -1,0 +1,100 @@
+// The host-only control socket (control.sock, mode 0600 in the host's socket directory): one
+// JSON request line in, one JSON reply line out. `vmm-compat status` and `doctor` use it.
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { VERSION, COMPAT_PROTOCOL_VERSION } from '../version';
+import type { CompatServer } from './compat-server';
+
+export const CONTROL_SOCKET_NAME = 'control.sock';
+
+export interface StatusReport {
+  version: string;
+  protocolVersion: number;
+  pid: number;
+  startedAt: string;
+  kernelVariant: string;
+  socketDirectories: { jail: string; path: string }[];
+  counters: Record<string, number>;
+  vms: unknown[];
+}
+
+export function statusReport(server: CompatServer, startedAt: Date): StatusReport {
+  return {
+    version: VERSION,
+    protocolVersion: COMPAT_PROTOCOL_VERSION,
+    pid: process.pid,
+    startedAt: startedAt.toISOString(),
+    kernelVariant: server.variant,
+    socketDirectories: server.directories(),
+    counters: { ...server.registry.counters },
+    vms: server.registry.all(),
+  };
+}
+
+export async function startControlServer(dir: string, report: () => StatusReport): Promise<net.Server> {
+  const socketPath = path.join(dir, CONTROL_SOCKET_NAME);
+  fs.mkdirSync(dir, { recursive: true });
+  fs.rmSync(socketPath, { force: true });
+  const server = net.createServer((socket) => {
+    let buffered = '';
+    socket.setEncoding('utf8');
+    socket.on('error', () => socket.destroy());
+    socket.on('data', (chunk: string) => {
+      buffered += chunk;
+      if (buffered.length > 4096) {
+        socket.end(JSON.stringify({ error: 'request too long' }) + '\n');
+        return;
+      }
+      const newline = buffered.indexOf('\n');
+      if (newline < 0) return;
+      let reply: unknown;
+      try {
+        const request = JSON.parse(buffered.slice(0, newline)) as { op?: unknown };
+        reply = request.op === 'status' ? report() : { error: `unknown op ${JSON.stringify(request.op)}; known: status` };
+      } catch {
+        reply = { error: 'request is not JSON' };
+      }
+      socket.end(JSON.stringify(reply) + '\n');
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(socketPath, () => resolve());
+  });
+  fs.chmodSync(socketPath, 0o600);
+  return server;
+}
+
+/** Client side: asks a running daemon; rejects with a message that names the fix. */
+export function queryControl(dir: string, op: string, timeoutMs = 3000): Promise<unknown> {
+  const socketPath = path.join(dir, CONTROL_SOCKET_NAME);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(socketPath);
+    let data = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no answer from vmm-compatd on ${socketPath} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    socket.setEncoding('utf8');
+    socket.on('connect', () => socket.write(JSON.stringify({ op }) + '\n'));
+    socket.on('data', (chunk: string) => (data += chunk));
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      reject(
+        new Error(
+          `cannot reach vmm-compatd at ${socketPath} (${err.code ?? err.message}); ` +
+            'is it running? (service vmm_compatd status)',
+        ),
+      );
+    });
+    socket.on('end', () => {
+      clearTimeout(timer);
+      try {
+        resolve(JSON.parse(data));
+      } catch {
+        reject(new Error(`vmm-compatd answered something that is not JSON on ${socketPath}`));
+      }
+    });
+  });
+}

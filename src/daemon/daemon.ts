@@ -1,0 +1,156 @@
+// vmm-compatd: start-up, configuration, signals. SIGTERM closes and unlinks the sockets and
+// exits without touching any VM (interposers fall back on their own); SIGHUP re-reads the
+// configuration, applies what can change live and says what it applied.
+import pino, { type Logger } from 'pino';
+import type net from 'node:net';
+import { CompatServer, type SocketDirectory } from './compat-server';
+import { startControlServer, statusReport } from './control-server';
+import { identifyKernel, type KernelVariant } from './kernel-variant';
+import { openVmmDevice, type VmmDevice } from './vmm-device';
+import { platformPeerInspector, type PeerInspector } from './peer';
+import { loadConfig, type Config } from '../config/config';
+import { VERSION } from '../version';
+
+export interface DaemonOverrides {
+  kernelVariant?: KernelVariant;
+  socketDir?: string;
+  jails?: { name: string; socketDir: string }[];
+  syscallLibrary?: string;
+  deviceDir?: string;
+  logLevel?: Config['logLevel'];
+  compatFreebsd13?: boolean;
+}
+
+export interface DaemonOptions {
+  configPath: string;
+  configMustExist: boolean;
+  overrides: DaemonOverrides;
+  /** For tests: inject a peer inspector. */
+  peers?: PeerInspector;
+}
+
+export function applyOverrides(config: Config, o: DaemonOverrides): Config {
+  const merged: Config = { ...config, jails: [...config.jails] };
+  if (o.kernelVariant) merged.kernelVariant = o.kernelVariant;
+  if (o.socketDir) merged.socketDir = o.socketDir;
+  if (o.jails && o.jails.length > 0) merged.jails = o.jails;
+  if (o.syscallLibrary) merged.syscallLibrary = o.syscallLibrary;
+  if (o.deviceDir) merged.deviceDir = o.deviceDir;
+  if (o.logLevel) merged.logLevel = o.logLevel;
+  if (o.compatFreebsd13 !== undefined) merged.compatFreebsd13 = o.compatFreebsd13;
+  return merged;
+}
+
+function directoriesOf(config: Config): SocketDirectory[] {
+  return [{ jail: 'host', path: config.socketDir }, ...config.jails.map((j) => ({ jail: j.name, path: j.socketDir }))];
+}
+
+function makeLogger(config: Config): Logger {
+  const destination = config.logFile ? pino.destination({ dest: config.logFile, mkdir: true, sync: true }) : pino.destination(2);
+  return pino({ name: 'vmm-compatd', level: config.logLevel, base: { pid: process.pid } }, destination);
+}
+
+export function resolveVariant(config: Config, device: VmmDevice): { variant: KernelVariant; why: string } {
+  if (config.kernelVariant !== 'auto') return { variant: config.kernelVariant, why: 'configured (kernel_variant)' };
+  const osreldate = device.sysctlInt('kern.osreldate');
+  if (osreldate === null) {
+    throw new Error(
+      'kernel_variant = auto, but kern.osreldate cannot be read through ' +
+        `${config.syscallLibrary}; set kernel_variant in the configuration`,
+    );
+  }
+  const id = identifyKernel(osreldate);
+  if (id.variant === null) throw new Error(`cannot identify the kernel reliably: ${id.why}`);
+  return { variant: id.variant, why: id.why };
+}
+
+export interface RunningDaemon {
+  server: CompatServer;
+  logger: Logger;
+  stop(): Promise<void>;
+  reload(): void;
+}
+
+export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon> {
+  let config = applyOverrides(loadConfig(options.configPath, { mustExist: options.configMustExist }), options.overrides);
+  let logger = makeLogger(config);
+  const device = openVmmDevice(config.syscallLibrary);
+  const { variant, why } = resolveVariant(config, device);
+  const server = new CompatServer({
+    variant,
+    compatFreebsd13: config.compatFreebsd13,
+    directories: directoriesOf(config),
+    device,
+    peers: options.peers ?? platformPeerInspector(config.deviceDir),
+    logger,
+    deviceDir: config.deviceDir,
+  });
+  await server.start();
+  const startedAt = new Date();
+  const control: net.Server = await startControlServer(config.socketDir, () => statusReport(server, startedAt));
+  logger.info({ version: VERSION, kernelVariant: variant, why, syscallLibrary: config.syscallLibrary }, 'vmm-compatd started');
+
+  const reload = (): void => {
+    let next: Config;
+    try {
+      next = applyOverrides(loadConfig(options.configPath, { mustExist: options.configMustExist }), options.overrides);
+      if (next.kernelVariant !== 'auto') resolveVariant(next, device);
+    } catch (err) {
+      logger.error({ err: err instanceof Error ? err.message : String(err) }, 'reload failed; keeping the running configuration');
+      return;
+    }
+    const applied: string[] = [];
+    if (next.logLevel !== config.logLevel) {
+      logger.level = next.logLevel;
+      applied.push(`log_level=${next.logLevel}`);
+    }
+    if (next.logFile !== config.logFile) {
+      logger = makeLogger(next);
+      applied.push(`log_file=${next.logFile ?? 'stderr'}`);
+    }
+    const nextVariant = next.kernelVariant === 'auto' ? server.variant : next.kernelVariant;
+    if (nextVariant !== server.variant || next.compatFreebsd13 !== config.compatFreebsd13) {
+      server.update({ variant: nextVariant, compatFreebsd13: next.compatFreebsd13 });
+      applied.push(`kernel_variant=${nextVariant}`, `compat_freebsd13=${next.compatFreebsd13 ? 'yes' : 'no'}`);
+    }
+    const wanted = new Map(directoriesOf(next).map((d) => [d.path, d]));
+    const current = new Set(server.directories().map((d) => d.path));
+    for (const dirPath of current) {
+      if (!wanted.has(dirPath)) {
+        void server.unlisten(dirPath);
+        applied.push(`removed socket directory ${dirPath}`);
+      }
+    }
+    for (const [dirPath, dir] of wanted) {
+      if (!current.has(dirPath)) {
+        void server.listen(dir).catch((err: unknown) => logger.error({ dir: dirPath, err: String(err) }, 'cannot listen'));
+        applied.push(`added socket directory ${dirPath} (jail ${dir.jail})`);
+      }
+    }
+    const needsRestart: string[] = [];
+    if (next.syscallLibrary !== config.syscallLibrary) needsRestart.push('syscall_library');
+    if (next.socketDir !== config.socketDir) needsRestart.push('socket_dir (control socket)');
+    config = next;
+    logger.info({ applied, needsRestart }, applied.length > 0 ? 'configuration reloaded' : 'configuration reloaded; nothing changed');
+  };
+
+  const stop = async (): Promise<void> => {
+    await server.stop();
+    await new Promise<void>((resolve) => control.close(() => resolve()));
+    logger.info('vmm-compatd stopped; running VMs are untouched');
+    logger.flush?.();
+  };
+  return { server, logger, stop, reload };
+}
+
+/** The `daemon` command's main loop: runs until SIGTERM/SIGINT. */
+export async function runDaemon(options: DaemonOptions): Promise<void> {
+  const daemon = await startDaemon(options);
+  process.on('SIGHUP', () => daemon.reload());
+  const shutdown = (signal: string): void => {
+    daemon.logger.info({ signal }, 'shutting down');
+    void daemon.stop().then(() => process.exit(0));
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
