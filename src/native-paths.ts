@@ -1,0 +1,31 @@
+// Where the C parts are: native-bindings/build in a source tree (npm install builds them there),
+// or VMM_COMPAT_NATIVE_DIR for an installed package layout.
+import fs from 'node:fs';
+import path from 'node:path';
+
+export function nativeBuildDir(): string {
+  const fromEnv = process.env.VMM_COMPAT_NATIVE_DIR;
+  if (fromEnv) return fromEnv;
+  // dist/src/native-paths.js -> <root>/native-bindings/build
+  return path.resolve(__dirname, '..', '..', 'native-bindings', 'build');
+}
+
+export function nativeArtifact(name: string, variant: 'normal' | 'asan' = 'normal'): string {
+  const dir = variant === 'asan' ? path.join(nativeBuildDir(), 'asan') : nativeBuildDir();
+  return path.join(dir, name);
+}
+
+export function requireArtifact(name: string, variant: 'normal' | 'asan' = 'normal'): string {
+  const file = nativeArtifact(name, variant);
+  if (!fs.existsSync(file)) {
+    throw new Error(`${file} is missing: build the native parts first (npm run build)`);
+  }
+  return file;
+}
+
+export const ARTIFACTS = {
+  bridge: 'libvmmlab_bridge.so',
+  interposer: 'libvmmcompat.so',
+  bhyve13: 'bhyve13',
+  bhyve14: 'bhyve14',
+} as const;
