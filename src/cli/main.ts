@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { registerAbiCommand } from './commands/abi';
 import { registerDaemonCommand } from './commands/daemon';
 import { registerStatusCommand } from './commands/status';
+import { registerLabCommand } from './commands/lab';
 import { UsageError } from './usage';
 import { ConfigError } from '../config/config';
 import { VERSION } from '../version';
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerAbiCommand(program);
   registerDaemonCommand(program);
   registerStatusCommand(program);
+  registerLabCommand(program);
   return program;
 }
 

@@ -1,0 +1,118 @@
+import fs from 'node:fs';
+import { Command, Option } from 'commander';
+import { LAB_BHYVES, LAB_KERNELS, labSucceeded, runLab, type LabBhyve, type LabKernelName, type LabResult } from '../../lab/run';
+import { standardGuest, standardGuestNames } from '../../lab/guests';
+import { usageError } from '../usage';
+
+interface LabCliOptions {
+  kernel: LabKernelName;
+  bhyve: LabBhyve;
+  vcpus: string;
+  json?: boolean;
+  guest?: string;
+  guestName?: string;
+  timeoutMs: string;
+  shim?: boolean;
+  compatFreebsd13: boolean;
+  demo?: boolean;
+  keep?: boolean;
+}
+
+function positiveInt(value: string, flag: string, max: number): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || n > max) throw usageError(`${flag} must be a whole number from 1 to ${max}, not "${value}"`);
+  return n;
+}
+
+export function summarize(r: LabResult): string {
+  const missing = r.apsExpected.filter((ap) => !r.apsStarted.includes(ap));
+  const lines = [
+    `kernel ${r.kernel}, bhyve ${r.bhyve}, ${r.vcpus} vCPU${r.vcpus === 1 ? '' : 's'}, ${r.shim ? 'with' : 'without'} the shim`,
+    `  guest says: ${r.guestOutput.trim().replace(/\n/g, ' | ') || '(nothing)'}`,
+    `  APs started: ${r.apsStarted.length > 0 ? r.apsStarted.join(',') : 'none'}${missing.length > 0 ? ` (never started: ${missing.join(',')})` : ''}`,
+    `  outcome: ${r.outcome} (bhyve exit ${r.bhyveExit.status ?? `signal ${r.bhyveExit.signal}`}) after ${r.elapsedMs} ms`,
+  ];
+  if (r.outcome === 'bhyve-error' && r.bhyveStderr.trim()) lines.push(`  bhyve said: ${r.bhyveStderr.trim().split('\n').slice(-3).join(' | ')}`);
+  return lines.join('\n');
+}
+
+async function demo(): Promise<number> {
+  const say = (s: string): void => void process.stdout.write(s + '\n');
+  say('vmm-compat lab: legacy FreeBSD 13.1 bhyve, 4 vCPUs, on three kernels (the vmm.ko model)\n');
+  const runs: { title: string; kernel: LabKernelName; shim: boolean }[] = [
+    { title: '1. 13.0/13.1 kernel (what 13.1 bhyve was written for)', kernel: 'legacy13', shim: false },
+    { title: '2. main kernel from 7c326ab5 (late 2022): the bug', kernel: 'window', shim: false },
+    { title: '3. the same kernel with vmm-compat (libvmmcompat.so + vmm-compatd)', kernel: 'window', shim: true },
+  ];
+  let failures = 0;
+  for (const run of runs) {
+    say(run.title);
+    try {
+      const result = await runLab({ kernel: run.kernel, bhyve: '13.1', vcpus: 4, shim: run.shim, timeoutMs: 20000 });
+      say(summarize(result) + '\n');
+      const expectedToBoot = run.kernel === 'legacy13' || run.shim;
+      if (labSucceeded(result) !== expectedToBoot) failures++;
+    } catch (err) {
+      say(`  could not run: ${err instanceof Error ? err.message : String(err)}\n`);
+      failures++;
+    }
+  }
+  say(failures === 0 ? 'The bug reproduces without the shim, and the shim fixes it.' : `${failures} demo run(s) did not behave as expected.`);
+  return failures === 0 ? 0 : 1;
+}
+
+export function registerLabCommand(program: Command): void {
+  program
+    .command('lab')
+    .description('run a bhyve model on the vmm.ko model and report which APs started')
+    .addOption(new Option('--kernel <variant>', 'kernel model variant').choices([...LAB_KERNELS]).default('window'))
+    .addOption(new Option('--bhyve <version>', 'bhyve model (13.1 legacy, 14.0 new protocol)').choices([...LAB_BHYVES]).default('13.1'))
+    .option('--vcpus <n>', 'number of vCPUs (1..16)', '4')
+    .option('--json', 'print one JSON object')
+    .option('--guest <file>', 'flat guest image loaded at 0x10000 (docs/lab-guests.md)')
+    .option('--guest-name <name>', 'a standard guest by name (default smp-boot)')
+    .option('--timeout-ms <n>', 'report a hang after this long', '20000')
+    .option('--shim', 'run bhyve through vmm-compat wrap with a lab vmm-compatd')
+    .option('--no-compat-freebsd13', 'fixed14 kernel without COMPAT_FREEBSD13 (no 144-byte VM_RUN)')
+    .option('--demo', 'the npm start demo: the bug, then the fix')
+    .option('--keep', 'keep the lab directory for inspection')
+    .action(async (opts: LabCliOptions) => {
+      if (opts.demo) {
+        process.exitCode = await demo();
+        return;
+      }
+      const vcpus = positiveInt(opts.vcpus, '--vcpus', 16);
+      const timeoutMs = positiveInt(opts.timeoutMs, '--timeout-ms', 3600000);
+      if (opts.guest && opts.guestName) throw usageError('--guest and --guest-name cannot be combined');
+      let guest: Uint8Array | undefined;
+      if (opts.guest) {
+        try {
+          guest = fs.readFileSync(opts.guest);
+        } catch (err) {
+          throw usageError(`cannot read --guest ${opts.guest}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+        }
+        if (guest.length === 0 || guest.length > 0x70000) {
+          throw usageError(`--guest ${opts.guest} is ${guest.length} bytes; a guest image must be 1..${0x70000} bytes (loaded at 0x10000)`);
+        }
+      } else if (opts.guestName) {
+        if (!standardGuestNames().includes(opts.guestName)) {
+          throw usageError(`unknown --guest-name ${opts.guestName}; known: ${standardGuestNames().join(', ')}`);
+        }
+        guest = standardGuest(opts.guestName);
+      }
+      const progress = opts.json ? undefined : (line: string): void => void process.stderr.write(`lab: ${line}\n`);
+      const result = await runLab({
+        kernel: opts.kernel,
+        bhyve: opts.bhyve,
+        vcpus,
+        shim: Boolean(opts.shim),
+        timeoutMs,
+        guest,
+        compatFreebsd13: opts.compatFreebsd13,
+        progress,
+        keep: opts.keep,
+      });
+      process.stdout.write(opts.json ? JSON.stringify(result) + '\n' : summarize(result) + '\n');
+      process.exitCode = labSucceeded(result) ? 0 : 1;
+    });
+}
