@@ -4,6 +4,7 @@ import { registerAbiCommand } from './commands/abi';
 import { registerDaemonCommand } from './commands/daemon';
 import { registerStatusCommand } from './commands/status';
 import { registerLabCommand } from './commands/lab';
+import { registerWrapCommand } from './commands/wrap';
 import { UsageError } from './usage';
 import { ConfigError } from '../config/config';
 import { VERSION } from '../version';
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerDaemonCommand(program);
   registerStatusCommand(program);
   registerLabCommand(program);
+  registerWrapCommand(program);
   return program;
 }
 

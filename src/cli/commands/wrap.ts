@@ -1,0 +1,82 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { DEFAULT_CONFIG_PATH, loadConfig, type Config } from '../../config/config';
+import { ARTIFACTS, nativeArtifact } from '../../native-paths';
+import { usageError } from '../usage';
+
+export interface WrapOptions {
+  socketDir: string;
+  interposer: string;
+  extraPreload: string[];
+  requireDaemon: boolean;
+  config: Config;
+}
+
+/** The environment legacy bhyve runs with: the interposer first, so its ioctl wins lookup. */
+export function wrapEnvironment(base: NodeJS.ProcessEnv, o: WrapOptions): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...base };
+  env.LD_PRELOAD = [o.interposer, ...o.extraPreload].join(' ');
+  env.VMM_COMPAT_SOCKET_DIR = o.socketDir;
+  if (o.requireDaemon) env.VMM_COMPAT_REQUIRE_DAEMON = '1';
+  else delete env.VMM_COMPAT_REQUIRE_DAEMON;
+  env.VMM_COMPAT_PARKER_BOOT_POLL_US = String(o.config.parkerBootPollUs);
+  env.VMM_COMPAT_PARKER_BOOT_WINDOW_MS = String(o.config.parkerBootWindowMs);
+  env.VMM_COMPAT_PARKER_IDLE_POLL_MS = String(o.config.parkerIdlePollMs);
+  if (o.config.kernelVariant !== 'auto') env.VMM_COMPAT_KERNEL = o.config.kernelVariant;
+  return env;
+}
+
+type Execve = (file: string, args: string[], env: NodeJS.ProcessEnv) => never;
+
+/** Replaces this process where Node can (process.execve, Node >= 23.11); otherwise supervises. */
+function execOrSupervise(file: string, args: string[], env: NodeJS.ProcessEnv): void {
+  const execve = (process as unknown as { execve?: Execve }).execve;
+  if (typeof execve === 'function') execve(file, [file, ...args], env);
+  const child = spawn(file, args, { env, stdio: 'inherit', argv0: file });
+  const forward = (signal: NodeJS.Signals): void => {
+    child.kill(signal);
+  };
+  const signals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'];
+  for (const s of signals) process.on(s, forward);
+  child.on('error', (err) => {
+    process.stderr.write(`vmm-compat wrap: cannot run ${file}: ${err.message}\n`);
+    process.exit(127);
+  });
+  child.on('exit', (status, signal) => {
+    for (const s of signals) process.off(s, forward);
+    if (signal) process.kill(process.pid, signal);
+    process.exit(status ?? 1);
+  });
+}
+
+export function registerWrapCommand(program: Command): void {
+  program
+    .command('wrap')
+    .description('run a legacy 13.1 bhyve with libvmmcompat.so preloaded: vmm-compat wrap -- /path/to/bhyve ARGS...')
+    .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG_PATH)
+    .option('--socket-dir <dir>', "the daemon's socket directory as seen from here (in a jail: its nullfs view)")
+    .option('--interposer <lib>', 'path of libvmmcompat.so')
+    .option('--extra-preload <lib>', 'another library preloaded after the interposer (the lab bridge)', (v: string, prev: string[]) => [...prev, v], [])
+    .option('--require-daemon', 'refuse to start the VM when vmm-compatd cannot be reached')
+    .argument('<bhyve>', 'the legacy bhyve binary')
+    .argument('[args...]', 'its arguments')
+    .action((bhyve: string, args: string[], opts: { config: string; socketDir?: string; interposer?: string; extraPreload: string[]; requireDaemon?: boolean }, command: Command) => {
+      const config = loadConfig(opts.config, { mustExist: command.getOptionValueSource('config') === 'cli' });
+      const interposer = opts.interposer ?? nativeArtifact(ARTIFACTS.interposer);
+      if (!fs.existsSync(interposer)) throw usageError(`interposer ${interposer} not found; build it (npm run build) or pass --interposer`);
+      if (!path.isAbsolute(bhyve) && !bhyve.includes('/')) {
+        throw usageError(`give the legacy bhyve as a path (e.g. /usr/local/libexec/vmm-compat/legacy13/bhyve), not "${bhyve}"`);
+      }
+      if (!fs.existsSync(bhyve)) throw usageError(`legacy bhyve ${bhyve} not found`);
+      const env = wrapEnvironment(process.env, {
+        socketDir: opts.socketDir ?? config.socketDir,
+        interposer,
+        extraPreload: opts.extraPreload,
+        requireDaemon: Boolean(opts.requireDaemon) || config.failurePolicy === 'refuse',
+        config,
+      });
+      execOrSupervise(bhyve, args, env);
+    });
+}
