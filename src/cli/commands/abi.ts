@@ -1,4 +1,84 @@
-import type { Command } from 'commander';
+// `vmm-compat abi`: prints the ioctl table of one ABI (src/abi/ioctls.ts) as an aligned table or
+// as JSON. For 14.0 each entry says whether it differs from 13.1.
+import { Command, Option } from 'commander';
+import { ABI_NAMES, compareWith13, ioctlTable, isAbiName, type AbiName, type IoctlDef } from '../../abi/ioctls';
+import { hexRequest } from '../../abi/ioccom';
 
-// Placeholder until the ABI tables land: registers nothing.
-export function registerAbiCommand(_program: Command): void {}
+/** One ioctl as printed by `abi --json`. */
+export interface AbiJsonEntry {
+  name: string;
+  request: string;
+  len: number;
+  dir: IoctlDef['dir'];
+  num: number;
+  struct: string;
+  compat?: string;
+  notes?: string;
+  /** 14.0 only. */
+  differsFrom13?: boolean;
+  /** 14.0 only: the 13.1 request of the same name, when it differs. */
+  request13?: string;
+  /** 14.0 only: the 13.1 ioctl that has this request number under another name. */
+  same13As?: string;
+}
+
+export function abiJson(abi: AbiName): AbiJsonEntry[] {
+  return ioctlTable(abi).map((def) => {
+    const entry: AbiJsonEntry = {
+      name: def.name,
+      request: hexRequest(def.request),
+      len: def.len,
+      dir: def.dir,
+      num: def.num,
+      struct: def.struct,
+    };
+    if (def.compat !== undefined) entry.compat = def.compat;
+    if (def.notes !== undefined) entry.notes = def.notes;
+    if (abi !== '13.1') {
+      const cmp = compareWith13(def);
+      entry.differsFrom13 = cmp.differsFrom13;
+      if (cmp.request13 !== undefined) entry.request13 = hexRequest(cmp.request13);
+      if (cmp.same13As !== undefined) entry.same13As = cmp.same13As;
+    }
+    return entry;
+  });
+}
+
+export function abiText(abi: AbiName): string {
+  const header = ['NAME', 'REQUEST', 'DIR', 'NUM', 'LEN', 'STRUCT', 'NOTES'];
+  const rows = abiJson(abi).map((e) => {
+    const notes: string[] = [];
+    if (e.compat !== undefined) notes.push(e.compat);
+    if (e.request13 !== undefined) notes.push(`13.1: ${e.request13}`);
+    if (e.same13As !== undefined) notes.push(`= 13.1 ${e.same13As}`);
+    if (e.differsFrom13 === true && e.request13 === undefined && e.same13As === undefined) notes.push('not in 13.1');
+    return [e.name, e.request, e.dir, String(e.num), String(e.len), e.struct === '' ? '-' : e.struct, notes.join('; ')];
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const format = (cells: readonly string[]): string =>
+    cells
+      .map((c, i) => (i === 3 || i === 4 ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  const title = `vmm ioctl ABI ${abi} (amd64, group 'v')`;
+  return [title, '', format(header), ...rows.map(format), ''].join('\n');
+}
+
+export function registerAbiCommand(program: Command): void {
+  program
+    .command('abi')
+    .description('print the vmm ioctl table of a FreeBSD ABI (request numbers, sizes, structs)')
+    .addOption(new Option('--abi <abi>', `ABI to print (${ABI_NAMES.join(' or ')})`).default('13.1'))
+    .option('--json', 'print a JSON array, one object per ioctl')
+    .action((opts: { abi: string; json?: boolean }) => {
+      if (!isAbiName(opts.abi)) {
+        process.stderr.write(
+          `vmm-compat abi: unknown ABI ${JSON.stringify(opts.abi)}; accepted values: ${ABI_NAMES.join(', ')}\n`,
+        );
+        process.exitCode = 2;
+        return;
+      }
+      if (opts.json === true) process.stdout.write(`${JSON.stringify(abiJson(opts.abi), null, 2)}\n`);
+      else process.stdout.write(abiText(opts.abi));
+    });
+}
