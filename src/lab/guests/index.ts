@@ -1,0 +1,35 @@
+// The registry of standard guests, by name, for `--guest-name` and for tests.
+
+import { buildSmpBoot } from './smp-boot';
+
+export interface StandardGuest {
+  readonly name: string;
+  readonly description: string;
+  build(): Uint8Array;
+}
+
+const GUESTS: readonly StandardGuest[] = [
+  { name: 'smp-boot', description: 'start every AP, print online=N, power off', build: () => buildSmpBoot() },
+  { name: 'smp-boot-reset', description: 'as smp-boot, then reset (byte 0x06 to port 0xCF9)', build: () => buildSmpBoot({ finalAction: 'reset' }) },
+  { name: 'smp-boot-halt', description: 'as smp-boot, then cli; hlt on the BSP (halt suspend)', build: () => buildSmpBoot({ finalAction: 'halt' }) },
+  { name: 'smp-boot-triplefault', description: 'as smp-boot, then an opcode outside the subset (triple fault)', build: () => buildSmpBoot({ finalAction: 'triplefault' }) },
+  { name: 'smp-boot-restart', description: 'as smp-boot, then INIT+SIPI AP 1 again and print restart=0|1', build: () => buildSmpBoot({ restartAp: 1 }) },
+  { name: 'smp-boot-bsp-only', description: 'start no AP, print online=1, power off', build: () => buildSmpBoot({ startMask: 0 }) },
+];
+
+export function standardGuestNames(): string[] {
+  return GUESTS.map((guest) => guest.name);
+}
+
+export function standardGuests(): readonly StandardGuest[] {
+  return GUESTS;
+}
+
+/** The image of a standard guest, to be loaded at guest-physical 0x10000. */
+export function standardGuest(name: string): Uint8Array {
+  const guest = GUESTS.find((candidate) => candidate.name === name);
+  if (guest === undefined) {
+    throw new Error(`unknown guest '${name}'; standard guests: ${standardGuestNames().join(', ')}`);
+  }
+  return guest.build();
+}
