@@ -1,0 +1,106 @@
+// `vmm-compat abi`, run as a user would: node dist/src/cli/main.js abi ...
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import { ioctlTable } from '../../src/abi/ioctls';
+import { hexRequest } from '../../src/abi/ioccom';
+import { REF_13 } from './reference';
+
+const MAIN = path.resolve(__dirname, '../../src/cli/main.js');
+
+function run(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8' });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+interface Entry {
+  name: string;
+  request: string;
+  len: number;
+  dir: string;
+  num: number;
+  struct: string;
+  compat?: string;
+  differsFrom13?: boolean;
+  request13?: string;
+  same13As?: string;
+}
+
+function parseEntries(stdout: string): Entry[] {
+  const parsed: unknown = JSON.parse(stdout);
+  assert.ok(Array.isArray(parsed));
+  return parsed as Entry[];
+}
+
+test('abi --json prints the 13.1 table by default, with the reference numbers', () => {
+  const r = run('abi', '--json');
+  assert.equal(r.status, 0, r.stderr);
+  const entries = parseEntries(r.stdout);
+  assert.equal(entries.length, ioctlTable('13.1').length);
+  const run13 = entries.find((e) => e.name === 'VM_RUN');
+  assert.deepEqual(
+    { ...run13, notes: undefined },
+    { name: 'VM_RUN', request: '0xC0907601', len: 144, dir: 'inout', num: 1, struct: 'vm_run', notes: undefined },
+  );
+  for (const ref of REF_13) {
+    const e = entries.find((x) => x.name === ref.name);
+    assert.ok(e, ref.name);
+    assert.equal(e.request, hexRequest(ref.request), ref.name);
+    assert.equal(e.len, ref.len, ref.name);
+    assert.equal(e.differsFrom13, undefined, '13.1 entries carry no comparison');
+  }
+  assert.equal(entries.find((e) => e.name === 'VM_ALLOC_MEMSEG_FBSD12')?.compat, 'COMPAT_FREEBSD12');
+});
+
+test('abi --abi 14.0 --json marks what differs from 13.1', () => {
+  const r = run('abi', '--abi', '14.0', '--json');
+  assert.equal(r.status, 0, r.stderr);
+  const entries = parseEntries(r.stdout);
+  const byName = new Map(entries.map((e) => [e.name, e]));
+  assert.deepEqual(
+    { ...byName.get('VM_RUN'), notes: undefined },
+    {
+      name: 'VM_RUN',
+      request: '0xC0207601',
+      len: 32,
+      dir: 'inout',
+      num: 1,
+      struct: 'vm_run',
+      notes: undefined,
+      differsFrom13: true,
+      request13: '0xC0907601',
+    },
+  );
+  const run13 = byName.get('VM_RUN_13');
+  assert.equal(run13?.request, '0xC0907601');
+  assert.equal(run13?.compat, 'COMPAT_FREEBSD13');
+  assert.equal(run13?.differsFrom13, true);
+  assert.equal(run13?.same13As, 'VM_RUN');
+  assert.equal(byName.get('VM_STATS')?.request, '0xC2207632');
+  assert.equal(byName.get('VM_STATS')?.request13, '0xC2187632');
+  assert.equal(byName.get('VM_STATS_OLD')?.compat, 'COMPAT_FREEBSD13');
+  assert.equal(byName.get('VM_ACTIVATE_CPU')?.differsFrom13, false);
+  assert.equal(byName.get('VM_ACTIVATE_CPU')?.request13, undefined);
+});
+
+test('abi without --json prints an aligned table', () => {
+  const r = run('abi', '--abi', '14.0');
+  assert.equal(r.status, 0, r.stderr);
+  const lines = r.stdout.split('\n');
+  const header = lines.find((l) => l.startsWith('NAME'));
+  assert.ok(header);
+  const runLine = lines.find((l) => l.startsWith('VM_RUN '));
+  assert.ok(runLine);
+  assert.equal(runLine.indexOf('0xC0207601'), header.indexOf('REQUEST'), 'REQUEST column aligned');
+  assert.match(runLine, /13\.1: 0xC0907601/);
+  assert.match(lines.find((l) => l.startsWith('VM_RUN_13 ')) ?? '', /COMPAT_FREEBSD13/);
+});
+
+test('an unknown --abi value exits 2 and names the accepted values on stderr', () => {
+  const r = run('abi', '--abi', '15.0');
+  assert.equal(r.status, 2);
+  assert.equal(r.stdout, '');
+  assert.match(r.stderr, /13\.1/);
+  assert.match(r.stderr, /14\.0/);
+});

@@ -1,0 +1,163 @@
+// The ioctl tables against the reference request numbers. The tables compute every number from
+// IOCNUM, direction and struct layout; these tests check that the result is FreeBSD's.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { iocDir, iocGroup, iocLen, iocNum, IOC_IN, IOC_INOUT, IOC_OUT, IOC_VOID, VMM_IOC_GROUP } from '../../src/abi/ioccom';
+import {
+  ABI_NAMES,
+  argLayoutOf,
+  compareWith13,
+  IocNum,
+  ioctlByName,
+  ioctlByRequest,
+  ioctlTable,
+  REQ13,
+  REQ14,
+  requestOf,
+  type AbiName,
+} from '../../src/abi/ioctls';
+import { structByName } from '../../src/abi/structs';
+import { REF_13, REF_14_CHANGES } from './reference';
+
+const DIR_BITS = { void: IOC_VOID, in: IOC_IN, out: IOC_OUT, inout: IOC_INOUT } as const;
+
+test('ABI names', () => {
+  assert.deepEqual([...ABI_NAMES], ['13.1', '14.0']);
+});
+
+test('13.1 table reproduces every reference request number, length and direction', () => {
+  const table = ioctlTable('13.1');
+  assert.deepEqual(
+    table.map((d) => d.name),
+    REF_13.map((r) => r.name),
+    'the 13.1 table lists exactly the reference ioctls, in IOCNUM order',
+  );
+  for (const ref of REF_13) {
+    const def = ioctlByName('13.1', ref.name);
+    assert.ok(def, ref.name);
+    assert.equal(def.len, ref.len, `${ref.name} len`);
+    assert.equal(def.dir, ref.dir, `${ref.name} dir`);
+    assert.equal(def.request, ref.request, `${ref.name} request`);
+  }
+});
+
+test('14.0 table: the reference changes, everything else as 13.1', () => {
+  const changed = new Map(REF_14_CHANGES.map((r) => [r.name, r]));
+  for (const ref of REF_14_CHANGES) {
+    const def = ioctlByName('14.0', ref.name);
+    assert.ok(def, ref.name);
+    assert.equal(def.request, ref.request, `${ref.name} request`);
+    assert.equal(def.len, ref.len, `${ref.name} len`);
+  }
+  for (const ref of REF_13) {
+    if (changed.has(ref.name) || ref.name === 'VM_SNAPSHOT_REQ') continue;
+    assert.equal(ioctlByName('14.0', ref.name)?.request, ref.request, `${ref.name} unchanged in 14.0`);
+  }
+});
+
+test('14.0 snapshot request: one pointer shorter, the old one kept under COMPAT_FREEBSD13', () => {
+  const old = ioctlByName('13.1', 'VM_SNAPSHOT_REQ');
+  const now = ioctlByName('14.0', 'VM_SNAPSHOT_REQ');
+  const compat = ioctlByName('14.0', 'VM_SNAPSHOT_REQ_OLD');
+  assert.ok(old && now && compat);
+  assert.equal(now.len, old.len - 8);
+  assert.equal(compat.request, old.request);
+  assert.equal(compat.compat, 'COMPAT_FREEBSD13');
+});
+
+test('COMPAT_FREEBSD13 entries of 14.0 carry the 13.1 numbers', () => {
+  assert.equal(REQ14.VM_RUN_13, REQ13.VM_RUN);
+  assert.equal(REQ14.VM_STATS_OLD, REQ13.VM_STATS);
+  assert.equal(ioctlByName('14.0', 'VM_RUN_13')?.compat, 'COMPAT_FREEBSD13');
+  assert.equal(ioctlByName('14.0', 'VM_STATS_OLD')?.compat, 'COMPAT_FREEBSD13');
+  assert.equal(ioctlByName('14.0', 'VM_RUN')?.compat, undefined);
+  assert.equal(ioctlByName('14.0', 'VM_RUN_13')?.struct, 'vm_run_13');
+  assert.equal(ioctlByName('14.0', 'VM_STATS_OLD')?.struct, 'vm_stats_old');
+  assert.equal(ioctlByName('13.1', 'VM_RUN_13'), undefined, '13.1 has no VM_RUN_13');
+});
+
+test('REQ13 / REQ14 hold every ioctl of their table', () => {
+  assert.deepEqual(Object.keys(REQ13).sort(), ioctlTable('13.1').map((d) => d.name).sort());
+  assert.deepEqual(Object.keys(REQ14).sort(), ioctlTable('14.0').map((d) => d.name).sort());
+  assert.equal(REQ13.VM_RUN, 0xc0907601);
+  assert.equal(REQ13.VM_ACTIVATE_CPU, 0x8004765a);
+  assert.equal(REQ14.VM_RUN, 0xc0207601);
+  assert.equal(REQ14.VM_STATS, 0xc2207632);
+  assert.ok(Object.isFrozen(REQ13) && Object.isFrozen(REQ14));
+});
+
+for (const abi of ABI_NAMES) {
+  test(`${abi}: every entry decodes back to its IOCNUM, length, direction and group 'v'`, () => {
+    for (const def of ioctlTable(abi)) {
+      assert.equal(iocGroup(def.request), VMM_IOC_GROUP, def.name);
+      assert.equal(iocNum(def.request), def.num, def.name);
+      assert.equal(iocLen(def.request), def.len, def.name);
+      assert.equal(iocDir(def.request), DIR_BITS[def.dir], def.name);
+    }
+  });
+
+  test(`${abi}: requests are unique and found by ioctlByRequest`, () => {
+    const seen = new Set<number>();
+    for (const def of ioctlTable(abi)) {
+      assert.ok(!seen.has(def.request), `${def.name} duplicates a request`);
+      seen.add(def.request);
+      assert.equal(ioctlByRequest(abi, def.request), def);
+      assert.equal(requestOf(abi, def.name), def.request);
+    }
+    assert.equal(ioctlByRequest(abi, 0xdeadbeef), undefined);
+  });
+
+  test(`${abi}: every argument struct is described by the struct table with the ioctl's length`, () => {
+    for (const def of ioctlTable(abi)) {
+      if (def.dir === 'void') {
+        assert.equal(def.struct, '');
+        assert.equal(def.len, 0);
+        continue;
+      }
+      if (def.struct === 'int') {
+        assert.equal(def.len, 4);
+        continue;
+      }
+      const layout = structByName(abi, def.struct);
+      assert.ok(layout, `${abi} ${def.name}: struct ${def.struct} missing from structTable`);
+      assert.equal(layout.size, def.len, def.name);
+      assert.equal(argLayoutOf(abi, def.name), layout);
+    }
+  });
+}
+
+test('IocNum agrees with the reference numbering (legacy-13.1-side.md section 2)', () => {
+  assert.equal(IocNum.RUN, 1);
+  assert.equal(IocNum.ACTIVATE_CPU, 90);
+  assert.equal(IocNum.GET_CPUSET, 91);
+  assert.equal(IocNum.SUSPEND_CPU, 92);
+  assert.equal(IocNum.RESUME_CPU, 93);
+  assert.equal(IocNum.VM_STATS, 50);
+  assert.equal(IocNum.SNAPSHOT_REQ, 113);
+  assert.equal(IocNum.RESTORE_TIME, 115);
+});
+
+test('requestOf names the ABI and the ioctl when it fails', () => {
+  assert.throws(() => requestOf('13.1', 'VM_RUN_13'), (err: unknown) => {
+    assert.ok(err instanceof Error);
+    assert.match(err.message, /13\.1/);
+    assert.match(err.message, /VM_RUN_13/);
+    return true;
+  });
+  assert.throws(() => requestOf('14.0', 'VM_NOPE'), /14\.0.*VM_NOPE|VM_NOPE.*14\.0/);
+});
+
+test('an unknown ABI name is an error naming the accepted ones', () => {
+  const bogus = '15.0' as AbiName;
+  assert.throws(() => ioctlTable(bogus), /13\.1.*14\.0/);
+});
+
+test('compareWith13 marks what moved', () => {
+  const run = ioctlByName('14.0', 'VM_RUN');
+  const run13 = ioctlByName('14.0', 'VM_RUN_13');
+  const act = ioctlByName('14.0', 'VM_ACTIVATE_CPU');
+  assert.ok(run && run13 && act);
+  assert.deepEqual(compareWith13(run), { differsFrom13: true, request13: 0xc0907601 });
+  assert.deepEqual(compareWith13(run13), { differsFrom13: true, same13As: 'VM_RUN' });
+  assert.deepEqual(compareWith13(act), { differsFrom13: false });
+});
