@@ -1,6 +1,6 @@
 // Who is on the other end of a compat connection, and does that process hold the VM it names
 // open (ARCHITECTURE.md section 4)? Peer credentials come from the kernel, never from the peer.
-import koffi from 'koffi';
+import { koffi } from '../ffi/koffi';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';

@@ -1,7 +1,7 @@
 // VmmDevice: the daemon's own view of /dev/vmm/NAME. One koffi implementation over a
 // configurable system-call library: libc.so.7 on FreeBSD, the lab's libvmmlab_bridge.so in the
 // lab (which serves the same symbols). All koffi declarations of the daemon live here.
-import koffi from 'koffi';
+import { koffi } from '../ffi/koffi';
 import os from 'node:os';
 import { REQ13 } from '../abi/ioctls';
 import { cpusetFromBytes } from '../abi/cpuset';
