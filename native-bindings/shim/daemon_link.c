@@ -1,0 +1,381 @@
+/*
+ * daemon_link.c: the interposer's side of the compat protocol
+ * (docs/internals.md section 5).  Fixed-layout little-endian frames built
+ * with memcpy at documented offsets: no parser library, no allocation.
+ *
+ * The link is connected at open() of the vmm device, before bhyve's
+ * cap_enter.  Reconnects use connectat(dirfd, ...), the only way to reach a
+ * named socket in capability mode (capsicum(4); r333120).
+ */
+#define	_GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#ifndef __FreeBSD__
+#include "fbsd_compat.h"
+#endif
+
+#include "shim.h"
+
+#define	PROTO_VERSION		1
+#define	HDR_BYTES		8
+#define	T_HELLO			1
+#define	T_PLAN_REQUEST		2
+#define	T_EVENT			3
+#define	T_WELCOME		101
+#define	T_PLAN			102
+#define	T_ERROR			199
+#define	HELLO_BYTES		304
+#define	PLAN_REQUEST_BYTES	8
+#define	EVENT_BYTES		24
+#define	WELCOME_BYTES		20
+#define	PLAN_BYTES		128
+#define	ERROR_BYTES		256
+#define	SOCKET_NAME		"vmm-compatd.sock"
+#define	CONNECT_TIMEOUT_MS	2000
+#define	PLAN_TIMEOUT_MS		10000
+#define	RETRY_INTERVAL_NS	1000000000ULL
+
+#ifndef MSG_NOSIGNAL
+#define	MSG_NOSIGNAL		0
+#endif
+
+static void
+put32(uint8_t *p, uint32_t v)
+{
+
+	memcpy(p, &v, 4);	/* amd64: host order is little-endian */
+}
+
+static void
+put16(uint8_t *p, uint16_t v)
+{
+
+	memcpy(p, &v, 2);
+}
+
+static uint32_t
+get32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return (v);
+}
+
+static uint64_t
+get64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return (v);
+}
+
+static void
+header(uint8_t *frame, uint16_t type, uint32_t len)
+{
+
+	put32(frame, len);
+	put16(frame + 4, PROTO_VERSION);
+	put16(frame + 6, type);
+}
+
+static int
+send_all(int fd, const uint8_t *buf, size_t len, int flags)
+{
+	ssize_t n;
+
+	while (len > 0) {
+		n = send(fd, buf, len, MSG_NOSIGNAL | flags);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return (-1);
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	return (0);
+}
+
+static int
+recv_all(int fd, uint8_t *buf, size_t len, int timeout_ms)
+{
+	struct pollfd pfd;
+	ssize_t n;
+	int r;
+
+	while (len > 0) {
+		pfd.fd = fd;
+		pfd.events = POLLIN;
+		r = poll(&pfd, 1, timeout_ms);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			errno = r == 0 ? ETIMEDOUT : errno;
+			return (-1);
+		}
+		n = recv(fd, buf, len, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			errno = n == 0 ? ECONNRESET : errno;
+			return (-1);
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	return (0);
+}
+
+/* Reads one reply; ERROR bodies land in why. */
+static int
+recv_reply(int fd, uint16_t want, uint8_t *body, size_t bodylen,
+    char *why, size_t whylen, int timeout_ms, int *refused)
+{
+	uint8_t hdr[HDR_BYTES], err[ERROR_BYTES];
+	uint32_t len;
+	uint16_t type;
+
+	*refused = 0;
+	if (recv_all(fd, hdr, sizeof(hdr), timeout_ms) != 0) {
+		snprintf(why, whylen, "no reply: %s", strerror(errno));
+		return (-1);
+	}
+	len = get32(hdr);
+	memcpy(&type, hdr + 6, 2);
+	if (type == T_ERROR && len == ERROR_BYTES) {
+		if (recv_all(fd, err, sizeof(err), timeout_ms) != 0) {
+			snprintf(why, whylen, "truncated error reply");
+			return (-1);
+		}
+		err[ERROR_BYTES - 1] = '\0';
+		snprintf(why, whylen, "%s", (const char *)err + 4);
+		*refused = 1;
+		return (-1);
+	}
+	if (type != want || len != bodylen) {
+		snprintf(why, whylen, "unexpected reply type %u length %u",
+		    type, len);
+		return (-1);
+	}
+	if (recv_all(fd, body, bodylen, timeout_ms) != 0) {
+		snprintf(why, whylen, "truncated reply: %s", strerror(errno));
+		return (-1);
+	}
+	return (0);
+}
+
+typedef int (*connectat_fn)(int, int, const struct sockaddr *, socklen_t);
+
+static int
+connect_socket(char *why, size_t whylen)
+{
+	static connectat_fn connectat_p;
+	struct sockaddr_un sun;
+	int s, r;
+
+	if (shim_config.dirfd < 0) {
+		snprintf(why, whylen, "VMM_COMPAT_SOCKET_DIR is not set");
+		return (-1);
+	}
+	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s < 0) {
+		snprintf(why, whylen, "socket: %s", strerror(errno));
+		return (-1);
+	}
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (connectat_p == NULL)
+		connectat_p = (connectat_fn)dlsym(RTLD_DEFAULT, "connectat");
+	if (connectat_p != NULL) {
+		snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", SOCKET_NAME);
+		r = connectat_p(shim_config.dirfd, s,
+		    (const struct sockaddr *)&sun, sizeof(sun));
+	} else {
+		/* No connectat (plain Linux): works until capability mode. */
+		if (strlen(shim_config.socket_dir) + sizeof(SOCKET_NAME) + 1 >
+		    sizeof(sun.sun_path)) {
+			snprintf(why, whylen, "socket path too long");
+			close(s);
+			return (-1);
+		}
+		memcpy(sun.sun_path, shim_config.socket_dir,
+		    strlen(shim_config.socket_dir));
+		strcat(sun.sun_path, "/" SOCKET_NAME);
+		r = connect(s, (const struct sockaddr *)&sun, sizeof(sun));
+	}
+	if (r != 0) {
+		snprintf(why, whylen, "%s/%s: %s", shim_config.socket_dir,
+		    SOCKET_NAME, strerror(errno));
+		close(s);
+		return (-1);
+	}
+	return (s);
+}
+
+/* Called with link_lock held. */
+static enum link_result
+connect_locked(struct vm_session *vs, char *why, size_t whylen)
+{
+	uint8_t hello[HDR_BYTES + HELLO_BYTES], welcome[WELCOME_BYTES];
+	struct kernel_facts f;
+	int s, refused;
+
+	s = connect_socket(why, whylen);
+	if (s < 0)
+		return (LINK_DOWN);
+	memset(hello, 0, sizeof(hello));
+	header(hello, T_HELLO, HELLO_BYTES);
+	put32(hello + HDR_BYTES, (uint32_t)getpid());
+	put32(hello + HDR_BYTES + 4, 0);
+	memcpy(hello + HDR_BYTES + 8, vs->name, strlen(vs->name));
+	memcpy(hello + HDR_BYTES + 240, "13.1", 4);
+	if (send_all(s, hello, sizeof(hello), 0) != 0) {
+		snprintf(why, whylen, "HELLO: %s", strerror(errno));
+		close(s);
+		return (LINK_DOWN);
+	}
+	if (recv_reply(s, T_WELCOME, welcome, sizeof(welcome), why, whylen,
+	    CONNECT_TIMEOUT_MS, &refused) != 0) {
+		close(s);
+		return (refused ? LINK_REFUSED : LINK_DOWN);
+	}
+	memset(&f, 0, sizeof(f));
+	if (facts_for_variant((int)get32(welcome + 4), &f) != 0) {
+		snprintf(why, whylen, "daemon named unknown variant %u",
+		    get32(welcome + 4));
+		close(s);
+		return (LINK_DOWN);
+	}
+	f.cpuset_bytes = (int)get32(welcome + 8);
+	f.vmrun_abi = (int)get32(welcome + 12);
+	if (f.cpuset_bytes < 32 || f.cpuset_bytes > VMC_CPUSET_MAX_BYTES ||
+	    (f.vmrun_abi != 13 && f.vmrun_abi != 14)) {
+		snprintf(why, whylen, "daemon sent impossible kernel facts");
+		close(s);
+		return (LINK_DOWN);
+	}
+	vs->facts = f;
+	vs->facts_known = 1;
+	vs->link_session = get32(welcome);
+	vs->link_fd = s;
+	return (LINK_OK);
+}
+
+enum link_result
+link_connect(struct vm_session *vs, char *why, size_t whylen)
+{
+	enum link_result r;
+
+	pthread_mutex_lock(&vs->link_lock);
+	if (vs->link_fd >= 0) {
+		pthread_mutex_unlock(&vs->link_lock);
+		return (LINK_OK);
+	}
+	r = connect_locked(vs, why, whylen);
+	pthread_mutex_unlock(&vs->link_lock);
+	return (r);
+}
+
+static void
+drop_locked(struct vm_session *vs)
+{
+
+	if (vs->link_fd >= 0) {
+		close(vs->link_fd);
+		vs->link_fd = -1;
+	}
+}
+
+enum link_result
+link_plan(struct vm_session *vs, struct plan_reply *reply, char *why,
+    size_t whylen)
+{
+	uint8_t req[HDR_BYTES + PLAN_REQUEST_BYTES], body[PLAN_BYTES];
+	int refused;
+
+	pthread_mutex_lock(&vs->link_lock);
+	if (vs->link_fd < 0 && connect_locked(vs, why, whylen) != LINK_OK) {
+		pthread_mutex_unlock(&vs->link_lock);
+		return (LINK_DOWN);
+	}
+	header(req, T_PLAN_REQUEST, PLAN_REQUEST_BYTES);
+	put32(req + HDR_BYTES, (uint32_t)atomic_load(&vs->ncpus));
+	put32(req + HDR_BYTES + 4, atomic_load(&vs->boot));
+	if (send_all(vs->link_fd, req, sizeof(req), 0) != 0) {
+		snprintf(why, whylen, "PLAN_REQUEST: %s", strerror(errno));
+		drop_locked(vs);
+		pthread_mutex_unlock(&vs->link_lock);
+		return (LINK_DOWN);
+	}
+	if (recv_reply(vs->link_fd, T_PLAN, body, sizeof(body), why, whylen,
+	    PLAN_TIMEOUT_MS, &refused) != 0) {
+		drop_locked(vs);
+		pthread_mutex_unlock(&vs->link_lock);
+		return (refused ? LINK_REFUSED : LINK_DOWN);
+	}
+	pthread_mutex_unlock(&vs->link_lock);
+	reply->action = get32(body);
+	reply->spinup_bias = get32(body + 4);
+	reply->parked_mask = get64(body + 8);
+	reply->boot = get32(body + 16);
+	memcpy(reply->reason, body + 24, sizeof(reply->reason));
+	reply->reason[sizeof(reply->reason) - 1] = '\0';
+	return (LINK_OK);
+}
+
+/*
+ * Events never block a vCPU thread: a full socket buffer drops the event,
+ * a dead daemon is retried at most once a second.
+ */
+void
+link_event(struct vm_session *vs, int kind, int vcpu, int arg)
+{
+	uint8_t ev[HDR_BYTES + EVENT_BYTES];
+	uint64_t now;
+	char why[128];
+
+	now = monotonic_ns();
+	memset(ev, 0, sizeof(ev));
+	header(ev, T_EVENT, EVENT_BYTES);
+	put32(ev + HDR_BYTES, (uint32_t)kind);
+	put32(ev + HDR_BYTES + 4, (uint32_t)vcpu);
+	put32(ev + HDR_BYTES + 8, (uint32_t)arg);
+	memcpy(ev + HDR_BYTES + 16, &now, 8);
+	pthread_mutex_lock(&vs->link_lock);
+	if (vs->link_fd < 0 && now >= vs->link_retry_ns) {
+		vs->link_retry_ns = now + RETRY_INTERVAL_NS;
+		if (connect_locked(vs, why, sizeof(why)) == LINK_OK &&
+		    vs->fallback_pending) {
+			vs->fallback_pending = 0;
+			uint8_t fb[HDR_BYTES + EVENT_BYTES];
+
+			memcpy(fb, ev, sizeof(fb));
+			put32(fb + HDR_BYTES, VMC_EV_FALLBACK);
+			put32(fb + HDR_BYTES + 4, (uint32_t)-1);
+			(void)send_all(vs->link_fd, fb, sizeof(fb), MSG_DONTWAIT);
+		}
+	}
+	if (vs->link_fd >= 0) {
+		ssize_t n;
+
+		n = send(vs->link_fd, ev, sizeof(ev), MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n == (ssize_t)sizeof(ev)) {
+			pthread_mutex_unlock(&vs->link_lock);
+			return;
+		}
+		/* A partial frame would desynchronise the stream: drop it. */
+		if (n > 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+			drop_locked(vs);
+	}
+	vs->events_dropped++;
+	pthread_mutex_unlock(&vs->link_lock);
+}

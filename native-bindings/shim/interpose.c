@@ -1,0 +1,365 @@
+/*
+ * interpose.c: the symbols libvmmcompat.so exports into legacy bhyve.
+ *
+ * ioctl() is the product's cost: for an fd that is not a vmm fd it is one
+ * bounds check and one table load before the next ioctl(); for a vmm fd one
+ * more table load (compat_actions[], indexed like bhyverun.c's
+ * vmexit_handlers[]) decides whether the request is a compat event.  Nothing
+ * on that path allocates, locks, logs or talks to the daemon.
+ */
+#define	_GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifdef __FreeBSD__
+#include <sys/capsicum.h>
+#else
+#include "fbsd_compat.h"
+#endif
+
+#include "shim.h"
+
+#define	VMM_DEV_PREFIX		"/dev/vmm/"
+/* Everything else in the library is hidden (-fvisibility=hidden). */
+#define	SHIM_EXPORT		__attribute__((visibility("default")))
+
+ioctl_fn shim_next_ioctl;
+
+typedef int (*open_fn)(const char *, int, ...);
+typedef int (*openat_fn)(int, const char *, int, ...);
+typedef int (*close_fn)(int);
+typedef int (*cap_ioctls_limit_fn)(int, const cap_ioctl_t *, size_t);
+
+static open_fn next_open;
+static openat_fn next_openat;
+static close_fn next_close;
+static cap_ioctls_limit_fn next_cap_ioctls_limit;
+
+/* fd -> session; written at open/close (before/after vCPU threads use it). */
+static struct vm_session *_Atomic vmfd_table[VMC_FD_TABLE];
+
+static void
+resolve_next(void)
+{
+
+	shim_next_ioctl = (ioctl_fn)dlsym(RTLD_NEXT, "ioctl");
+	next_open = (open_fn)dlsym(RTLD_NEXT, "open");
+	next_openat = (openat_fn)dlsym(RTLD_NEXT, "openat");
+	next_close = (close_fn)dlsym(RTLD_NEXT, "close");
+	next_cap_ioctls_limit =
+	    (cap_ioctls_limit_fn)dlsym(RTLD_NEXT, "cap_ioctls_limit");
+}
+
+/*
+ * Another library's constructor may call in before ours ran: resolve lazily
+ * then (a once-only cost, never on the steady-state path).
+ */
+static inline void
+ensure_resolved(void)
+{
+
+	if (__builtin_expect(shim_next_ioctl == NULL, 0))
+		resolve_next();
+}
+
+void shim_read_environment(void);
+
+__attribute__((constructor)) static void
+shim_init(void)
+{
+
+	resolve_next();
+	shim_read_environment();
+}
+
+/* ---- compat actions, indexed by IOCNUM (request & 0xff) ---------------- */
+
+typedef int (*compat_handler)(struct vm_session *, int, unsigned long, void *);
+
+struct compat_action {
+	unsigned long	request;
+	compat_handler	handler;
+};
+
+static int on_set_topology(struct vm_session *, int, unsigned long, void *);
+static int on_vm_run(struct vm_session *, int, unsigned long, void *);
+static int on_activate_cpu(struct vm_session *, int, unsigned long, void *);
+static int on_get_cpus(struct vm_session *, int, unsigned long, void *);
+static int on_suspend(struct vm_session *, int, unsigned long, void *);
+static int on_reinit(struct vm_session *, int, unsigned long, void *);
+
+#define	IOCNUM(req)	((req) & 0xff)
+
+static const struct compat_action compat_actions[256] = {
+	[IOCNUM(ABI13_VM_RUN)] = { ABI13_VM_RUN, on_vm_run },
+	[IOCNUM(ABI13_VM_SUSPEND)] = { ABI13_VM_SUSPEND, on_suspend },
+	[IOCNUM(ABI13_VM_REINIT)] = { ABI13_VM_REINIT, on_reinit },
+	[IOCNUM(ABI13_VM_SET_TOPOLOGY)] = { ABI13_VM_SET_TOPOLOGY,
+	    on_set_topology },
+	[IOCNUM(ABI13_VM_ACTIVATE_CPU)] = { ABI13_VM_ACTIVATE_CPU,
+	    on_activate_cpu },
+	[IOCNUM(ABI13_VM_GET_CPUS)] = { ABI13_VM_GET_CPUS, on_get_cpus },
+};
+
+SHIM_EXPORT int
+ioctl(int fd, unsigned long request, ...)
+{
+	const struct compat_action *action;
+	struct vm_session *vs;
+	va_list ap;
+	void *arg;
+
+	va_start(ap, request);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	ensure_resolved();
+	if ((unsigned)fd >= VMC_FD_TABLE ||
+	    (vs = atomic_load_explicit(&vmfd_table[fd],
+	    memory_order_acquire)) == NULL)
+		return (shim_next_ioctl(fd, request, arg));
+	action = &compat_actions[IOCNUM(request)];
+	if (action->request != request)
+		return (shim_next_ioctl(fd, request, arg));
+	return (action->handler(vs, fd, request, arg));
+}
+
+/* ---- the compat events ----------------------------------------------- */
+
+/* bhyverun.c do_open: -c N gives sockets=N; the vCPU count is the product. */
+static int
+on_set_topology(struct vm_session *vs, int fd, unsigned long request,
+    void *arg)
+{
+	const struct vm_cpu_topology *topo = arg;
+	int error, n;
+
+	error = shim_next_ioctl(fd, request, arg);
+	if (error == 0 && topo != NULL) {
+		n = topo->sockets * topo->cores * topo->threads;
+		atomic_store(&vs->ncpus, n > VMC_MAX_VCPUS ? VMC_MAX_VCPUS : n);
+	}
+	return (error);
+}
+
+/*
+ * VM_RUN: the BSP's first run of a boot waits for the plan (compat sequence
+ * step 3); a SPINUP_AP exit is corrected, handed over or swallowed
+ * (steps 4, 5, 7) before bhyve sees it.
+ */
+static int
+on_vm_run(struct vm_session *vs, int fd __attribute__((unused)),
+    unsigned long request __attribute__((unused)), void *arg)
+{
+	struct vm_run *vr = arg;
+	int error;
+
+	if (vr->cpuid == 0 && atomic_load(&vs->planned_boot) !=
+	    atomic_load(&vs->boot) + 1)
+		plan_boot(vs);
+	for (;;) {
+		error = kernel_vm_run(vs, vr);
+		if (error != 0)
+			return (error);
+		if (vr->vm_exit.exitcode == VM_EXITCODE_SPINUP_AP) {
+			if (spinup_ap_exit(vs, &vr->vm_exit) == SPINUP_SWALLOW)
+				continue;
+		} else if (vr->vm_exit.exitcode == VM_EXITCODE_SUSPENDED &&
+		    atomic_exchange(&vs->suspend_reported, 1) == 0) {
+			link_event(vs, VMC_EV_SUSPEND, vr->cpuid,
+			    vr->vm_exit.u.suspended.how);
+		}
+		return (0);
+	}
+}
+
+static int
+on_activate_cpu(struct vm_session *vs, int fd, unsigned long request,
+    void *arg)
+{
+
+	return (activate_cpu(vs, fd, request, arg));
+}
+
+static int
+on_get_cpus(struct vm_session *vs, int fd, unsigned long request, void *arg)
+{
+
+	return (get_cpus(vs, fd, request, arg));
+}
+
+/* VM_SUSPEND (step 8): parked APs must reach VM_RUN now, not at next poll. */
+static int
+on_suspend(struct vm_session *vs, int fd, unsigned long request, void *arg)
+{
+	int error;
+
+	error = shim_next_ioctl(fd, request, arg);
+	parkers_wake(vs);
+	return (error);
+}
+
+/*
+ * VM_REINIT (step 9): on success the kernel cleared every active set
+ * (vmm.c vm_reinit -> vm_init), so the plan starts over for the next boot.
+ */
+static int
+on_reinit(struct vm_session *vs, int fd, unsigned long request, void *arg)
+{
+	int error;
+
+	error = shim_next_ioctl(fd, request, arg);
+	if (error != 0)
+		return (error);
+	pthread_mutex_lock(&vs->plan_lock);
+	parkers_stop_all(vs);
+	atomic_store(&vs->parked_mask, 0);
+	atomic_store(&vs->claimed_mask, 0);
+	atomic_store(&vs->running_mask, 0);
+	atomic_store(&vs->suspend_reported, 0);
+	atomic_fetch_add(&vs->boot, 1);
+	pthread_mutex_unlock(&vs->plan_lock);
+	link_event(vs, VMC_EV_REINIT, -1, (int)atomic_load(&vs->boot));
+	return (0);
+}
+
+/* ---- recognising vmm fds ------------------------------------------------ */
+
+static const char *
+vmm_name(const char *path)
+{
+	const char *name;
+
+	if (path == NULL || strncmp(path, VMM_DEV_PREFIX,
+	    sizeof(VMM_DEV_PREFIX) - 1) != 0)
+		return (NULL);
+	name = path + sizeof(VMM_DEV_PREFIX) - 1;
+	if (*name == '\0' || strchr(name, '/') != NULL)
+		return (NULL);
+	return (name);
+}
+
+/*
+ * Attaching connects to the daemon now, before bhyve's cap_enter (compat
+ * sequence step 1).  A refusal fails the open, so bhyve stops before it has
+ * touched the VM (vm_open -> exit 4).
+ */
+static int
+attach_or_refuse(int fd, const char *name)
+{
+	int saved;
+
+	if (session_attach(fd, name) == 0)
+		return (fd);
+	saved = errno;
+	next_close(fd);
+	errno = saved;
+	return (-1);
+}
+
+SHIM_EXPORT int
+open(const char *path, int flags, ...)
+{
+	const char *name;
+	va_list ap;
+	int fd, mode;
+
+	ensure_resolved();
+	mode = 0;
+	if ((flags & O_CREAT) != 0) {
+		va_start(ap, flags);
+		mode = va_arg(ap, int);
+		va_end(ap);
+	}
+	fd = next_open(path, flags, mode);
+	if (fd < 0 || (name = vmm_name(path)) == NULL)
+		return (fd);
+	return (attach_or_refuse(fd, name));
+}
+
+SHIM_EXPORT int
+openat(int dirfd, const char *path, int flags, ...)
+{
+	const char *name;
+	va_list ap;
+	int fd, mode;
+
+	ensure_resolved();
+	mode = 0;
+	if ((flags & O_CREAT) != 0) {
+		va_start(ap, flags);
+		mode = va_arg(ap, int);
+		va_end(ap);
+	}
+	fd = next_openat(dirfd, path, flags, mode);
+	if (fd < 0 || (name = vmm_name(path)) == NULL)
+		return (fd);
+	return (attach_or_refuse(fd, name));
+}
+
+#ifndef __FreeBSD__
+/* glibc: large-file aliases, which the same callers may bind to. */
+SHIM_EXPORT int open64(const char *, int, ...) __attribute__((alias("open")));
+SHIM_EXPORT int openat64(int, const char *, int, ...) __attribute__((alias("openat")));
+#endif
+
+SHIM_EXPORT int
+close(int fd)
+{
+
+	ensure_resolved();
+	if ((unsigned)fd < VMC_FD_TABLE &&
+	    atomic_load_explicit(&vmfd_table[fd], memory_order_acquire) != NULL)
+		session_detach(fd);
+	return (next_close(fd));
+}
+
+/*
+ * bhyverun.c do_open limits the vmm fd to libvmmapi's 13.1 ioctl list.  A
+ * translation that needs another request number (the 14.0 VM_RUN) widens the
+ * list by exactly that number; nothing else of the sandbox changes
+ * (ARCHITECTURE.md section 4).
+ */
+SHIM_EXPORT int
+cap_ioctls_limit(int fd, const cap_ioctl_t *cmds, size_t ncmds)
+{
+	unsigned long widened[VMC_CAP_IOCTLS_MAX];
+	struct vm_session *vs;
+	size_t n;
+
+	ensure_resolved();
+	if (next_cap_ioctls_limit == NULL) {
+		errno = ENOSYS;
+		return (-1);
+	}
+	if ((unsigned)fd >= VMC_FD_TABLE || cmds == NULL ||
+	    (vs = atomic_load(&vmfd_table[fd])) == NULL)
+		return (next_cap_ioctls_limit(fd, cmds, ncmds));
+	n = widen_ioctl_list(vs, (const unsigned long *)cmds, ncmds, widened,
+	    sizeof(widened) / sizeof(widened[0]));
+	return (next_cap_ioctls_limit(fd, (const cap_ioctl_t *)widened, n));
+}
+
+/* session.c registers and unregisters through these two. */
+void
+vmfd_publish(int fd, struct vm_session *vs)
+{
+
+	if ((unsigned)fd < VMC_FD_TABLE)
+		atomic_store_explicit(&vmfd_table[fd], vs,
+		    memory_order_release);
+}
+
+struct vm_session *
+vmfd_take(int fd)
+{
+
+	if ((unsigned)fd >= VMC_FD_TABLE)
+		return (NULL);
+	return (atomic_exchange(&vmfd_table[fd], NULL));
+}

@@ -1,0 +1,172 @@
+/*
+ * libvmmcompat.so: internal interfaces.  The interposer sits in a legacy
+ * FreeBSD 13.1 bhyve (LD_PRELOAD) and acts only on the compat events of
+ * ARCHITECTURE.md section 3; every other ioctl goes straight to the next
+ * ioctl() (interpose.c).
+ */
+#ifndef _VMMCOMPAT_SHIM_H_
+#define _VMMCOMPAT_SHIM_H_
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "vmm13.h"
+
+/* 13.1 vmm.h VM_MAXCPU: 13.1 bhyve never runs more vCPUs than this. */
+#define	VMC_MAX_VCPUS		16
+/* Size of the fd -> session table: fds above it are never vmm fds here. */
+#define	VMC_FD_TABLE		4096
+/* vmm.h VM_MAX_NAMELEN */
+#define	VMC_VM_NAME_MAX		229
+/* Largest kernel cpuset_t handled (CPU_MAXSIZE 1024 bits on 14.x). */
+#define	VMC_CPUSET_MAX_BYTES	128
+
+/* Kernel variants (docs/internals.md section 5 codes). */
+enum vmc_variant {
+	VMC_VARIANT_UNKNOWN = 0,
+	VMC_VARIANT_LEGACY13 = 1,
+	VMC_VARIANT_WINDOW = 2,
+	VMC_VARIANT_FIXED14 = 3,
+	VMC_VARIANT_MAIN15 = 4,
+};
+
+/* Compat protocol event kinds (docs/internals.md section 5). */
+enum vmc_event {
+	VMC_EV_PARKED = 1,
+	VMC_EV_HANDOVER = 2,
+	VMC_EV_SPINUP_DUPLICATE = 3,
+	VMC_EV_ACTIVATE_HIDDEN = 4,
+	VMC_EV_SUSPEND = 5,
+	VMC_EV_REINIT = 6,
+	VMC_EV_FALLBACK = 7,
+	VMC_EV_PARKER_EXIT = 8,
+	VMC_EV_VMRUN_TRANSLATED = 9,
+	VMC_EV_CPUS_TRANSLATED = 10,
+};
+
+struct kernel_facts {
+	int		variant;	/* enum vmc_variant */
+	int		cpuset_bytes;	/* sizeof(kernel cpuset_t) */
+	int		vmrun_abi;	/* 13: 144-byte VM_RUN works; 14: translate */
+};
+
+struct vm_session;
+
+struct parker {
+	pthread_t		thread;
+	struct vm_session	*vs;
+	int			vcpu;
+	atomic_int		running;	/* thread started and not joined */
+	atomic_int		stop;		/* handover or shutdown asked */
+};
+
+struct vm_session {
+	char			name[VMC_VM_NAME_MAX + 1];
+	int			fd;
+	struct kernel_facts	facts;
+	int			facts_known;
+
+	/* Topology (VM_SET_TOPOLOGY) and the plan of the current boot. */
+	atomic_int		ncpus;
+	atomic_uint		boot;		/* +1 per successful VM_REINIT */
+	atomic_uint		planned_boot;	/* boot + 1 once planned */
+	atomic_int		spinup_bias;
+	atomic_uint		parked_mask;	/* APs pre-activated for bhyve */
+	atomic_uint		claimed_mask;	/* ... and handed over to it */
+	atomic_uint		running_mask;	/* APs that bhyve runs itself */
+	atomic_int		suspend_reported;
+	atomic_int		cpus_translated;
+	atomic_int		vmrun_translated;
+	pthread_mutex_t		plan_lock;	/* plan, handover, reinit */
+
+	/* Parkers sleep on park_cond between VM_RUN polls. */
+	struct parker		parkers[VMC_MAX_VCPUS];
+	pthread_mutex_t		park_lock;
+	pthread_cond_t		park_cond;
+	uint64_t		plan_time_ns;	/* start of the boot window */
+
+	/* The daemon link (daemon_link.c). */
+	pthread_mutex_t		link_lock;
+	int			link_fd;	/* -1: not connected */
+	unsigned		link_session;
+	uint64_t		link_retry_ns;
+	unsigned		events_dropped;
+	int			fallback_pending;
+};
+
+/* Process-wide settings read from the environment by the constructor. */
+struct shim_config {
+	int		dirfd;			/* socket directory, -1 if none */
+	char		socket_dir[512];
+	int		require_daemon;
+	unsigned	boot_poll_us;
+	unsigned	boot_window_ms;
+	unsigned	idle_poll_ms;
+	struct kernel_facts cached;		/* from kernel-variant file/env */
+	int		cached_known;
+};
+
+extern struct shim_config shim_config;
+
+/* interpose.c: the next implementation of each interposed call. */
+typedef int (*ioctl_fn)(int, unsigned long, ...);
+extern ioctl_fn shim_next_ioctl;
+
+/* session.c */
+int	session_attach(int fd, const char *name);
+void	session_detach(int fd);
+void	shim_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+uint64_t monotonic_ns(void);
+int	facts_for_variant(int variant, struct kernel_facts *facts);
+const char *variant_name(int variant);
+
+/* daemon_link.c */
+struct plan_reply {
+	uint32_t	action;		/* 0 pass-through, 1 park */
+	uint32_t	spinup_bias;
+	uint64_t	parked_mask;
+	uint32_t	boot;
+	char		reason[104];
+};
+enum link_result { LINK_OK, LINK_DOWN, LINK_REFUSED };
+enum link_result link_connect(struct vm_session *vs, char *why, size_t whylen);
+enum link_result link_plan(struct vm_session *vs, struct plan_reply *reply,
+	    char *why, size_t whylen);
+void	link_event(struct vm_session *vs, int kind, int vcpu, int arg);
+
+/* kernel.c: the session's own ioctls, on bhyve's fd, past the interposer. */
+int	kernel_vcpu_op(struct vm_session *vs, unsigned long request, int vcpu);
+int	kernel_vm_run(struct vm_session *vs, struct vm_run *vr);
+int	kernel_cpus(struct vm_session *vs, int which, uint32_t *mask);
+
+/* plan.c */
+void	plan_boot(struct vm_session *vs);
+
+/* parker.c */
+int	parker_start(struct vm_session *vs, int vcpu);
+void	parker_stop(struct vm_session *vs, int vcpu);
+void	parkers_stop_all(struct vm_session *vs);
+void	parkers_wake(struct vm_session *vs);
+
+/* handover.c */
+enum spinup_verdict { SPINUP_DELIVER, SPINUP_SWALLOW };
+enum spinup_verdict spinup_ap_exit(struct vm_session *vs, struct vm_exit *vme);
+int	activate_cpu(struct vm_session *vs, int fd, unsigned long request,
+	    struct vm_activate_cpu *arg);
+
+/* translate.c */
+int	get_cpus(struct vm_session *vs, int fd, unsigned long request,
+	    struct vm_cpuset *arg);
+size_t	widen_ioctl_list(struct vm_session *vs, const unsigned long *cmds,
+	    size_t ncmds, unsigned long *out, size_t outmax);
+
+/* kern/sys_capability.c: at most 256 ioctls in a capsicum limit. */
+#define	VMC_CAP_IOCTLS_MAX	256
+
+/* interpose.c */
+void	vmfd_publish(int fd, struct vm_session *vs);
+struct vm_session *vmfd_take(int fd);
+
+#endif /* !_VMMCOMPAT_SHIM_H_ */

@@ -1,0 +1,18 @@
+# libvmmcompat.so: the interposer preloaded into legacy 13.1 bhyve.
+# Included by native-bindings/Makefile; builds into build/ and build/asan/.
+SHIM_SRCS=	shim/interpose.c shim/session.c shim/daemon_link.c shim/kernel.c \
+		shim/plan.c shim/parker.c shim/handover.c shim/translate.c
+SHIM_HDRS=	shim/shim.h include/vmm13.h include/vmm_abi_gen.h include/fbsd_compat.h
+SHIM_CFLAGS=	-std=gnu11 -Wall -Wextra -Werror -fPIC -Iinclude -Ishim -pthread \
+		-fvisibility=hidden
+SHIM_LDFLAGS=	-shared -pthread -ldl
+
+build/libvmmcompat.so: $(SHIM_SRCS) $(SHIM_HDRS)
+	@mkdir -p build
+	$(CC) $(SHIM_CFLAGS) -O2 -o $@ $(SHIM_SRCS) $(SHIM_LDFLAGS)
+
+build/asan/libvmmcompat.so: $(SHIM_SRCS) $(SHIM_HDRS)
+	@mkdir -p build/asan
+	$(CC) $(SHIM_CFLAGS) -O1 -g -fno-omit-frame-pointer \
+	    -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+	    -o $@ $(SHIM_SRCS) $(SHIM_LDFLAGS) -fsanitize=address,undefined
