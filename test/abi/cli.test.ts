@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { ioctlTable } from '../../src/abi/ioctls';
+import { abiJson, abiText } from '../../src/cli/commands/abi';
 import { hexRequest } from '../../src/abi/ioccom';
 import { REF_13 } from './reference';
 
@@ -103,4 +104,20 @@ test('an unknown --abi value exits 2 and names the accepted values on stderr', (
   assert.equal(r.stdout, '');
   assert.match(r.stderr, /13\.1/);
   assert.match(r.stderr, /14\.0/);
+});
+
+// The same output in-process, so that a failure above that comes from another command's module
+// failing to load is told apart from a failure of the abi command itself.
+test('abiJson / abiText agree with the spawned command contract', () => {
+  const e13 = abiJson('13.1');
+  assert.equal(e13.find((e) => e.name === 'VM_RUN')?.request, '0xC0907601');
+  assert.ok(e13.every((e) => e.differsFrom13 === undefined));
+  const e14 = abiJson('14.0');
+  assert.ok(e14.every((e) => typeof e.differsFrom13 === 'boolean'));
+  assert.deepEqual(
+    e14.filter((e) => e.differsFrom13).map((e) => e.name),
+    ['VM_RUN', 'VM_RUN_13', 'VM_STATS', 'VM_STATS_OLD', 'VM_SNAPSHOT_REQ', 'VM_SNAPSHOT_REQ_OLD'],
+  );
+  const text = abiText('13.1');
+  assert.match(text, /^VM_ACTIVATE_CPU\s+0x8004765A\s+in\s+90\s+4\s+vm_activate_cpu$/m);
 });
