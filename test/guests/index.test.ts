@@ -1,0 +1,43 @@
+// The registry of standard guests.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { standardGuest, standardGuestNames, standardGuests } from '../../src/lab/guests/index';
+import { FINAL_ACTION_CODES, SMP_BOOT_LAYOUT, buildSmpBoot } from '../../src/lab/guests/smp-boot';
+import { runMachine } from './lab-machine';
+
+test('the registry names smp-boot and its variants', () => {
+  assert.deepEqual(standardGuestNames(), [
+    'smp-boot', 'smp-boot-reset', 'smp-boot-halt', 'smp-boot-triplefault', 'smp-boot-restart', 'smp-boot-bsp-only',
+  ]);
+  for (const guest of standardGuests()) assert.ok(guest.description.length > 0, guest.name);
+});
+
+test('standardGuest builds the named image', () => {
+  assert.deepEqual(standardGuest('smp-boot'), buildSmpBoot());
+  const finalAction = (name: string): number => standardGuest(name)[SMP_BOOT_LAYOUT.finalAction];
+  assert.equal(finalAction('smp-boot-reset'), FINAL_ACTION_CODES.reset);
+  assert.equal(finalAction('smp-boot-halt'), FINAL_ACTION_CODES.halt);
+  assert.equal(finalAction('smp-boot-triplefault'), FINAL_ACTION_CODES.triplefault);
+});
+
+test('each standard guest ends the way its name says', () => {
+  const expected: Record<string, [string, string]> = {
+    'smp-boot': ['poweroff', 'online=3\n'],
+    'smp-boot-reset': ['reset', 'online=3\n'],
+    'smp-boot-halt': ['halt', 'online=3\n'],
+    'smp-boot-triplefault': ['triplefault', 'online=3\n'],
+    'smp-boot-restart': ['poweroff', 'online=3\nrestart=1\n'],
+    'smp-boot-bsp-only': ['poweroff', 'online=1\n'],
+  };
+  for (const name of standardGuestNames()) {
+    const result = runMachine({ vcpus: 3, image: standardGuest(name) });
+    assert.deepEqual([result.outcome, result.console], expected[name], name);
+  }
+});
+
+test('an unknown name is an error that lists the standard guests', () => {
+  assert.throws(() => standardGuest('smp-bot'), {
+    message: "unknown guest 'smp-bot'; standard guests: smp-boot, smp-boot-reset, smp-boot-halt, smp-boot-triplefault, smp-boot-restart, smp-boot-bsp-only",
+  });
+});
