@@ -6,7 +6,8 @@
 // timed waits cost a predictable number of instructions. It is not the kernel model: no
 // rendezvous, no activation sets, no interrupts.
 
-import { CpuState, Flag, Gpr, setRealModeSegment } from '../../src/lab/x86/cpu';
+import { CpuState, Flag } from '../../src/lab/x86/cpu';
+import { startApAtSipiVector, startLabBsp } from '../../src/lab/guests/boot-state';
 import { completeRdmsr, Exit, run } from '../../src/lab/x86/interpreter';
 import {
   CONSOLE_PORT,
@@ -83,8 +84,7 @@ export function runMachine(options: MachineOptions): MachineResult {
   const states: VcpuState[] = cpus.map((_, id) => (id === 0 ? 'running' : 'wait-for-init'));
   const startups = cpus.map(() => 0);
   const bsp = cpus[0];
-  for (const seg of [bsp.cs, bsp.ds, bsp.es, bsp.ss]) setRealModeSegment(seg, GUEST_LOAD_ADDRESS >> 4);
-  bsp.gpr[Gpr.ESP] = 0xfff0;
+  startLabBsp(bsp);
 
   let retired = 0; // instructions of finished slices, over all vCPUs (and earlier incarnations)
   let sliceCpu = bsp;
@@ -106,9 +106,7 @@ export function runMachine(options: MachineOptions): MachineResult {
     if (ipi.mode === 'init') {
       states[ipi.to] = 'wait-for-sipi';
     } else if (ipi.mode === 'startup' && states[ipi.to] === 'wait-for-sipi') {
-      const ap = new CpuState();
-      setRealModeSegment(ap.cs, ipi.vector << 8);
-      cpus[ipi.to] = ap;
+      startApAtSipiVector(cpus[ipi.to], ipi.vector);
       states[ipi.to] = 'running';
       startups[ipi.to]++;
     }

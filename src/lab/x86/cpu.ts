@@ -63,6 +63,18 @@ export class CpuState {
 }
 
 /**
+ * Puts a vCPU back into its power-on state in place (the kernel model keeps one CpuState per
+ * vCPU). `instructions` is kept: it counts every instruction this vCPU ever completed.
+ */
+export function resetCpuState(cpu: CpuState): void {
+  cpu.gpr.fill(0);
+  cpu.ip = 0;
+  cpu.flags = Flag.RESERVED_ONE;
+  Object.assign(cpu.cs, realModeSegment(REAL_MODE_CODE_ACCESS));
+  for (const seg of [cpu.ds, cpu.es, cpu.ss]) Object.assign(seg, realModeSegment(REAL_MODE_DATA_ACCESS));
+}
+
+/**
  * Loads a segment register the way real mode does: base = selector << 4. Limit and access rights
  * are kept, as the hidden descriptor cache of a real CPU keeps them.
  */
