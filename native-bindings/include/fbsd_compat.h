@@ -106,6 +106,29 @@ int	sysctlbyname(const char *name, void *oldp, size_t *oldlenp,
 #endif
 
 /*
+ * Programs and libraries that reach these through their dynamic symbol
+ * table (libvmmapi_lab.so, the bhyve models) define LAB_FBSD_WEAK before
+ * including this file: the definitions come from the preloaded bridge, and
+ * lab_fbsd_present() tells whether it is there.
+ */
+#ifdef LAB_FBSD_WEAK
+#pragma weak cap_enter
+#pragma weak cap_getmode
+#pragma weak cap_rights_limit
+#pragma weak cap_ioctls_limit
+#pragma weak connectat
+#pragma weak sysctlbyname
+
+static inline int
+lab_fbsd_present(void)
+{
+
+	return (cap_enter != NULL && sysctlbyname != NULL &&
+	    cap_rights_limit != NULL && cap_ioctls_limit != NULL);
+}
+#endif
+
+/*
  * capsicum_helpers.h (FreeBSD 12+): the caph_* wrappers are static inline
  * and treat ENOSYS (a kernel without capability mode) as success.
  */
