@@ -1,0 +1,549 @@
+/*
+ * bhyverun14.c: control-flow model of FreeBSD 14.0 bhyve
+ * (usr.sbin/bhyve/bhyverun.c and amd64/vmexit.c, 14.0; kernel-main-side.md
+ * section 5.2): every vCPU gets its capabilities (VM_CAP_IPI_EXIT, x2APIC)
+ * and is activated, debug-suspended and given a thread at start-up; after
+ * cap_enter the BSP is resumed.  Parked APs spin on VM_EXITCODE_DEBUG with
+ * a 1 ms sleep (D39174); INIT IPI exits debug-suspend their targets,
+ * STARTUP IPI exits reset and resume them (spinup_ap14.c).
+ *
+ * VM_RUN speaks the ABI of the kernel it runs on (VMMLAB_VMRUN_ABI):
+ *   14 (default): struct vm_run_14, exit and cpuset behind pointers,
+ *                 cpusetsize 128 (14.0);
+ *   13:           the 144-byte struct vm_run with the IPI mask inside the
+ *                 exit (early-2023 main, before e17eca32).
+ */
+#define	_GNU_SOURCE
+#define	LAB_FBSD_WEAK
+#include <assert.h>
+#include <err.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bhyve_common.h"
+#include "bhyverun14.h"
+
+#define	VM_EXITCODE_MAX	VM_EXITCODE_MAX14
+#define	LAB_MAXCPU	(ABI14_CPUSET_BYTES * 8)
+#define	IDT_GP		13
+
+struct vcpu_info {
+	struct vmctx	*ctx;
+	int		vcpuid;
+	pthread_t	thr;
+};
+
+typedef int (*vmexit_handler_t)(struct vmctx *, struct vcpu_info *,
+    struct vm_exit *, const cpuset14_t *);
+
+static const int BSP = 0;
+static int guest_ncpus;
+static uint16_t cores, maxcpus, sockets, threads;
+static int x2apic_mode;
+static int destroy_on_poweroff;
+static int strictmsr = 1;
+static int vmrun_abi = 14;
+
+static cpuset14_t cpumask;
+static struct vcpu_info *vcpu_info;
+
+static pthread_mutex_t resetcpu_mtx = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t resetcpu_cond = PTHREAD_COND_INITIALIZER;
+
+static void vm_loop(struct vcpu_info *vi);
+
+static void
+cpumask_set(int vcpu)
+{
+
+	__atomic_fetch_or(&cpumask.bits[vcpu / 64], (uint64_t)1 << (vcpu % 64),
+	    __ATOMIC_SEQ_CST);
+}
+
+static void
+cpumask_clr(int vcpu)
+{
+
+	__atomic_fetch_and(&cpumask.bits[vcpu / 64],
+	    ~((uint64_t)1 << (vcpu % 64)), __ATOMIC_SEQ_CST);
+}
+
+static int
+cpumask_isset(int vcpu)
+{
+
+	return ((__atomic_load_n(&cpumask.bits[vcpu / 64], __ATOMIC_SEQ_CST) >>
+	    (vcpu % 64)) & 1);
+}
+
+static int
+cpumask_empty(void)
+{
+	unsigned int i;
+
+	for (i = 0; i < sizeof(cpumask.bits) / sizeof(cpumask.bits[0]); i++)
+		if (__atomic_load_n(&cpumask.bits[i], __ATOMIC_SEQ_CST) != 0)
+			return (0);
+	return (1);
+}
+
+static void *
+fbsdrun_start_thread(void *param)
+{
+	struct vcpu_info *vi;
+	char tname[16];
+
+	vi = param;
+	snprintf(tname, sizeof(tname), "vcpu %d", vi->vcpuid);
+	pthread_setname_np(pthread_self(), tname);
+
+	vm_loop(vi);
+
+	/* vm_loop returns only on a VM_RUN error. */
+	exit(1);
+	return (NULL);
+}
+
+/*
+ * bhyverun.c (14.0): fbsdrun_addcpu: activate, join cpumask, park the vCPU
+ * with a debug suspend, start its thread.
+ */
+static void
+fbsdrun_addcpu(struct vcpu_info *vi)
+{
+	int error;
+
+	error = vm_activate_cpu(vi->ctx, vi->vcpuid);
+	if (error != 0)
+		err(EX_OSERR, "could not activate CPU %d", vi->vcpuid);
+
+	cpumask_set(vi->vcpuid);
+
+	vm_suspend_cpu(vi->ctx, vi->vcpuid);
+
+	error = pthread_create(&vi->thr, NULL, fbsdrun_start_thread, vi);
+	assert(error == 0);
+}
+
+static int
+fbsdrun_deletecpu(int vcpu)
+{
+
+	if (!cpumask_isset(vcpu)) {
+		fprintf(stderr, "Attempting to delete unknown cpu %d\n", vcpu);
+		exit(4);
+	}
+	cpumask_clr(vcpu);
+	return (cpumask_empty());
+}
+
+static int
+vmexit_inout(struct vmctx *ctx, struct vcpu_info *vi, struct vm_exit *vme,
+    const cpuset14_t *cpuset)
+{
+
+	(void)cpuset;
+	return (bhyve_inout(ctx, vi->vcpuid, vme));
+}
+
+static int
+vmexit_msr(struct vmctx *ctx, struct vcpu_info *vi, struct vm_exit *vme,
+    const cpuset14_t *cpuset)
+{
+	int error;
+
+	(void)cpuset;
+	fprintf(stderr, "%s to register %#x on vcpu %d\n",
+	    vme->exitcode == VM_EXITCODE_RDMSR ? "rdmsr" : "wrmsr",
+	    vme->u.msr.code, vi->vcpuid);
+	if (strictmsr) {
+		error = vm_inject_exception(ctx, vi->vcpuid, IDT_GP, 1, 0, 1);
+		assert(error == 0);
+	}
+	return (VMEXIT_CONTINUE);
+}
+
+static int
+vmexit_abort(struct vmctx *ctx, struct vcpu_info *vi, struct vm_exit *vme,
+    const cpuset14_t *cpuset)
+{
+
+	(void)ctx;
+	(void)cpuset;
+	fprintf(stderr, "vm exit[%d]\n\treason\t\t%s\n\trip\t\t0x%016lx\n",
+	    vi->vcpuid, vme->exitcode == VM_EXITCODE_VMX ? "VMX" : "SVM",
+	    (unsigned long)vme->rip);
+	return (VMEXIT_ABORT);
+}
+
+static int
+vmexit_continue(struct vmctx *ctx, struct vcpu_info *vi, struct vm_exit *vme,
+    const cpuset14_t *cpuset)
+{
+
+	(void)ctx;
+	(void)vi;
+	(void)cpuset;
+	assert(vme->inst_length == 0);
+	return (VMEXIT_CONTINUE);
+}
+
+/*
+ * amd64/vmexit.c (14.0): vmexit_debug: gdb_cpu_suspend (a no-op without
+ * -G), then a 1 ms sleep so that parked APs do not spin (D39174).
+ */
+static int
+vmexit_debug(struct vmctx *ctx, struct vcpu_info *vi, struct vm_exit *vme,
+    const cpuset14_t *cpuset)
+{
+
+	(void)ctx;
+	(void)vi;
+	(void)vme;
+	(void)cpuset;
+	usleep(1000);
+	return (VMEXIT_CONTINUE);
+}
+
+/*
+ * amd64/vmexit.c (14.0): vmexit_ipi: INIT debug-suspends every vCPU in the
+ * exit's cpuset (the kernel has already reset their local APICs); STARTUP
+ * starts each at the vector's page.
+ */
+static int
+vmexit_ipi(struct vmctx *ctx, struct vcpu_info *vi, struct vm_exit *vme,
+    const cpuset14_t *cpuset)
+{
+	int error, i;
+
+	(void)vi;
+	switch (vme->u.ipi.mode) {
+	case APIC_DELMODE_INIT:
+		for (i = 0; i < guest_ncpus; i++) {
+			if (!LAB_CPU_ISSET(i, cpuset))
+				continue;
+			error = vm_suspend_cpu(ctx, i);
+			if (error) {
+				warnx("vmexit_ipi: failed to suspend cpu %d",
+				    i);
+				break;
+			}
+		}
+		break;
+	case APIC_DELMODE_STARTUP:
+		for (i = 0; i < guest_ncpus; i++) {
+			if (LAB_CPU_ISSET(i, cpuset))
+				spinup_ap(ctx, i,
+				    (uint64_t)vme->u.ipi.vector << PAGE_SHIFT);
+		}
+		break;
+	default:
+		break;
+	}
+	return (VMEXIT_CONTINUE);
+}
+
+static int
+vmexit_suspend(struct vmctx *ctx, struct vcpu_info *vi, struct vm_exit *vme,
+    const cpuset14_t *cpuset)
+{
+	int how;
+
+	(void)cpuset;
+	how = vme->u.suspended.how;
+
+	fbsdrun_deletecpu(vi->vcpuid);
+
+	if (vi->vcpuid != BSP) {
+		pthread_mutex_lock(&resetcpu_mtx);
+		pthread_cond_signal(&resetcpu_cond);
+		pthread_mutex_unlock(&resetcpu_mtx);
+		pthread_exit(NULL);
+	}
+
+	pthread_mutex_lock(&resetcpu_mtx);
+	while (!cpumask_empty())
+		pthread_cond_wait(&resetcpu_cond, &resetcpu_mtx);
+	pthread_mutex_unlock(&resetcpu_mtx);
+
+	switch (how) {
+	case VM_SUSPEND_RESET:
+		exit(0);
+	case VM_SUSPEND_POWEROFF:
+		if (destroy_on_poweroff)
+			vm_destroy(ctx);
+		exit(1);
+	case VM_SUSPEND_HALT:
+		exit(2);
+	case VM_SUSPEND_TRIPLEFAULT:
+		exit(3);
+	default:
+		fprintf(stderr, "vmexit_suspend: invalid reason %d\n", how);
+		exit(100);
+	}
+	return (0);	/* NOTREACHED */
+}
+
+/* amd64/vmexit.c (14.0): the handler table; no SPINUP_AP any more. */
+static vmexit_handler_t vmexit_handlers[VM_EXITCODE_MAX] = {
+	[VM_EXITCODE_INOUT]	= vmexit_inout,
+	[VM_EXITCODE_INOUT_STR]	= vmexit_inout,
+	[VM_EXITCODE_VMX]	= vmexit_abort,
+	[VM_EXITCODE_SVM]	= vmexit_abort,
+	[VM_EXITCODE_BOGUS]	= vmexit_continue,
+	[VM_EXITCODE_REQIDLE]	= vmexit_continue,
+	[VM_EXITCODE_RDMSR]	= vmexit_msr,
+	[VM_EXITCODE_WRMSR]	= vmexit_msr,
+	[VM_EXITCODE_SUSPENDED]	= vmexit_suspend,
+	[VM_EXITCODE_DEBUG]	= vmexit_debug,
+	[VM_EXITCODE_IPI]	= vmexit_ipi,
+};
+
+/* bhyverun.c (14.0): vm_loop: no RIP set-up, no active-set assert. */
+static void
+vm_loop(struct vcpu_info *vi)
+{
+	struct vm_exit vme;
+	cpuset14_t cpuset;
+	int error, rc, exitcode;
+
+	while (1) {
+		memset(&vme, 0, sizeof(vme));
+		error = vm_run_14(vi->ctx, vi->vcpuid, vmrun_abi, &vme,
+		    &cpuset);
+		if (error != 0)
+			break;
+
+		exitcode = vme.exitcode;
+		if (exitcode < 0 || exitcode >= VM_EXITCODE_MAX ||
+		    vmexit_handlers[exitcode] == NULL) {
+			warnx("vm_loop: unexpected exitcode 0x%x", exitcode);
+			exit(4);
+		}
+
+		rc = (*vmexit_handlers[exitcode])(vi->ctx, vi, &vme, &cpuset);
+
+		switch (rc) {
+		case VMEXIT_CONTINUE:
+			break;
+		case VMEXIT_ABORT:
+			abort();
+		default:
+			exit(4);
+		}
+	}
+	fprintf(stderr, "vm_run error %d, errno %d\n", error, errno);
+}
+
+/*
+ * bhyverun.c (14.0): num_vcpus_allowed: unrestricted guest, then the
+ * kernel's maxcpus from VM_GET_TOPOLOGY (no compile-time 16).
+ */
+static int
+num_vcpus_allowed(struct vmctx *ctx)
+{
+	uint16_t s, c, t, m;
+	int tmp, error;
+
+	error = vm_get_capability(ctx, BSP, VM_CAP_UNRESTRICTED_GUEST, &tmp);
+	if (error != 0)
+		return (1);
+	error = vm_get_topology(ctx, &s, &c, &t, &m);
+	if (error == 0)
+		return (m);
+	return (1);
+}
+
+/* bhyverun.c (14.0): fbsdrun_set_capabilities, with VM_CAP_IPI_EXIT. */
+static void
+fbsdrun_set_capabilities(struct vmctx *ctx, int cpu)
+{
+	int error;
+
+	if (x2apic_mode)
+		error = vm_set_x2apic_state(ctx, cpu, X2APIC_ENABLED);
+	else
+		error = vm_set_x2apic_state(ctx, cpu, X2APIC_DISABLED);
+	if (error) {
+		fprintf(stderr, "Unable to set x2apic state (%d)\n", error);
+		exit(4);
+	}
+
+	vm_set_capability(ctx, cpu, VM_CAP_ENABLE_INVPCID, 1);
+
+	error = vm_set_capability(ctx, cpu, VM_CAP_IPI_EXIT, 1);
+	assert(error == 0);
+}
+
+/* bhyverun.c (14.0): spinup_vcpu */
+static void
+spinup_vcpu(struct vcpu_info *vi, int bsp)
+{
+	int error;
+
+	fbsdrun_set_capabilities(vi->ctx, vi->vcpuid);
+
+	/* APs may start in power-on 16-bit mode. */
+	if (!bsp) {
+		error = vm_set_capability(vi->ctx, vi->vcpuid,
+		    VM_CAP_UNRESTRICTED_GUEST, 1);
+		assert(error == 0);
+	}
+
+	fbsdrun_addcpu(vi);
+}
+
+/*
+ * vmmapi.c (14.0): vm_limit_rights: the 13.1 list with the VM_RUN of the
+ * kernel ABI this bhyve speaks.
+ */
+static void
+limit_rights(struct vmctx *ctx)
+{
+	cap_rights_t rights;
+	cap_ioctl_t *cmds;
+	size_t i, ncmds;
+
+	cap_rights_init(&rights, CAP_IOCTL, CAP_MMAP_RW);
+	if (caph_rights_limit(vm_get_device_fd(ctx), &rights) != 0)
+		errx(EX_OSERR, "Unable to apply rights for sandbox");
+	vm_get_ioctls(&ncmds);
+	cmds = (cap_ioctl_t *)vm_get_ioctls(NULL);
+	if (cmds == NULL)
+		errx(EX_OSERR, "out of memory");
+	for (i = 0; i < ncmds; i++)
+		if (cmds[i] == ABI13_VM_RUN && vmrun_abi == 14)
+			cmds[i] = ABI14_VM_RUN;
+	if (caph_ioctls_limit(vm_get_device_fd(ctx), cmds, ncmds) != 0)
+		errx(EX_OSERR, "Unable to apply rights for sandbox");
+	free(cmds);
+}
+
+static struct vmctx *
+do_open(const struct bhyve_opts *opts)
+{
+	struct vmctx *ctx;
+	int error, reinit, romboot;
+
+	reinit = romboot = 0;
+	if (bhyve_lpc_bootrom(opts))
+		romboot = 1;
+
+	error = vm_create(opts->vmname);
+	if (error) {
+		if (errno == EEXIST) {
+			if (romboot)
+				reinit = 1;
+		} else {
+			perror("vm_create");
+			exit(4);
+		}
+	} else {
+		if (!romboot) {
+			fprintf(stderr, "virtual machine cannot be booted\n");
+			exit(4);
+		}
+	}
+
+	ctx = vm_open(opts->vmname);
+	if (ctx == NULL) {
+		perror("vm_open");
+		exit(4);
+	}
+
+	limit_rights(ctx);
+
+	if (reinit) {
+		error = vm_reinit(ctx);
+		if (error) {
+			perror("vm_reinit");
+			exit(4);
+		}
+	}
+	error = vm_set_topology(ctx, sockets, cores, threads, maxcpus);
+	if (error)
+		errx(EX_OSERR, "vm_set_topology");
+	return (ctx);
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct bhyve_opts opts;
+	struct vmctx *ctx;
+	const char *abi;
+	int error, max_vcpus, vcpuid;
+
+	bhyve_parse_args(argc, argv, &opts);
+	guest_ncpus = opts.guest_ncpus;
+	sockets = opts.sockets;
+	cores = opts.cores;
+	threads = opts.threads;
+	maxcpus = opts.maxcpus;
+	x2apic_mode = opts.x2apic_mode;
+	destroy_on_poweroff = opts.destroy_on_poweroff;
+	abi = getenv("VMMLAB_VMRUN_ABI");
+	if (abi != NULL && abi[0] != '\0') {
+		if (strcmp(abi, "13") == 0)
+			vmrun_abi = 13;
+		else if (strcmp(abi, "14") == 0)
+			vmrun_abi = 14;
+		else
+			errx(EX_USAGE, "VMMLAB_VMRUN_ABI must be 13 or 14, "
+			    "not '%s'", abi);
+	}
+
+	ctx = do_open(&opts);
+
+	max_vcpus = num_vcpus_allowed(ctx);
+	if (guest_ncpus > max_vcpus || guest_ncpus > LAB_MAXCPU) {
+		fprintf(stderr, "%d vCPUs requested but only %d available\n",
+		    guest_ncpus, max_vcpus);
+		exit(4);
+	}
+
+	vcpu_info = calloc((size_t)guest_ncpus, sizeof(*vcpu_info));
+	if (vcpu_info == NULL)
+		err(4, "calloc");
+	for (vcpuid = 0; vcpuid < guest_ncpus; vcpuid++) {
+		vcpu_info[vcpuid].ctx = ctx;
+		vcpu_info[vcpuid].vcpuid = vcpuid;
+	}
+
+	error = vm_setup_memory(ctx, opts.memsize, VM_MMAP_ALL);
+	if (error) {
+		fprintf(stderr, "Unable to setup memory (%d)\n", errno);
+		exit(4);
+	}
+
+	bhyve_load_guest(ctx, &opts);
+
+	if (bhyve_lpc_bootrom(&opts)) {
+		if (vm_set_capability(ctx, BSP, VM_CAP_UNRESTRICTED_GUEST, 1)) {
+			fprintf(stderr, "ROM boot failed: unrestricted guest "
+			    "capability not available\n");
+			exit(4);
+		}
+		error = vcpu_reset(ctx, BSP);
+		assert(error == 0);
+	}
+
+	/* Add all vCPUs: activated, parked, each with its thread. */
+	for (vcpuid = 0; vcpuid < guest_ncpus; vcpuid++)
+		spinup_vcpu(&vcpu_info[vcpuid], vcpuid == BSP);
+
+	bhyve_limit_stdio();
+	if (caph_enter() == -1)
+		errx(EX_OSERR, "cap_enter() failed");
+
+	/* Release the BSP. */
+	vm_resume_cpu(ctx, BSP);
+
+	for (;;)
+		pause();
+	exit(4);
+}
