@@ -1,0 +1,125 @@
+// startKernelModel: the vmm.ko model as a Unix-socket server for the lab's device bridge
+// (docs/internals.md section 2, docs/lab-kernel.md).
+
+import fs from 'node:fs';
+import net from 'node:net';
+import { KernelConnection, type InternalErrorSink } from './connection';
+import { VmmKernel, type GuestStats, type VmSets } from './kernel';
+import {
+  VM_MAXCPU_LIMIT,
+  isKernelModelVariant,
+  variantRules,
+  type KernelConfig,
+  type KernelVariant,
+} from './variant';
+
+export type { KernelVariant } from './variant';
+export type { GuestStats, VmSets } from './kernel';
+
+export interface KernelModelOptions {
+  socketPath: string;
+  /** $VMMLAB_ROOT: dev/vmm/ and mem/ are created under it. */
+  root: string;
+  variant: KernelVariant;
+  /** options COMPAT_FREEBSD13 (VM_RUN_13, VM_STATS_OLD on fixed14). Default true. */
+  compatFreebsd13?: boolean;
+  /** sizeof(cpuset_t) in the kernel. Default 32 for legacy13 and window, 128 for fixed14. */
+  kernelCpusetBytes?: number;
+  /** hw.vmm.maxcpu (vm->maxcpus of every VM). Default 16 for legacy13 (VM_MAXCPU), 32 otherwise. */
+  maxcpu?: number;
+  /** Guest instructions per slice between two yields to the event loop. Default 2000. */
+  sliceInstructions?: number;
+  /** Where unexpected model errors go (default: console.error). */
+  onInternalError?: InternalErrorSink;
+}
+
+export interface KernelModel {
+  readonly socketPath: string;
+  readonly root: string;
+  readonly variant: KernelVariant;
+  readonly config: KernelConfig;
+  /** Stops every vCPU, closes connections, destroys every VM (device and memory files removed). */
+  close(): Promise<void>;
+  vmNames(): string[];
+  /** The lab's ground truth; kept after destroy until the name is created again. */
+  guestStats(vm: string): GuestStats | undefined;
+  vmSets(vm: string): VmSets | undefined;
+  /** hw.vmm.destroy from the harness: false when no such VM. */
+  destroyVm(vm: string): boolean;
+}
+
+export const DEFAULT_SLICE_INSTRUCTIONS = 2000;
+
+function resolveConfig(opts: KernelModelOptions): KernelConfig {
+  if (!isKernelModelVariant(opts.variant)) throw new Error(`unknown kernel variant ${JSON.stringify(opts.variant)}`);
+  const rules = variantRules(opts.variant);
+  const kernelCpusetBytes = opts.kernelCpusetBytes ?? rules.defaultKernelCpusetBytes;
+  if (!Number.isInteger(kernelCpusetBytes) || kernelCpusetBytes < 8 || kernelCpusetBytes % 8 !== 0 || kernelCpusetBytes > 8192) {
+    throw new Error(`kernelCpusetBytes must be a multiple of 8 between 8 and 8192, got ${kernelCpusetBytes}`);
+  }
+  const maxcpu = opts.maxcpu ?? rules.defaultMaxcpu;
+  // vmm.h VM_MAXCPU = MIN(0xffff - 1, CPU_SETSIZE): a vCPU id must fit the kernel's cpuset_t.
+  const maxcpuLimit = Math.min(VM_MAXCPU_LIMIT, kernelCpusetBytes * 8);
+  if (!Number.isInteger(maxcpu) || maxcpu < 1 || maxcpu > maxcpuLimit) {
+    throw new Error(`maxcpu must be an integer between 1 and ${maxcpuLimit}, got ${maxcpu}`);
+  }
+  const sliceInstructions = opts.sliceInstructions ?? DEFAULT_SLICE_INSTRUCTIONS;
+  if (!Number.isInteger(sliceInstructions) || sliceInstructions < 1) {
+    throw new Error(`sliceInstructions must be a positive integer, got ${sliceInstructions}`);
+  }
+  return {
+    rules,
+    compatFreebsd13: opts.compatFreebsd13 ?? true,
+    kernelCpusetBytes,
+    cpuMaxsizeBytes: Math.max(rules.cpuMaxsizeBytes, kernelCpusetBytes),
+    maxcpu,
+    sliceInstructions,
+  };
+}
+
+export async function startKernelModel(opts: KernelModelOptions): Promise<KernelModel> {
+  const config = resolveConfig(opts);
+  const kernel = new VmmKernel(config, opts.root);
+  const onInternalError: InternalErrorSink =
+    opts.onInternalError ?? ((error) => console.error('vmm kernel model: internal error:', error));
+  const connections = new Set<KernelConnection>();
+  const server = net.createServer((socket) => {
+    connections.add(new KernelConnection(socket, kernel, onInternalError, (c) => connections.delete(c)));
+  });
+
+  fs.rmSync(opts.socketPath, { force: true });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.socketPath, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+
+  let closing: Promise<void> | null = null;
+  return {
+    socketPath: opts.socketPath,
+    root: opts.root,
+    variant: opts.variant,
+    config,
+    close(): Promise<void> {
+      if (closing !== null) return closing;
+      closing = (async () => {
+        const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        for (const connection of [...connections]) connection.close();
+        kernel.shutdown();
+        await stopped;
+        fs.rmSync(opts.socketPath, { force: true });
+      })();
+      return closing;
+    },
+    vmNames: () => kernel.vmNames(),
+    guestStats: (vm) => kernel.guestStats(vm),
+    vmSets: (vm) => kernel.vmSets(vm),
+    destroyVm(vm: string): boolean {
+      if (kernel.vm(vm) === undefined) return false;
+      kernel.destroyVm(vm);
+      return true;
+    },
+  };
+}
