@@ -101,19 +101,21 @@ export class VmThread {
     readonly client: KernelClient,
     readonly file: number,
     readonly abi: AbiName,
+    /** sizeof(cpuset_t) of the model's kernel: the VM_GET_CPUS size a 14.0 bhyve would pass. */
+    readonly cpusetBytes: number,
   ) {}
 
   static async open(lab: Lab, name: string, pid = 1000): Promise<VmThread> {
     const client = await connectKernel(lab.model.socketPath, { pid });
     const file = await client.open(name);
     if (file < 0) throw new Error(`open ${name}: ${file}`);
-    return new VmThread(client, file, lab.abi);
+    return new VmThread(client, file, lab.abi, lab.model.config.kernelCpusetBytes);
   }
 
   /** Another thread of the same process on the same file. */
   async sibling(lab: Lab): Promise<VmThread> {
     const client = await connectKernel(lab.model.socketPath, { pid: this.client.pid });
-    return new VmThread(client, this.file, this.abi);
+    return new VmThread(client, this.file, this.abi, this.cpusetBytes);
   }
 
   req(name: string): number {
@@ -175,8 +177,7 @@ export class VmThread {
     return { ret: r.ret, ids: r.ret === 0 ? cpusetFromBytes(bytes.subarray(0, cpusetsize)) : [], bytes };
   }
   async active(): Promise<number[]> {
-    const size = this.abi === '13.1' ? 32 : 128;
-    return (await this.getCpus(CpusetWhich.ACTIVE, size)).ids;
+    return (await this.getCpus(CpusetWhich.ACTIVE, this.cpusetBytes)).ids;
   }
 
   /** The 144-byte VM_RUN (13.1 VM_RUN, early-2023 native, 14.0 VM_RUN_13): same number everywhere. */
