@@ -1,0 +1,142 @@
+// Shared by the service tests: where the repository is, running a program with a time limit,
+// and fake processes that report the signals they receive.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+/** dist/test/service/*.test.js -> the repository root. */
+export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
+export const FIXTURES = path.join(REPO_ROOT, 'test', 'service', 'fixtures');
+
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs a program asynchronously (so that this process keeps reaping its own children) and
+ * kills it after `timeoutMs`.
+ */
+export function run(
+  file: string,
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number; input?: string } = {},
+): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, {
+      env: options.env ?? process.env,
+      cwd: options.cwd,
+      stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+    child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 20000);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+    if (child.stdin) {
+      child.stdin.on('error', () => {}); // the program may exit without reading its input
+      child.stdin.end(options.input);
+    }
+  });
+}
+
+/** The absolute path of a program on PATH, or null. */
+export function which(program: string): string | null {
+  const r = spawnSync('sh', ['-c', `command -v ${program}`], { encoding: 'utf8' });
+  const found = r.stdout.trim();
+  return r.status === 0 && found.startsWith('/') ? found : null;
+}
+
+export function tempDir(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `vmm-compat-${prefix}-`));
+}
+
+export function writeExecutable(file: string, text: string): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, text, { mode: 0o755 });
+  fs.chmodSync(file, 0o755);
+}
+
+/**
+ * A process that prints one line per signal it receives (HUP, TERM, USR2) and exits on TERM.
+ * `settle()` sends USR2 and waits for it: a signal sent to this process before the call has
+ * been handled by then (a pending lower-numbered signal is delivered first, and the handlers
+ * run in order), so `received` is then complete.
+ */
+export class SignalRecorder {
+  readonly child: ChildProcess;
+  readonly received: string[] = [];
+  private buffer = '';
+  private isReady = false;
+  private waiters: { want: string; resolve: () => void }[] = [];
+  readonly exited: Promise<void>;
+
+  constructor() {
+    const script =
+      "for (const s of ['SIGHUP', 'SIGTERM', 'SIGUSR2']) process.on(s, () => {" +
+      " process.stdout.write(s + '\\n'); if (s === 'SIGTERM') process.exit(0); });" +
+      " setInterval(() => {}, 1 << 30); process.stdout.write('ready\\n');";
+    this.child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    this.exited = new Promise((resolve) => this.child.on('exit', () => resolve()));
+    this.child.stdout!.setEncoding('utf8').on('data', (s: string) => {
+      this.buffer += s;
+      let nl: number;
+      while ((nl = this.buffer.indexOf('\n')) >= 0) {
+        const line = this.buffer.slice(0, nl);
+        this.buffer = this.buffer.slice(nl + 1);
+        if (line === 'ready') this.isReady = true;
+        else if (line !== 'SIGUSR2') this.received.push(line);
+        this.waiters = this.waiters.filter((w) => {
+          if (w.want !== line) return true;
+          w.resolve();
+          return false;
+        });
+      }
+    });
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  /** Resolves once `line` has been printed (at once if it already was, except for USR2). */
+  waitFor(line: string, timeoutMs = 5000): Promise<void> {
+    if (this.received.includes(line)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no "${line}" from pid ${this.pid} within ${timeoutMs} ms`)), timeoutMs);
+      this.waiters.push({
+        want: line,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      });
+    });
+  }
+
+  ready(): Promise<void> {
+    return this.isReady ? Promise.resolve() : this.waitFor('ready');
+  }
+
+  async settle(): Promise<string[]> {
+    const done = this.waitFor('SIGUSR2');
+    this.child.kill('SIGUSR2');
+    await done;
+    return [...this.received];
+  }
+
+  stop(): void {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+  }
+}
