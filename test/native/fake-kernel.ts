@@ -153,7 +153,7 @@ function reply(ret: number, payload: Buffer = Buffer.alloc(0)): Buffer {
 }
 
 export function ioctlName(request: number): string {
-  return ioctlByRequest('14.0', request)?.name ?? ioctlByRequest('13.1', request)?.name ?? `0x${request.toString(16)}`;
+  return ioctlByRequest('13.1', request)?.name ?? ioctlByRequest('14.0', request)?.name ?? `0x${request.toString(16)}`;
 }
 
 /** A 136-byte struct vm_exit. */
@@ -203,6 +203,9 @@ function cpusetBytes(cpus: Iterable<number>, size: number): Buffer {
   return b;
 }
 
+/** The bridge's process went away in the middle of a call (e.g. bhyve exited). */
+class PeerGone extends Error {}
+
 class Connection {
   readonly reader = new Reader();
   constructor(
@@ -212,7 +215,8 @@ class Connection {
   ) {}
   private async answer(type: number): Promise<Buffer> {
     const f = await this.reader.frame();
-    if (!f || f.type !== type) throw new Error(`fake kernel: expected frame type ${type}`);
+    if (!f) throw new PeerGone();
+    if (f.type !== type) throw new Error(`fake kernel: expected frame type ${type}`);
     this.record({ conn: this.id, type: f.type, body: f.body });
     return f.body;
   }
@@ -312,7 +316,7 @@ export class FakeKernel {
       try {
         await this.handle(conn, f.type, f.body);
       } catch (err) {
-        process.stderr.write(`fake kernel: ${(err as Error).message}\n`);
+        if (!(err instanceof PeerGone)) process.stderr.write(`fake kernel: ${(err as Error).message}\n`);
         conn.socket.destroy();
         return;
       }
@@ -408,14 +412,26 @@ export class FakeKernel {
     conn.send(await this.defaultIoctl(conn, vm, rec));
   }
 
-  private nextExit(vm: VmState, vcpu: number): ExitSpec {
-    if (vm.suspended !== 0) return { exitcode: EXIT.SUSPENDED, how: vm.suspended };
-    if (vm.debug.has(vcpu)) return { exitcode: EXIT.DEBUG };
-    const queue = this.opts.script?.get(vcpu);
-    const e = queue?.shift();
-    if (!e) return { exitcode: EXIT.SUSPENDED, how: SUSPEND.HALT };
-    if (e.exitcode === EXIT.SUSPENDED) vm.suspended = e.how ?? SUSPEND.HALT;
-    return e;
+  /**
+   * The next exit of a vCPU: SUSPENDED once the VM is suspended, DEBUG while debug-suspended,
+   * else its script; a vCPU with nothing left to do waits (as in the guest's idle loop) until
+   * the VM is suspended.
+   */
+  private async nextExit(vm: VmState, vcpu: number): Promise<ExitSpec> {
+    for (let waited = 0; ; waited += 5) {
+      if (vm.suspended !== 0) return { exitcode: EXIT.SUSPENDED, how: vm.suspended };
+      if (vm.debug.has(vcpu)) {
+        await new Promise((r) => setTimeout(r, 2));
+        return { exitcode: EXIT.DEBUG };
+      }
+      const e = this.opts.script?.get(vcpu)?.shift();
+      if (e) {
+        if (e.exitcode === EXIT.SUSPENDED) vm.suspended = e.how ?? SUSPEND.HALT;
+        return e;
+      }
+      if (waited > 20000) return { exitcode: EXIT.SUSPENDED, how: SUSPEND.HALT };
+      await new Promise((r) => setTimeout(r, 5));
+    }
   }
 
   private async defaultIoctl(conn: Connection, vm: VmState, rec: IoctlRecord): Promise<Buffer> {
@@ -479,8 +495,7 @@ export class FakeKernel {
       }
       case RUN13: {
         if (!vm.active.has(rec.vcpu)) return reply(-FBSD.EINVAL);
-        const e = this.nextExit(vm, rec.vcpu);
-        await this.pace(e);
+        const e = await this.nextExit(vm, rec.vcpu);
         const out = Buffer.alloc(144);
         out.writeInt32LE(rec.vcpu, 0);
         encodeExit(e, 13).copy(out, 8);
@@ -488,8 +503,7 @@ export class FakeKernel {
       }
       case RUN14: {
         if (!vm.active.has(rec.vcpu)) return reply(-FBSD.EINVAL);
-        const e = this.nextExit(vm, rec.vcpu);
-        await this.pace(e);
+        const e = await this.nextExit(vm, rec.vcpu);
         const cpusetAddr = arg.readBigUInt64LE(8);
         const cpusetSize = Number(arg.readBigUInt64LE(16));
         const exitAddr = arg.readBigUInt64LE(24);
@@ -500,11 +514,6 @@ export class FakeKernel {
       default:
         return reply(0, (request & 0x40000000) !== 0 ? arg : Buffer.alloc(0));
     }
-  }
-
-  /** Parked vCPUs come back after a short sleep, like a kernel's tsleep. */
-  private async pace(e: ExitSpec): Promise<void> {
-    if (e.exitcode === EXIT.DEBUG) await new Promise((r) => setTimeout(r, 2));
   }
 }
 

@@ -1,0 +1,352 @@
+// The bhyve models against a fake kernel model: command line and exit statuses, the ioctl sequence
+// of 13.1 bhyve up to its first VM_RUN (legacy-13.1-side.md section 7) and of 14.0 bhyve
+// (kernel-main-side.md section 5.2), AP start-up through SPINUP_AP (13.1) and IPI exits (14.0),
+// and the asserts and error exits of 13.1 bhyve.
+import { afterEach, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { REQ13, REQ14 } from '../../src/abi/ioctls';
+import { nativeArtifact } from '../../src/native-paths';
+import {
+  APIC_DELMODE_INIT,
+  APIC_DELMODE_STARTUP,
+  EXIT,
+  FBSD,
+  FakeKernel,
+  T,
+  run,
+  type ExitSpec,
+  type FakeKernelOptions,
+  type RunResult,
+} from './fake-kernel';
+
+const bridge = nativeArtifact('libvmmlab_bridge.so');
+const bhyve13 = nativeArtifact('bhyve13');
+const bhyve14 = nativeArtifact('bhyve14');
+const built = [bridge, bhyve13, bhyve14].every((f) => fs.existsSync(f));
+const skip = built ? false : 'native-bindings not built (npm run build)';
+
+const VM_REG_GUEST_RIP = 20;
+const VM_REG_GUEST_CS = 23;
+const VM_CAP_UNRESTRICTED_GUEST = 3;
+const VM_CAP_IPI_EXIT = 8;
+
+/** Console bytes on port 0xE9, then an ACPI S5 power-off request (docs/internals.md section 4). */
+function consoleThenPoweroff(text: string): ExitSpec[] {
+  return [
+    ...[...text].map((c): ExitSpec => ({ exitcode: EXIT.INOUT, port: 0xe9, bytes: 1, eax: c.charCodeAt(0) })),
+    { exitcode: EXIT.INOUT, port: 0x404, bytes: 2, eax: 0x3400 },
+  ];
+}
+
+interface Lab {
+  root: string;
+  kernel: FakeKernel;
+  image: string;
+  env: NodeJS.ProcessEnv;
+}
+
+const labs: Lab[] = [];
+
+async function lab(opts: FakeKernelOptions = {}): Promise<Lab> {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'vmmlab-bhyve-'));
+  const kernel = await FakeKernel.start(root, opts);
+  const image = path.join(root, 'guest.bin');
+  fs.writeFileSync(image, Buffer.from([0xfa, 0xf4, 0xeb, 0xfd])); // cli; hlt; jmp $-1
+  const env: NodeJS.ProcessEnv = { ...process.env, LD_PRELOAD: bridge, VMMLAB_KERNEL_SOCK: kernel.socketPath, VMMLAB_ROOT: root };
+  delete env.VMMLAB_VMRUN_ABI;
+  delete env.VMMLAB_BRIDGE_MODE;
+  const l = { root, kernel, image, env };
+  labs.push(l);
+  return l;
+}
+
+afterEach(async () => {
+  for (const l of labs.splice(0)) {
+    await l.kernel.close();
+    fs.rmSync(l.root, { recursive: true, force: true });
+  }
+});
+
+/**
+ * The main thread's system calls as names: the connection that sent OPEN. Runs of register and
+ * descriptor writes that include a descriptor write are one `vcpu_reset`.
+ */
+function mainTrace(k: FakeKernel): string[] {
+  const open = k.framesOf(T.OPEN)[0];
+  assert.ok(open, 'bhyve opened its VM');
+  const names: string[] = [];
+  for (const f of k.received) {
+    if (f.conn !== open.conn) continue;
+    if (f.type === T.IOCTL) names.push(k.ioctls.find((r) => r.conn === f.conn && r.arg.equals(f.body.subarray(24)) && r.request === Number(f.body.readBigUInt64LE(8)))!.name);
+    else if (f.type === T.SYSCTL) names.push(`SYSCTL ${f.body.subarray(4, f.body.indexOf(0, 4)).toString()}`);
+    else if (f.type !== T.HELLO && f.type !== T.COPYOUT_DONE && f.type !== T.COPYIN_DATA) names.push(Object.entries(T).find(([, v]) => v === f.type)![0]);
+  }
+  return collapseReset(names);
+}
+
+function collapseReset(names: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < names.length; ) {
+    let j = i;
+    while (j < names.length && (names[j] === 'VM_SET_REGISTER' || names[j] === 'VM_SET_SEGMENT_DESCRIPTOR')) j++;
+    if (j - i > 2 && names.slice(i, j).includes('VM_SET_SEGMENT_DESCRIPTOR')) {
+      out.push('vcpu_reset');
+      i = j;
+    } else {
+      out.push(names[i]!);
+      i++;
+    }
+  }
+  return out;
+}
+
+function ioctlsOf(k: FakeKernel, name: string, vcpu?: number): Buffer[] {
+  return k.ioctls.filter((r) => r.name === name && (vcpu === undefined || r.vcpu === vcpu)).map((r) => r.arg);
+}
+
+function status(r: RunResult): string {
+  return `status ${r.status} signal ${r.signal}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
+}
+
+describe('bhyve13 and bhyve14 command lines', { skip }, () => {
+  for (const bin of [bhyve13, bhyve14]) {
+    const name = path.basename(bin);
+    it(`${name}: usage exits 1 without a VM name, 0 for -h, 64 for malformed values`, async () => {
+      const env = { ...process.env, LD_PRELOAD: bridge };
+      const none = await run(bin, [], env);
+      assert.equal(none.status, 1);
+      assert.match(none.stderr, /^Usage: /);
+      assert.equal((await run(bin, ['-h'], env)).status, 0);
+      assert.equal((await run(bin, ['-q', 'vm'], env)).status, 1);
+      const badc = await run(bin, ['-c', '2,bogus=1', 'vm'], env);
+      assert.equal(badc.status, 64);
+      assert.match(badc.stderr, /invalid cpu topology/);
+      assert.equal((await run(bin, ['-m', '12q', 'vm'], env)).status, 64);
+      assert.equal((await run(bin, ['-l', 'com1,stdio', 'vm'], env)).status, 64);
+      // calc_topolopgy: an explicit cpus must equal sockets*cores*threads: status 4.
+      assert.equal((await run(bin, ['-c', 'cpus=3,sockets=2', 'vm'], env)).status, 4);
+    });
+  }
+});
+
+describe('bhyve13: the 13.1 vCPU life cycle', { skip }, () => {
+  it('issues the 13.1 start-up sequence up to its first VM_RUN, then powers off with status 1', async () => {
+    const { kernel, image, env } = await lab({ script: new Map([[0, consoleThenPoweroff('OK\n')]]) });
+    const r = await run(bhyve13, ['-c', '2', '-x', '-m', '2M', '-l', `bootrom,${image}`, 'vm13'], env);
+    assert.equal(r.status, 1, status(r));
+    assert.equal(r.stdout, 'OK\n');
+    const trace = mainTrace(kernel);
+    assert.deepEqual(trace, [
+      'SYSCTL hw.vmm.create', // do_open: vm_create
+      'OPEN', // vm_open
+      'CAP_RIGHTS', // caph_rights_limit(CAP_IOCTL, CAP_MMAP_RW)
+      'CAP_IOCTLS', // caph_ioctls_limit(vm_get_ioctls())
+      'VM_SET_TOPOLOGY',
+      'VM_GET_CAPABILITY', // num_vcpus_allowed
+      'VM_SET_X2APIC_STATE', // fbsdrun_set_capabilities(BSP)
+      'VM_SET_CAPABILITY', // ENABLE_INVPCID
+      'VM_GET_MEMSEG', // vm_setup_memory
+      'VM_ALLOC_MEMSEG',
+      'VM_MMAP_GETNEXT',
+      'VM_MMAP_MEMSEG',
+      'MMAP',
+      'VM_SET_CAPABILITY', // UNRESTRICTED_GUEST for the boot ROM
+      'vcpu_reset',
+      'VM_GET_REGISTER', // RIP
+      'VM_ACTIVATE_CPU', // fbsdrun_addcpu(BSP), after caph_enter
+    ]);
+    // The BSP's own thread (another connection): VM_GET_CPUS, VM_SET_REGISTER(RIP), VM_RUN.
+    const bsp = kernel.ioctls.filter((x) => x.conn !== kernel.framesOf(T.OPEN)[0]!.conn).map((x) => x.name);
+    assert.deepEqual(bsp.slice(0, 3), ['VM_GET_CPUS', 'VM_SET_REGISTER', 'VM_RUN']);
+    assert.equal(ioctlsOf(kernel, 'VM_GET_CPUS')[0]!.readInt32LE(4), 32, 'cpusetsize 32');
+    const caps = kernel.framesOf(T.CAP_IOCTLS)[0]!.body;
+    const list = Array.from({ length: caps.readUInt32LE(4) }, (_, i) => Number(caps.readBigUInt64LE(8 + i * 8)));
+    assert.ok(list.includes(REQ13.VM_RUN) && list.includes(REQ13.VM_ACTIVATE_CPU) && list.includes(REQ13.VM_GET_CPUS));
+    assert.ok(!list.includes(REQ14.VM_RUN));
+    assert.equal(ioctlsOf(kernel, 'VM_SET_TOPOLOGY')[0]!.toString('hex'), '0200010001000000', 'sockets 2, cores 1, threads 1, maxcpus 0');
+    const suspend = ioctlsOf(kernel, 'VM_SUSPEND');
+    assert.equal(suspend[0]!.readInt32LE(0), 2, 'VM_SUSPEND(POWEROFF) from the PM1a write');
+    // Guest memory: the image at 0x10000 and the vCPU count at 0x500.
+    const mem = fs.readFileSync(kernel.vms.get('vm13')!.memFile);
+    assert.equal(mem.length, 2 * 1024 * 1024);
+    assert.equal(mem.readUInt16LE(0x500), 2);
+    assert.equal(mem.subarray(0x10000, 0x10004).toString('hex'), 'faf4ebfd');
+    // Lab reset convention for the BSP: CS=0x1000 base 0x10000, RIP 0.
+    const cs = kernel.vms.get('vm13')!.descs.get(`0:${VM_REG_GUEST_CS}`)!;
+    assert.equal(cs.readBigUInt64LE(0), 0x10000n);
+    assert.equal(kernel.vms.get('vm13')!.regs.get(`0:${VM_REG_GUEST_CS}`), 0x1000n);
+  });
+
+  it('destroys the VM on power-off with -D and reinitialises an existing VM with a boot ROM', async () => {
+    const { kernel, image, env } = await lab({ script: new Map([[0, consoleThenPoweroff('')]]) });
+    kernel.createVm('again');
+    const r = await run(bhyve13, ['-D', '-l', `bootrom,${image}`, 'again'], env);
+    assert.equal(r.status, 1, status(r));
+    const trace = mainTrace(kernel);
+    assert.deepEqual(trace.slice(0, 6), ['SYSCTL hw.vmm.create', 'OPEN', 'CAP_RIGHTS', 'CAP_IOCTLS', 'VM_REINIT', 'VM_SET_TOPOLOGY']);
+    assert.equal(kernel.vms.has('again'), false, 'hw.vmm.destroy');
+    const destroy = kernel.framesOf(T.SYSCTL).at(-1)!.body;
+    assert.match(destroy.toString(), /hw\.vmm\.destroy/);
+  });
+
+  it('starts an AP on SPINUP_AP the 13.1 way and exits 0 on reset', async () => {
+    const script = new Map<number, ExitSpec[]>([
+      [0, [{ exitcode: EXIT.SPINUP_AP, vcpu: 1, rip: 0x9000n }, { exitcode: EXIT.INOUT, port: 0xcf9, bytes: 1, eax: 0x06 }]],
+    ]);
+    const { kernel, image, env } = await lab({ script });
+    const r = await run(bhyve13, ['-c', '2', '-x', '-l', `bootrom,${image}`, 'apvm'], env);
+    assert.equal(r.status, 0, status(r));
+    const apConn = kernel.ioctls.find((x) => x.name === 'VM_RUN' && x.vcpu === 1)!.conn;
+    assert.deepEqual(
+      kernel.ioctls.filter((x) => x.conn === apConn).map((x) => x.name).slice(0, 3),
+      ['VM_GET_CPUS', 'VM_SET_REGISTER', 'VM_RUN'],
+      'the AP thread: active-set assert, RIP, VM_RUN',
+    );
+    const bspConn = kernel.ioctls.find((x) => x.name === 'VM_RUN' && x.vcpu === 0)!.conn;
+    const ap = kernel.ioctls.filter((x) => x.conn === bspConn && x.vcpu === 1 && x.name !== 'VM_SUSPEND').map((x) => x.name);
+    assert.equal(ap.at(-1), 'VM_ACTIVATE_CPU', 'activated from the BSP thread, last');
+    const beforeActivate = collapseReset(ap.slice(0, ap.indexOf('VM_ACTIVATE_CPU')));
+    assert.deepEqual(beforeActivate, [
+      'vcpu_reset',
+      'VM_SET_X2APIC_STATE',
+      'VM_SET_CAPABILITY', // INVPCID
+      'VM_SET_CAPABILITY', // UNRESTRICTED_GUEST
+      'VM_SET_REGISTER', // RIP 0
+      'VM_GET_SEGMENT_DESCRIPTOR',
+      'VM_SET_SEGMENT_DESCRIPTOR', // CS base = vector << 12
+      'VM_SET_REGISTER', // CS selector
+    ]);
+    const vm = kernel.vms.get('apvm')!;
+    assert.equal(vm.descs.get(`1:${VM_REG_GUEST_CS}`)!.readBigUInt64LE(0), 0x9000n);
+    assert.equal(vm.regs.get(`1:${VM_REG_GUEST_CS}`), 0x900n);
+    assert.equal(vm.regs.get(`1:${VM_REG_GUEST_RIP}`), 0n);
+    const ug = ioctlsOf(kernel, 'VM_SET_CAPABILITY', 1).find((a) => a.readInt32LE(4) === VM_CAP_UNRESTRICTED_GUEST);
+    assert.ok(ug, 'UNRESTRICTED_GUEST for the AP');
+  });
+
+  it('aborts (SIGABRT) when its vCPU is not in the active set, as 13.1 asserts', async () => {
+    const { image, env } = await lab({
+      override: (rec) => (rec.request === REQ13.VM_GET_CPUS ? { ret: 0 } : undefined),
+    });
+    const r = await run(bhyve13, ['-l', `bootrom,${image}`, 'assertvm'], env);
+    assert.equal(r.signal, 'SIGABRT', status(r));
+  });
+
+  it('exits 71 when VM_ACTIVATE_CPU fails and 71 when VM_SET_TOPOLOGY fails', async () => {
+    const a = await lab({ override: (rec) => (rec.request === REQ13.VM_ACTIVATE_CPU ? { ret: -FBSD.EBUSY } : undefined) });
+    const r = await run(bhyve13, ['-l', `bootrom,${a.image}`, 'busyvm'], a.env);
+    assert.equal(r.status, 71, status(r));
+    assert.match(r.stderr, /could not activate CPU 0: Device or resource busy/);
+    const t = await lab({ override: (rec) => (rec.request === REQ13.VM_SET_TOPOLOGY ? { ret: -FBSD.EINVAL } : undefined) });
+    const r2 = await run(bhyve13, ['-l', `bootrom,${t.image}`, 'topovm'], t.env);
+    assert.equal(r2.status, 71, status(r2));
+    assert.match(r2.stderr, /vm_set_topology/);
+  });
+
+  it('exits 1 on a VM_RUN error and 4 on an exit code 13.1 does not know', async () => {
+    const a = await lab({ override: (rec) => (rec.request === REQ13.VM_RUN ? { ret: -FBSD.EINVAL } : undefined) });
+    const r = await run(bhyve13, ['-l', `bootrom,${a.image}`, 'runerr'], a.env);
+    assert.equal(r.status, 1, status(r));
+    assert.match(r.stderr, new RegExp(`vm_run error -1, errno ${os.constants.errno.EINVAL}`));
+    const b = await lab({ script: new Map([[0, [{ exitcode: EXIT.IPI, mode: APIC_DELMODE_INIT, cpus: [1] }]]]) });
+    const r2 = await run(bhyve13, ['-l', `bootrom,${b.image}`, 'ipivm'], b.env);
+    assert.equal(r2.status, 4, status(r2));
+    assert.match(r2.stderr, /vm_loop: unexpected exitcode 0x18/);
+  });
+
+  it('limits itself to 16 vCPUs (1 without unrestricted guest) and refuses a fresh VM without a boot ROM', async () => {
+    const a = await lab();
+    const r = await run(bhyve13, ['-c', '17', '-l', `bootrom,${a.image}`, 'bigvm'], a.env);
+    assert.equal(r.status, 4, status(r));
+    assert.match(r.stderr, /17 vCPUs requested but only 16 available/);
+    const b = await lab({ override: (rec) => (rec.request === REQ13.VM_GET_CAPABILITY ? { ret: -FBSD.EINVAL } : undefined) });
+    const r2 = await run(bhyve13, ['-c', '2', '-l', `bootrom,${b.image}`, 'nougvm'], b.env);
+    assert.equal(r2.status, 4, status(r2));
+    assert.match(r2.stderr, /2 vCPUs requested but only 1 available/);
+    const r3 = await run(bhyve13, ['freshvm'], b.env);
+    assert.equal(r3.status, 4);
+    assert.match(r3.stderr, /virtual machine cannot be booted/);
+  });
+});
+
+describe('bhyve14: the 14.0 vCPU life cycle', { skip }, () => {
+  for (const abi of [14, 13] as const) {
+    it(`parks every AP, starts AP 1 through INIT/STARTUP IPI exits (VM_RUN ABI ${abi})`, async () => {
+      const script = new Map<number, ExitSpec[]>([
+        [
+          0,
+          [
+            { exitcode: EXIT.IPI, mode: APIC_DELMODE_INIT, cpus: [1] },
+            { exitcode: EXIT.IPI, mode: APIC_DELMODE_STARTUP, vector: 9, cpus: [1] },
+            ...consoleThenPoweroff('hi'),
+          ],
+        ],
+      ]);
+      const { kernel, image, env } = await lab({ script });
+      const r = await run(bhyve14, ['-c', '3', '-x', '-l', `bootrom,${image}`, 'vm14'], { ...env, VMMLAB_VMRUN_ABI: String(abi) });
+      assert.equal(r.status, 1, status(r));
+      assert.equal(r.stdout, 'hi');
+      const trace = mainTrace(kernel);
+      const perVcpu = ['VM_SET_X2APIC_STATE', 'VM_SET_CAPABILITY', 'VM_SET_CAPABILITY'];
+      assert.deepEqual(trace, [
+        'SYSCTL hw.vmm.create',
+        'OPEN',
+        'CAP_RIGHTS',
+        'CAP_IOCTLS',
+        'VM_SET_TOPOLOGY',
+        'VM_GET_CAPABILITY',
+        'VM_GET_TOPOLOGY', // num_vcpus_allowed: the kernel's maxcpus
+        'VM_GET_MEMSEG',
+        'VM_ALLOC_MEMSEG',
+        'VM_MMAP_GETNEXT',
+        'VM_MMAP_MEMSEG',
+        'MMAP',
+        'VM_SET_CAPABILITY',
+        'vcpu_reset',
+        ...perVcpu, 'VM_ACTIVATE_CPU', 'VM_SUSPEND_CPU', // BSP
+        ...perVcpu, 'VM_SET_CAPABILITY', 'VM_ACTIVATE_CPU', 'VM_SUSPEND_CPU', // AP 1
+        ...perVcpu, 'VM_SET_CAPABILITY', 'VM_ACTIVATE_CPU', 'VM_SUSPEND_CPU', // AP 2
+        'VM_RESUME_CPU', // the BSP, after caph_enter
+      ]);
+      assert.ok(ioctlsOf(kernel, 'VM_SET_CAPABILITY', 2).some((a) => a.readInt32LE(4) === VM_CAP_IPI_EXIT && a.readInt32LE(8) === 1));
+      const caps = kernel.framesOf(T.CAP_IOCTLS)[0]!.body;
+      const list = Array.from({ length: caps.readUInt32LE(4) }, (_, i) => Number(caps.readBigUInt64LE(8 + i * 8)));
+      assert.ok(list.includes(abi === 14 ? REQ14.VM_RUN : REQ13.VM_RUN));
+      const runs = kernel.ioctls.filter((x) => x.name === 'VM_RUN');
+      assert.ok(runs.length > 0);
+      assert.ok(runs.every((x) => x.request === (abi === 14 ? REQ14.VM_RUN : REQ13.VM_RUN)));
+      // INIT: AP 1 debug-suspended again; STARTUP: reset to the vector, then resumed.
+      const bspConn = runs.find((x) => x.vcpu === 0)!.conn;
+      const bspCalls = kernel.ioctls.filter((x) => x.conn === bspConn);
+      const names = collapseReset(bspCalls.map((x) => x.name)).filter((n) => n !== 'VM_RUN');
+      assert.deepEqual(names, ['VM_SUSPEND_CPU', 'vcpu_reset', 'VM_GET_SEGMENT_DESCRIPTOR', 'VM_SET_SEGMENT_DESCRIPTOR', 'VM_SET_REGISTER', 'VM_RESUME_CPU', 'VM_SUSPEND']);
+      const vm = kernel.vms.get('vm14')!;
+      assert.equal(vm.descs.get(`1:${VM_REG_GUEST_CS}`)!.readBigUInt64LE(0), 0x9000n);
+      assert.equal(vm.regs.get(`1:${VM_REG_GUEST_CS}`), 0x900n);
+      assert.deepEqual([...vm.debug].sort(), [2], 'AP 2 stayed parked');
+      // Parked APs loop on VM_EXITCODE_DEBUG.
+      assert.ok(runs.filter((x) => x.vcpu === 2).length >= 2);
+    });
+  }
+
+  it('has no 16-vCPU limit: it asks the kernel (VM_GET_TOPOLOGY maxcpus)', async () => {
+    const { kernel, image, env } = await lab({ maxcpus: 32, script: new Map([[0, consoleThenPoweroff('')]]) });
+    const r = await run(bhyve14, ['-c', '20', '-l', `bootrom,${image}`, 'wide'], env);
+    assert.equal(r.status, 1, status(r));
+    assert.equal(ioctlsOf(kernel, 'VM_ACTIVATE_CPU').length, 20);
+    const small = await lab({ maxcpus: 4 });
+    const r2 = await run(bhyve14, ['-c', '5', '-l', `bootrom,${small.image}`, 'narrow'], small.env);
+    assert.equal(r2.status, 4);
+    assert.match(r2.stderr, /5 vCPUs requested but only 4 available/);
+  });
+
+  it('exits 4 on SPINUP_AP, which 14.0 no longer handles', async () => {
+    const { image, env } = await lab({ script: new Map([[0, [{ exitcode: EXIT.SPINUP_AP, vcpu: 1, rip: 0x9000n }]]]) });
+    const r = await run(bhyve14, ['-c', '2', '-l', `bootrom,${image}`, 'oldexit'], env);
+    assert.equal(r.status, 4, status(r));
+    assert.match(r.stderr, /unexpected exitcode 0xa/);
+  });
+});
