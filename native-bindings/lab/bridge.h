@@ -132,6 +132,8 @@ int	conn_call(const void *req, size_t reqlen, const void *tail,
 	    size_t taillen, int32_t *ret, void *payload, size_t paycap,
 	    size_t *paylen);
 int	bridge_loopback(void);
+int	bridge_tracing(void);
+void	bridge_trace(const char *what, unsigned long arg, long ret, int err);
 void	bridge_complain(const char *what);
 
 /* bridge_capmode.c */

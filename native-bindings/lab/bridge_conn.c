@@ -30,6 +30,7 @@ static __thread int conn_fd = -1;
 static pthread_key_t conn_key;
 static int conn_key_ok;
 static int loopback_mode;
+static int trace_mode;
 static int complained;
 
 static void
@@ -72,6 +73,8 @@ bridge_init(void)
 	conn_key_ok = pthread_key_create(&conn_key, conn_destroy) == 0;
 	mode = getenv("VMMLAB_BRIDGE_MODE");
 	loopback_mode = mode != NULL && strcmp(mode, "loopback") == 0;
+	mode = getenv("VMMLAB_BRIDGE_TRACE");
+	trace_mode = mode != NULL && mode[0] != '\0' && strcmp(mode, "0") != 0;
 	(void)pthread_atfork(NULL, NULL, conn_reset_after_fork);
 	self_reset_pid();
 	(void)bridge_next();
@@ -82,6 +85,28 @@ bridge_loopback(void)
 {
 
 	return (loopback_mode);
+}
+
+int
+bridge_tracing(void)
+{
+
+	return (trace_mode);
+}
+
+/* VMMLAB_BRIDGE_TRACE: one line per vmm system call on stderr. */
+void
+bridge_trace(const char *what, unsigned long arg, long ret, int err)
+{
+	char line[160];
+	int n;
+
+	n = snprintf(line, sizeof(line), "vmmlab bridge: [%d] %s %#lx -> %ld%s%s\n",
+	    (int)syscall(SYS_gettid), what, arg, ret, ret < 0 ? " " : "",
+	    ret < 0 ? strerror(err) : "");
+	if (n > 0)
+		(void)!write(2, line, (size_t)n < sizeof(line) ? (size_t)n :
+		    sizeof(line) - 1);
 }
 
 /* One line on stderr, once per process: the bridge never aborts its host. */

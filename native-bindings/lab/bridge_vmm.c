@@ -332,15 +332,19 @@ ioctl(int fd, unsigned long request, ...)
 {
 	va_list ap;
 	void *arg;
-	int file;
+	int file, ret;
 
 	va_start(ap, request);
 	arg = va_arg(ap, void *);
 	va_end(ap);
+
 	file = fdtab_lookup(fd);
 	if (file < 0)
 		return (bridge_next()->ioctl(fd, request, arg));
-	return (vmm_ioctl((uint32_t)file, request, arg));
+	ret = vmm_ioctl((uint32_t)file, request, arg);
+	if (bridge_tracing())
+		bridge_trace("ioctl", request, ret, errno);
+	return (ret);
 }
 
 /*
