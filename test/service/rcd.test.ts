@@ -304,6 +304,14 @@ test('start: a socket directory that is a symbolic link or a file is refused', a
   }
 });
 
+test('start: a relative socket_dir is refused before anything runs', async () => {
+  const rig = makeRig({ config: 'socket_dir = run/vmm-compat\n' });
+  const r = await rig.rc('start');
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /socket directory "run\/vmm-compat" is not an absolute path; fix socket_dir in /);
+  assert.equal(r.log.filter((l) => l.startsWith('RUN:') || l.startsWith('install')).length, 0);
+});
+
 test('start: refuses without the configuration file (required_files), naming it', async () => {
   const rig = makeRig({ config: null });
   const r = await rig.rc('start');
