@@ -58,8 +58,17 @@ export function which(program: string): string | null {
   return r.status === 0 && found.startsWith('/') ? found : null;
 }
 
+const tempDirs: string[] = [];
+process.on('exit', () => {
+  if (process.env.VMM_COMPAT_KEEP_TEST_DIRS) return;
+  for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** A fresh directory, removed when the test file ends (VMM_COMPAT_KEEP_TEST_DIRS=1 keeps it). */
 export function tempDir(prefix: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `vmm-compat-${prefix}-`));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `vmm-compat-${prefix}-`));
+  tempDirs.push(dir);
+  return dir;
 }
 
 export function writeExecutable(file: string, text: string): void {
