@@ -56,6 +56,7 @@ const EBUSY = 16;
 interface Session {
   id: number;
   jail: string;
+  dirPath: string;
   socket: net.Socket;
   reader: FrameReader;
   pid: number | null;
@@ -117,6 +118,9 @@ export class CompatServer {
     const entry = this.listeners.get(dirPath);
     if (!entry) return;
     this.listeners.delete(dirPath);
+    for (const session of this.sessions) {
+      if (session.dirPath === dirPath) session.socket.destroy();
+    }
     await new Promise<void>((resolve) => entry.server.close(() => resolve()));
     fs.rmSync(path.join(dirPath, SOCKET_NAME), { force: true });
     this.options.logger.info({ jail: entry.dir.jail, socket: path.join(dirPath, SOCKET_NAME) }, 'stopped listening');
@@ -124,9 +128,10 @@ export class CompatServer {
 
   /** Closes listeners and sessions and unlinks the sockets. VMs are never touched. */
   async stop(): Promise<void> {
-    for (const dirPath of [...this.listeners.keys()]) await this.unlisten(dirPath);
+    // server.close() waits for open connections, so sessions go first.
     for (const session of this.sessions) session.socket.destroy();
     this.sessions.clear();
+    for (const dirPath of [...this.listeners.keys()]) await this.unlisten(dirPath);
   }
 
   private writeVariantCache(dir: SocketDirectory): void {
@@ -150,6 +155,7 @@ export class CompatServer {
     const session: Session = {
       id: this.nextSession++,
       jail: dir.jail,
+      dirPath: dir.path,
       socket,
       reader: new FrameReader(),
       pid: null,
@@ -284,8 +290,9 @@ export class CompatServer {
     const variant = this.settings.variant;
     const facts = VARIANT_FACTS[variant];
     const log = this.options.logger.child({ vm: vm.name, jail: session.jail, session: session.id });
-    let parked: number[] = [];
+    const parked: number[] = [];
     let reason: string;
+    let failure: string | null = null;
     let spinupBias = 0;
     let handle;
     try {
@@ -305,7 +312,9 @@ export class CompatServer {
         } catch (err) {
           // Stop at the first failure: the APs activated so far are parked, the rest stay
           // inactive, so no active AP is left without a thread (never half-activated).
-          reason = `${reason}; stopped at AP ${ap}: ${err instanceof Error ? err.message : String(err)}`;
+          const why = err instanceof VmmError ? err.code : String(err);
+          failure = `stopped at AP ${ap} (${why})`;
+          reason = `${reason}; ${failure}`;
           log.error({ vcpu: ap, err: String(err) }, 'eager activation failed');
           break;
         }
@@ -341,7 +350,8 @@ export class CompatServer {
       spinupBias,
       parkedMask: maskOf(parked),
       boot,
-      reason,
+      // The wire field is short: what was done first, the variant summary stays in the log.
+      reason: `${parked.length > 0 ? `parked APs ${parked.join(',')}` : 'pass-through'}${failure ? `; ${failure}` : ''}; ${reason}`,
     });
   }
 

@@ -1,0 +1,248 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { CompatServer, SOCKET_NAME, VARIANT_CACHE_NAME } from '../../src/daemon/compat-server';
+import { FrameReader, MessageType, encode, EventKind, type Message } from '../../src/daemon/protocol';
+import { FakeDevice, FakePeers } from '../helpers/fake-daemon-deps';
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'vmm-compatd-test-'));
+const deviceDir = path.join(root, 'dev');
+const hostDir = path.join(root, 'run');
+const jailA = path.join(root, 'run', 'jail-a');
+const jailB = path.join(root, 'run', 'jail-b');
+const device = new FakeDevice();
+const peers = new FakePeers();
+const logLines: string[] = [];
+const logger = pino({ level: 'debug' }, { write: (line: string) => void logLines.push(line) });
+let server: CompatServer;
+
+class Client {
+  private readonly reader = new FrameReader();
+  private readonly queue: Message[] = [];
+  private waiters: ((m: Message | null) => void)[] = [];
+  closed = false;
+  constructor(readonly socket: net.Socket) {
+    socket.on('data', (chunk: Buffer) => {
+      for (const m of this.reader.push(chunk)) {
+        const w = this.waiters.shift();
+        if (w) w(m);
+        else this.queue.push(m);
+      }
+    });
+    socket.on('close', () => {
+      this.closed = true;
+      for (const w of this.waiters.splice(0)) w(null);
+    });
+  }
+  static connect(dir: string): Promise<Client> {
+    return new Promise((resolve, reject) => {
+      const s = net.connect(path.join(dir, SOCKET_NAME));
+      s.once('connect', () => resolve(new Client(s)));
+      s.once('error', reject);
+    });
+  }
+  send(m: Message | Buffer): void {
+    this.socket.write(Buffer.isBuffer(m) ? m : encode(m));
+  }
+  next(timeoutMs = 2000): Promise<Message | null> {
+    const queued = this.queue.shift();
+    if (queued) return Promise.resolve(queued);
+    if (this.closed) return Promise.resolve(null);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no reply')), timeoutMs);
+      this.waiters.push((m) => {
+        clearTimeout(timer);
+        resolve(m);
+      });
+    });
+  }
+  end(): void {
+    this.socket.destroy();
+  }
+}
+
+function hello(vm: string): Message {
+  return { type: MessageType.HELLO, pid: process.pid, flags: 0, vm, bhyve: '13.1' };
+}
+
+before(async () => {
+  fs.mkdirSync(deviceDir, { recursive: true });
+  server = new CompatServer({
+    variant: 'window',
+    compatFreebsd13: true,
+    directories: [
+      { jail: 'host', path: hostDir },
+      { jail: 'a', path: jailA },
+      { jail: 'b', path: jailB },
+    ],
+    device,
+    peers,
+    logger,
+    deviceDir,
+  });
+  await server.start();
+});
+
+after(async () => {
+  await server.stop();
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+function newVm(name: string): void {
+  device.vm(name);
+  fs.writeFileSync(path.join(deviceDir, name), '');
+  peers.hold(process.pid, name);
+}
+
+test('window plan: the daemon activates and debug-suspends APs 1..n-1 on its own fd, then answers PLAN', async () => {
+  newVm('vm-plan');
+  const c = await Client.connect(jailA);
+  c.send(hello('vm-plan'));
+  const welcome = await c.next();
+  assert.equal(welcome?.type, MessageType.WELCOME);
+  if (welcome?.type === MessageType.WELCOME) {
+    assert.equal(welcome.variant, 2);
+    assert.equal(welcome.kernelCpusetBytes, 32);
+    assert.equal(welcome.vmrunAbi, 13);
+  }
+  c.send({ type: MessageType.PLAN_REQUEST, ncpus: 4, boot: 0 });
+  const plan = await c.next();
+  assert.equal(plan?.type, MessageType.PLAN);
+  if (plan?.type === MessageType.PLAN) {
+    assert.equal(plan.parkedMask, 0b1110n);
+    assert.equal(plan.spinupBias, 1);
+  }
+  assert.deepEqual(device.vm('vm-plan').calls, ['activate 1', 'suspend 1', 'activate 2', 'suspend 2', 'activate 3', 'suspend 3']);
+  c.send({ type: MessageType.EVENT, kind: EventKind.HANDOVER, vcpu: 2, arg: 50, monotonicNs: 1n });
+  await new Promise((r) => setTimeout(r, 50));
+  const record = server.registry.find('vm-plan');
+  assert.deepEqual(record?.handedOver, [2]);
+  assert.deepEqual(record?.parked, [1, 3]);
+  assert.equal(record?.jail, 'a');
+  c.end();
+});
+
+test('activation stops at the first failure and only activated APs are parked (never half-activated)', async () => {
+  newVm('vm-fail');
+  device.vm('vm-fail').failActivate.set(3, 12 /* ENOMEM */);
+  const c = await Client.connect(hostDir);
+  c.send(hello('vm-fail'));
+  await c.next();
+  c.send({ type: MessageType.PLAN_REQUEST, ncpus: 5, boot: 0 });
+  const plan = await c.next();
+  assert.equal(plan?.type, MessageType.PLAN);
+  if (plan?.type === MessageType.PLAN) {
+    assert.equal(plan.parkedMask, 0b0110n);
+    assert.match(plan.reason, /stopped at AP 3/);
+  }
+  assert.ok(!device.vm('vm-fail').calls.includes('activate 4'));
+  c.end();
+});
+
+test('a client that does not hold the VM open is refused with a reason (ARCHITECTURE.md section 4)', async () => {
+  device.vm('vm-notmine');
+  fs.writeFileSync(path.join(deviceDir, 'vm-notmine'), '');
+  const c = await Client.connect(jailA);
+  c.send(hello('vm-notmine'));
+  const reply = await c.next();
+  assert.equal(reply?.type, MessageType.ERROR);
+  if (reply?.type === MessageType.ERROR) assert.match(reply.message, /does not hold \/dev\/vmm\/vm-notmine open/);
+  assert.equal(await c.next(), null, 'the connection is closed after a refusal');
+});
+
+test('a jail naming another jail\'s VM is refused and logged', async () => {
+  newVm('vm-of-a');
+  const a = await Client.connect(jailA);
+  a.send(hello('vm-of-a'));
+  assert.equal((await a.next())?.type, MessageType.WELCOME);
+  const b = await Client.connect(jailB);
+  b.send(hello('vm-of-a'));
+  const reply = await b.next();
+  assert.equal(reply?.type, MessageType.ERROR);
+  if (reply?.type === MessageType.ERROR) assert.match(reply.message, /belongs to jail a; this socket serves jail b/);
+  assert.ok(logLines.some((l) => l.includes('belongs to jail a') && l.includes('"jail":"b"')));
+  // jail a's session is unaffected
+  a.send({ type: MessageType.PLAN_REQUEST, ncpus: 2, boot: 0 });
+  assert.equal((await a.next())?.type, MessageType.PLAN);
+  a.end();
+});
+
+test('a pid that lies about itself is refused', async () => {
+  newVm('vm-spoof');
+  peers.spoofedPid = 424242;
+  try {
+    const c = await Client.connect(hostDir);
+    c.send(hello('vm-spoof'));
+    const reply = await c.next();
+    assert.equal(reply?.type, MessageType.ERROR);
+    if (reply?.type === MessageType.ERROR) assert.match(reply.message, /belongs to pid 424242/);
+  } finally {
+    peers.spoofedPid = null;
+  }
+});
+
+test('bad VM names are refused with the kernel rule', async () => {
+  const c = await Client.connect(hostDir);
+  c.send(hello('../etc'));
+  const reply = await c.next();
+  assert.equal(reply?.type, MessageType.ERROR);
+  if (reply?.type === MessageType.ERROR) assert.match(reply.message, /bad VM name/);
+});
+
+test('messages out of order get ERROR: PLAN_REQUEST before HELLO, HELLO twice', async () => {
+  const c = await Client.connect(hostDir);
+  c.send({ type: MessageType.PLAN_REQUEST, ncpus: 2, boot: 0 });
+  const reply = await c.next();
+  assert.equal(reply?.type, MessageType.ERROR);
+  if (reply?.type === MessageType.ERROR) assert.match(reply.message, /before HELLO/);
+});
+
+test('the kernel-variant cache beside each socket lets the interposer act alone', () => {
+  for (const dir of [hostDir, jailA, jailB]) {
+    const text = fs.readFileSync(path.join(dir, VARIANT_CACHE_NAME), 'utf8');
+    assert.match(text, /^variant=window$/m);
+    assert.match(text, /^cpuset_bytes=32$/m);
+    assert.match(text, /^vmrun_abi=13$/m);
+  }
+});
+
+test('fuzz: 20000 malformed frames over 200 connections never crash the daemon or touch another session', async () => {
+  newVm('vm-bystander');
+  const bystander = await Client.connect(jailB);
+  bystander.send(hello('vm-bystander'));
+  assert.equal((await bystander.next())?.type, MessageType.WELCOME);
+  let seed = 42;
+  const rand = (): number => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed / 0x7fffffff;
+  };
+  const templates = [encode(hello('vm-fuzz')), encode({ type: MessageType.PLAN_REQUEST, ncpus: 3, boot: 0 }), encode({ type: MessageType.EVENT, kind: 2, vcpu: 1, arg: 0, monotonicNs: 0n })];
+  for (let conn = 0; conn < 200; conn++) {
+    const c = await Client.connect(hostDir);
+    const frames: Buffer[] = [];
+    for (let i = 0; i < 100; i++) {
+      const f = Buffer.from(templates[Math.floor(rand() * templates.length)]!);
+      const mode = rand();
+      if (mode < 0.4) f[Math.floor(rand() * f.length)] = Math.floor(rand() * 256);
+      else if (mode < 0.6) frames.push(f.subarray(0, Math.floor(rand() * f.length)));
+      else if (mode < 0.8) f.writeUInt32LE(Math.floor(rand() * 0xffffffff), 0);
+      frames.push(f);
+    }
+    c.send(Buffer.concat(frames));
+    // Every connection ends with an error reply or is closed; drain until then.
+    for (;;) {
+      const m = await c.next(2000).catch(() => null);
+      if (m === null || m.type === MessageType.ERROR) break;
+    }
+    c.end();
+  }
+  bystander.send({ type: MessageType.PLAN_REQUEST, ncpus: 2, boot: 0 });
+  const plan = await bystander.next();
+  assert.equal(plan?.type, MessageType.PLAN, 'the bystander session still works');
+  assert.ok(server.registry.counters.protocolErrors >= 150);
+  bystander.end();
+});
