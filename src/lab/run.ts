@@ -59,11 +59,12 @@ export interface LabResult extends BootResult {
   daemonLog?: string;
 }
 
+/** guestStats().suspended, the model's record of how the VM was suspended. */
 const SUSPEND_OUTCOME: Readonly<Record<string, Outcome>> = {
-  RESET: 'reset',
-  POWEROFF: 'poweroff',
-  HALT: 'halt',
-  TRIPLEFAULT: 'triplefault',
+  reset: 'reset',
+  poweroff: 'poweroff',
+  halt: 'halt',
+  triplefault: 'triplefault',
 };
 /** 13.1 bhyverun.c vmexit_suspend: exit(0) reset, 1 poweroff, 2 halt, 3 triple fault. */
 const EXPECTED_STATUS: Readonly<Record<string, number>> = { reset: 0, poweroff: 1, halt: 2, triplefault: 3 };
@@ -174,7 +175,7 @@ async function runBoot(
   killTree(child);
   const stats = model.guestStats(vmName);
   const apsStarted = (stats?.instructions ?? [])
-    .map((count, vcpu) => ({ count, vcpu }))
+    .map((count: number, vcpu: number) => ({ count, vcpu }))
     .filter(({ count, vcpu }) => vcpu > 0 && count > 0)
     .map(({ vcpu }) => vcpu);
   let outcome: Outcome;
