@@ -10,6 +10,15 @@ export function nativeBuildDir(): string {
   return path.resolve(__dirname, '..', '..', 'native-bindings', 'build');
 }
 
+/** Where a package install puts the interposer (docs/install.md). */
+export const INSTALLED_INTERPOSER = '/usr/local/lib/vmm-compat/libvmmcompat.so';
+
+/** The interposer: the in-tree build if there is one, else the installed path. */
+export function defaultInterposer(): string {
+  const built = nativeArtifact('libvmmcompat.so');
+  return fs.existsSync(built) || process.env.VMM_COMPAT_NATIVE_DIR ? built : INSTALLED_INTERPOSER;
+}
+
 export function nativeArtifact(name: string, variant: 'normal' | 'asan' = 'normal'): string {
   const dir = variant === 'asan' ? path.join(nativeBuildDir(), 'asan') : nativeBuildDir();
   return path.join(dir, name);

@@ -42,7 +42,7 @@ export function defaultConfig(): Config {
     deviceDir: '/dev/vmm',
     syscallLibrary: process.platform === 'freebsd' ? 'libc.so.7' : 'libc.so.6',
     parkerBootPollUs: 1000,
-    parkerBootWindowMs: 60000,
+    parkerBootWindowMs: 15000,
     parkerIdlePollMs: 100,
     logLevel: 'info',
     logFile: null,
@@ -132,6 +132,8 @@ const GLOBAL_KEYS: Readonly<Record<string, Setter>> = {
 };
 
 const JAIL_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
+/** Names a jail's default socket directory (socket_dir/NAME) must not take. */
+const RESERVED_JAIL_NAMES = ['host', 'vmm-compatd.sock', 'control.sock', 'kernel-variant', 'kernel-variant.tmp'];
 
 export function parseConfig(text: string, file = DEFAULT_CONFIG_PATH): Config {
   const config = defaultConfig();
@@ -146,7 +148,9 @@ export function parseConfig(text: string, file = DEFAULT_CONFIG_PATH): Config {
       const name = section[1]!;
       if (!JAIL_NAME.test(name)) throw new ConfigError(`${where}: jail name "${name}" is not a valid jail name`);
       if (config.jails.some((j) => j.name === name)) throw new ConfigError(`${where}: jail ${name} is configured twice`);
-      if (name === 'host') throw new ConfigError(`${where}: "host" is reserved for the host's own socket directory`);
+      if (RESERVED_JAIL_NAMES.includes(name)) {
+        throw new ConfigError(`${where}: "${name}" is reserved (the host's own directory or a file in it); rename the jail section`);
+      }
       jail = { name, socketDir: '' };
       config.jails.push(jail);
       return;

@@ -71,7 +71,7 @@ export class CompatServer {
   private nextSession = 1;
   private readonly deviceDir: string;
 
-  constructor(private readonly options: CompatServerOptions) {
+  constructor(private options: CompatServerOptions) {
     this.registry = options.registry ?? new VmRegistry();
     this.settings = { variant: options.variant, compatFreebsd13: options.compatFreebsd13 };
     this.deviceDir = options.deviceDir ?? '/dev/vmm';
@@ -83,6 +83,11 @@ export class CompatServer {
 
   async start(): Promise<void> {
     for (const dir of this.options.directories) await this.listen(dir);
+  }
+
+  /** A new logger (SIGHUP changed log_file); sessions log through it from now on. */
+  setLogger(logger: Logger): void {
+    this.options.logger = logger;
   }
 
   /** Applies settings that can change without a restart (SIGHUP). */

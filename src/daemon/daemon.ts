@@ -106,6 +106,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     }
     if (next.logFile !== config.logFile) {
       logger = makeLogger(next);
+      server.setLogger(logger);
       applied.push(`log_file=${next.logFile ?? 'stderr'}`);
     }
     const nextVariant = next.kernelVariant === 'auto' ? server.variant : next.kernelVariant;
@@ -130,6 +131,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     const needsRestart: string[] = [];
     if (next.syscallLibrary !== config.syscallLibrary) needsRestart.push('syscall_library');
     if (next.socketDir !== config.socketDir) needsRestart.push('socket_dir (control socket)');
+    if (next.deviceDir !== config.deviceDir) needsRestart.push('device_dir');
     config = next;
     logger.info({ applied, needsRestart }, applied.length > 0 ? 'configuration reloaded' : 'configuration reloaded; nothing changed');
   };

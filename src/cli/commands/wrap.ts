@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { DEFAULT_CONFIG_PATH, loadConfig, type Config } from '../../config/config';
-import { ARTIFACTS, nativeArtifact } from '../../native-paths';
+import { defaultInterposer } from '../../native-paths';
 import { usageError } from '../usage';
 
 export interface WrapOptions {
@@ -64,7 +64,7 @@ export function registerWrapCommand(program: Command): void {
     .argument('[args...]', 'its arguments')
     .action((bhyve: string, args: string[], opts: { config: string; socketDir?: string; interposer?: string; extraPreload: string[]; requireDaemon?: boolean }, command: Command) => {
       const config = loadConfig(opts.config, { mustExist: command.getOptionValueSource('config') === 'cli' });
-      const interposer = opts.interposer ?? nativeArtifact(ARTIFACTS.interposer);
+      const interposer = opts.interposer ?? defaultInterposer();
       if (!fs.existsSync(interposer)) throw usageError(`interposer ${interposer} not found; build it (npm run build) or pass --interposer`);
       if (!path.isAbsolute(bhyve) && !bhyve.includes('/')) {
         throw usageError(`give the legacy bhyve as a path (e.g. /usr/local/libexec/vmm-compat/legacy13/bhyve), not "${bhyve}"`);
