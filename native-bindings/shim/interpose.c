@@ -31,6 +31,9 @@
 
 ioctl_fn shim_next_ioctl;
 
+/* `vmm-compat doctor` reads this tag to compare protocol versions. */
+SHIM_EXPORT const char vmm_compat_protocol[] = "vmm-compat-protocol=1";
+
 typedef int (*open_fn)(const char *, int, ...);
 typedef int (*openat_fn)(int, const char *, int, ...);
 typedef int (*close_fn)(int);

@@ -5,6 +5,9 @@ import { registerDaemonCommand } from './commands/daemon';
 import { registerStatusCommand } from './commands/status';
 import { registerLabCommand } from './commands/lab';
 import { registerWrapCommand } from './commands/wrap';
+import { registerDoctorCommand } from './commands/doctor';
+import { registerProbeCommand } from './commands/probe';
+import { registerJailSetupCommand } from './commands/jail-setup';
 import { UsageError } from './usage';
 import { ConfigError } from '../config/config';
 import { VERSION } from '../version';
@@ -28,6 +31,9 @@ export function buildProgram(): Command {
   registerStatusCommand(program);
   registerLabCommand(program);
   registerWrapCommand(program);
+  registerDoctorCommand(program);
+  registerProbeCommand(program);
+  registerJailSetupCommand(program);
   return program;
 }
 

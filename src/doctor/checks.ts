@@ -1,0 +1,192 @@
+// `vmm-compat doctor`: each check says PASS/WARN/FAIL, what it saw, and the fix
+// (docs/troubleshooting.md explains every failure).
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import type { Config } from '../config/config';
+import { SOCKET_NAME } from '../daemon/compat-server';
+import { queryControl, type StatusReport } from '../daemon/control-server';
+import { identifyKernel } from '../daemon/kernel-variant';
+import type { VmmDevice } from '../daemon/vmm-device';
+import { COMPAT_PROTOCOL_VERSION, VERSION } from '../version';
+import { readElf } from './elf';
+
+export type CheckStatus = 'pass' | 'warn' | 'fail';
+
+export interface CheckResult {
+  check: string;
+  status: CheckStatus;
+  detail: string;
+  fix?: string;
+}
+
+export interface DoctorInputs {
+  config: Config | null;
+  configPath: string;
+  configError: string | null;
+  interposer: string;
+  legacyBhyve: string;
+  /** Where each jail's root is (jls on FreeBSD, or given on the command line). */
+  jailRoots: Map<string, string>;
+  /** The interposer's path inside a jail. */
+  interposerInJail: string;
+  device: VmmDevice | null;
+}
+
+const pass = (check: string, detail: string): CheckResult => ({ check, status: 'pass', detail });
+const warn = (check: string, detail: string, fix: string): CheckResult => ({ check, status: 'warn', detail, fix });
+const fail = (check: string, detail: string, fix: string): CheckResult => ({ check, status: 'fail', detail, fix });
+
+function checkKernelVariant(config: Config, device: VmmDevice | null): CheckResult {
+  const name = 'kernel variant';
+  if (config.kernelVariant !== 'auto') return pass(name, `${config.kernelVariant} (configured)`);
+  const osreldate = device?.sysctlInt('kern.osreldate') ?? null;
+  if (osreldate === null) {
+    return fail(name, 'kernel_variant = auto and kern.osreldate cannot be read', 'set kernel_variant in the configuration');
+  }
+  const id = identifyKernel(osreldate);
+  if (id.variant === null) return fail(name, id.why, 'set kernel_variant ("window" or "fixed14") in the configuration');
+  return pass(name, `${id.variant}: ${id.why}`);
+}
+
+function checkVmmLoaded(config: Config): CheckResult {
+  const name = 'vmm loaded';
+  if (os.platform() === 'freebsd') {
+    try {
+      execFileSync('kldstat', ['-q', '-m', 'vmm'], { stdio: 'ignore', timeout: 3000 });
+      return pass(name, 'vmm.ko is loaded');
+    } catch {
+      return fail(name, 'vmm.ko is not loaded', 'kldload vmm, and add vmm_load="YES" to /boot/loader.conf');
+    }
+  }
+  if (fs.existsSync(config.deviceDir)) return pass(name, `${config.deviceDir} exists`);
+  return fail(name, `${config.deviceDir} does not exist`, 'load vmm.ko (on the lab: start the kernel model, or fix device_dir)');
+}
+
+function connectable(socketPath: string, timeoutMs = 2000): Promise<string | null> {
+  return new Promise((resolve) => {
+    const s = net.connect(socketPath);
+    const timer = setTimeout(() => {
+      s.destroy();
+      resolve('no answer');
+    }, timeoutMs);
+    s.once('connect', () => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve(null);
+    });
+    s.once('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      resolve(err.code ?? err.message);
+    });
+  });
+}
+
+/** The protocol version compiled into libvmmcompat.so (interpose.c vmm_compat_protocol). */
+export function interposerProtocol(file: string): number | null {
+  const m = /vmm-compat-protocol=(\d+)/.exec(fs.readFileSync(file).toString('latin1'));
+  return m ? Number(m[1]) : null;
+}
+
+export async function runDoctor(inputs: DoctorInputs): Promise<CheckResult[]> {
+  const results: CheckResult[] = [];
+  if (!inputs.config) {
+    results.push(fail('configuration', inputs.configError ?? 'unreadable', `fix ${inputs.configPath} as the message says`));
+    return results;
+  }
+  const config = inputs.config;
+  results.push(pass('configuration', `${inputs.configPath}: ${inputs.configError ?? 'valid'}`));
+  results.push(checkKernelVariant(config, inputs.device));
+  results.push(checkVmmLoaded(config));
+
+  let report: StatusReport | null = null;
+  try {
+    report = (await queryControl(config.socketDir, 'status')) as StatusReport;
+    results.push(pass('daemon', `vmm-compatd ${report.version} (pid ${report.pid}), kernel variant ${report.kernelVariant}`));
+  } catch (err) {
+    results.push(fail('daemon', err instanceof Error ? err.message : String(err), 'service vmm_compatd start (and check its log)'));
+  }
+
+  const dirs = [{ jail: 'host', dir: config.socketDir }, ...config.jails.map((j) => ({ jail: j.name, dir: j.socketDir }))];
+  for (const { jail, dir } of dirs) {
+    const socketPath = path.join(dir, SOCKET_NAME);
+    const problem = await connectable(socketPath);
+    results.push(
+      problem === null
+        ? pass(`socket (${jail})`, `${socketPath} accepts connections`)
+        : fail(`socket (${jail})`, `${socketPath}: ${problem}`, 'start vmm-compatd, or reload it after adding the [jail] section (service vmm_compatd reload)'),
+    );
+  }
+
+  if (!fs.existsSync(inputs.interposer)) {
+    results.push(fail('interposer', `${inputs.interposer} is missing`, 'install the vmm-compat package (or npm run build in a source tree)'));
+  } else {
+    const protocol = interposerProtocol(inputs.interposer);
+    if (protocol === null) {
+      results.push(fail('protocol version', `${inputs.interposer} carries no protocol tag`, 'reinstall libvmmcompat.so from the same vmm-compat release'));
+    } else if (protocol !== COMPAT_PROTOCOL_VERSION || (report && report.protocolVersion !== protocol)) {
+      results.push(
+        fail(
+          'protocol version',
+          `interposer speaks ${protocol}, this CLI ${COMPAT_PROTOCOL_VERSION}${report ? `, the daemon ${report.protocolVersion}` : ''}`,
+          'install libvmmcompat.so and vmm-compatd from the same release, then restart the daemon and the VMs',
+        ),
+      );
+    } else {
+      results.push(pass('protocol version', `interposer, CLI ${VERSION}${report ? ' and daemon' : ''} speak protocol ${protocol}`));
+    }
+  }
+
+  for (const jail of config.jails) {
+    const root = inputs.jailRoots.get(jail.name);
+    if (!root) {
+      results.push(warn(`interposer in jail ${jail.name}`, 'cannot find the jail root', `run doctor with --jail-root ${jail.name}=/path/to/jail (or start the jail so jls knows it)`));
+      continue;
+    }
+    const inside = path.join(root, inputs.interposerInJail);
+    results.push(
+      fs.existsSync(inside)
+        ? pass(`interposer in jail ${jail.name}`, `${inside} present`)
+        : fail(`interposer in jail ${jail.name}`, `${inside} is missing`, `vmm-compat jail-setup ${jail.name} (nullfs-mount ${path.dirname(inputs.interposer)} read-only into the jail)`),
+    );
+  }
+
+  const name = 'legacy bhyve';
+  if (!fs.existsSync(inputs.legacyBhyve)) {
+    results.push(fail(name, `${inputs.legacyBhyve} is missing`, 'install the 13.1 bhyve (basename bhyve) or pass --legacy-bhyve'));
+  } else {
+    try {
+      const elf = readElf(inputs.legacyBhyve);
+      if (!elf.dynamic) {
+        results.push(fail(name, `${inputs.legacyBhyve} is statically linked: LD_PRELOAD cannot reach its ioctl calls`, 'use the stock dynamically linked 13.1 bhyve'));
+      } else if (!elf.importedSymbols.has('cap_enter')) {
+        results.push(warn(name, `${inputs.legacyBhyve} is dynamic but does not import cap_enter (built WITHOUT_CAPSICUM?)`, 'nothing to do; the interposer works either way'));
+      } else {
+        results.push(pass(name, `${inputs.legacyBhyve} is dynamically linked (${elf.needed.join(', ') || 'no DT_NEEDED'}) and capsicum-enabled`));
+      }
+    } catch (err) {
+      results.push(fail(name, err instanceof Error ? err.message : String(err), 'point --legacy-bhyve at the 13.1 bhyve binary'));
+    }
+  }
+  return results;
+}
+
+export function formatDoctor(results: CheckResult[]): string {
+  return (
+    results
+      .map((r) => `${r.status.toUpperCase().padEnd(4)}  ${r.check}: ${r.detail}${r.fix ? `\n      fix: ${r.fix}` : ''}`)
+      .join('\n') + '\n'
+  );
+}
+
+/** jls(8): the root path of a running jail, or null. */
+export function jailRootFromJls(name: string): string | null {
+  if (os.platform() !== 'freebsd') return null;
+  try {
+    return execFileSync('jls', ['-j', name, 'path'], { encoding: 'utf8', timeout: 3000 }).trim() || null;
+  } catch {
+    return null;
+  }
+}
