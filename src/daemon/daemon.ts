@@ -3,6 +3,8 @@
 // configuration, applies what can change live and says what it applied.
 import pino, { type Logger } from 'pino';
 import type net from 'node:net';
+import type http from 'node:http';
+import { startMetricsServer } from '../metrics/prometheus';
 import { CompatServer, type SocketDirectory } from './compat-server';
 import { startControlServer, statusReport } from './control-server';
 import { identifyKernel, type KernelVariant } from './kernel-variant';
@@ -88,6 +90,19 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   await server.start();
   const startedAt = new Date();
   const control: net.Server = await startControlServer(config.socketDir, () => statusReport(server, startedAt));
+  let metrics: http.Server | null = null;
+  const startMetrics = async (c: Config): Promise<void> => {
+    if (metrics) await new Promise<void>((resolve) => metrics!.close(() => resolve()));
+    metrics = null;
+    if (!c.metricsListen) return;
+    try {
+      metrics = await startMetricsServer(c.metricsListen.host, c.metricsListen.port, server.registry);
+      logger.info({ metrics: `http://${c.metricsListen.host}:${c.metricsListen.port}/metrics` }, 'metrics listening');
+    } catch (err) {
+      logger.error({ err: String(err), metricsListen: c.metricsListen }, 'cannot serve metrics; continuing without');
+    }
+  };
+  await startMetrics(config);
   logger.info({ version: VERSION, kernelVariant: variant, why, syscallLibrary: config.syscallLibrary }, 'vmm-compatd started');
 
   const reload = (): void => {
@@ -128,6 +143,10 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
         applied.push(`added socket directory ${dirPath} (jail ${dir.jail})`);
       }
     }
+    if (JSON.stringify(next.metricsListen) !== JSON.stringify(config.metricsListen)) {
+      void startMetrics(next);
+      applied.push(`metrics_listen=${next.metricsListen ? `${next.metricsListen.host}:${next.metricsListen.port}` : 'off'}`);
+    }
     const needsRestart: string[] = [];
     if (next.syscallLibrary !== config.syscallLibrary) needsRestart.push('syscall_library');
     if (next.socketDir !== config.socketDir) needsRestart.push('socket_dir (control socket)');
@@ -139,6 +158,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const stop = async (): Promise<void> => {
     await server.stop();
     await new Promise<void>((resolve) => control.close(() => resolve()));
+    if (metrics) await new Promise<void>((resolve) => metrics!.close(() => resolve()));
     logger.info('vmm-compatd stopped; running VMs are untouched');
     logger.flush?.();
   };
