@@ -32,6 +32,8 @@ export interface SmpBootOptions {
   apWaitMs?: number;
   /** After the check-ins, INIT+SIPI this AP again and report whether it re-ran its trampoline. */
   restartAp?: number;
+  /** Run this long (ms of TSC time) before starting any AP, like firmware and an early kernel; default 0. */
+  startDelayMs?: number;
 }
 
 /** Image offsets (= DS offsets, since DS base = load address) of the smp-boot data and code. */
@@ -62,6 +64,8 @@ export const SMP_BOOT_LAYOUT = {
   waitStart: 0x0024,
   /** u16: `online` before the restart IPIs. */
   onlineBeforeRestart: 0x0028,
+  /** u32 option: delay before the first INIT, in ns of TSC time (startDelayMs * 10^6). */
+  startDelayNs: 0x002c,
   /** The BSP's code. */
   bsp: 0x0040,
   /** The AP trampoline: page-aligned, guest-physical 0x11000, STARTUP vector 0x11. */
@@ -96,6 +100,7 @@ interface ResolvedOptions {
   finalAction: number;
   apWaitNs: number;
   restartAp: number;
+  startDelayNs: number;
 }
 
 function resolveOptions(opts: SmpBootOptions): ResolvedOptions {
@@ -115,11 +120,16 @@ function resolveOptions(opts: SmpBootOptions): ResolvedOptions {
   if (restartAp !== NO_RESTART_AP && (!Number.isInteger(restartAp) || restartAp < 1 || restartAp > MAX_AP_ID)) {
     throw new RangeError(`smp-boot: restartAp ${restartAp} is not an AP id 1..${MAX_AP_ID}`);
   }
+  const startDelayMs = opts.startDelayMs ?? 0;
+  if (!Number.isFinite(startDelayMs) || startDelayMs < 0 || startDelayMs > MAX_AP_WAIT_MS) {
+    throw new RangeError(`smp-boot: startDelayMs ${startDelayMs} is outside 0..${MAX_AP_WAIT_MS}`);
+  }
   return {
     startMask,
     finalAction: FINAL_ACTION_CODES[finalAction],
     apWaitNs: Math.round(apWaitMs * 1e6),
     restartAp,
+    startDelayNs: Math.round(startDelayMs * 1e6),
   };
 }
 
@@ -137,6 +147,7 @@ function emitDataBlock(asm: Assembler, options: ResolvedOptions): void {
   asm.label('pendingMask').dw(0);
   asm.label('waitStart').dd(0);
   asm.label('onlineBeforeRestart').dw(0);
+  asm.padTo(L.startDelayNs).label('startDelayNs').dd(options.startDelayNs);
 }
 
 /** INIT, wait, STARTUP, wait, STARTUP, wait, to the AP whose id is in `apId`. */
@@ -157,6 +168,12 @@ function emitBsp(asm: Assembler): void {
   asm.load('bx', VCPU_COUNT_ADDRESS);
   asm.movFromSegment('ax', 'cs').movToSegment('ds', 'ax');
   asm.store('vcpuCount', 'bx');
+
+  // Optional delay before the first INIT (a window in which the APs sit parked).
+  startTscWait(asm, 'waitStart');
+  asm.label('delay.poll');
+  asm.pause();
+  jumpWhileWaitingMem(asm, 'waitStart', 'startDelayNs', 'delay.poll');
 
   // Walk AP ids 1..vcpuCount-1, shifting the start mask right by one per id (bit 0 is the BSP).
   asm.load('ax', 'startMask').store('pendingMask', 'ax').shiftMem16('shr', 'pendingMask');
