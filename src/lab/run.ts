@@ -1,10 +1,11 @@
 // One lab run: the vmm.ko model, a real bhyve model on a fresh VM (optionally through the real
 // daemon and `vmm-compat wrap`), and the model's ground truth about which APs ran guest code.
-import { spawn, type ChildProcess } from 'node:child_process';
+// LabBench is the reusable part: the fault tests drive it step by step.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startKernelModel, type KernelModel, type KernelVariant as LabKernel } from './kernel/server';
+import { startKernelModel, type KernelModel } from './kernel/server';
 import { standardGuest } from './guests';
 import { ARTIFACTS, requireArtifact } from '../native-paths';
 
@@ -13,32 +14,6 @@ export type LabKernelName = (typeof LAB_KERNELS)[number];
 export const LAB_BHYVES = ['13.1', '14.0'] as const;
 export type LabBhyve = (typeof LAB_BHYVES)[number];
 export type Outcome = 'poweroff' | 'reset' | 'halt' | 'triplefault' | 'hang' | 'bhyve-error';
-
-export interface BootSpec {
-  /** Guest image bytes (default: the standard smp-boot guest). */
-  guest?: Uint8Array;
-}
-
-export interface LabOptions {
-  kernel: LabKernelName;
-  bhyve: LabBhyve;
-  vcpus: number;
-  shim: boolean;
-  timeoutMs: number;
-  /** One bhyve process per entry, all on the same VM (a reset followed by a restart). */
-  boots?: BootSpec[];
-  guest?: Uint8Array;
-  vmName?: string;
-  compatFreebsd13?: boolean;
-  /** Extra environment for bhyve (e.g. VMM_COMPAT_REQUIRE_DAEMON). */
-  bhyveEnv?: Record<string, string>;
-  /** Called with one line per step, for progress output. */
-  progress?: (line: string) => void;
-  /** Include the daemon's log lines in the result. */
-  collectDaemonLog?: boolean;
-  /** Keep the lab directory (for debugging). */
-  keep?: boolean;
-}
 
 export interface BootResult {
   apsStarted: number[];
@@ -69,173 +44,289 @@ const SUSPEND_OUTCOME: Readonly<Record<string, Outcome>> = {
 /** 13.1 bhyverun.c vmexit_suspend: exit(0) reset, 1 poweroff, 2 halt, 3 triple fault. */
 const EXPECTED_STATUS: Readonly<Record<string, number>> = { reset: 0, poweroff: 1, halt: 2, triplefault: 3 };
 
-function waitForExit(child: ChildProcess, timeoutMs: number): Promise<{ status: number | null; signal: string | null; timedOut: boolean }> {
-  return new Promise((resolve) => {
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      killTree(child);
-    }, timeoutMs);
-    child.once('exit', (status, signal) => {
-      clearTimeout(timer);
-      resolve({ status, signal, timedOut });
-    });
-  });
-}
-
-function killTree(child: ChildProcess): void {
-  if (child.pid === undefined || child.exitCode !== null) return;
+function killTree(child: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): void {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
   try {
-    process.kill(-child.pid, 'SIGKILL'); // the whole process group: bhyve and its threads
+    process.kill(-child.pid, signal); // the whole process group: bhyve and its threads
   } catch {
-    child.kill('SIGKILL');
+    child.kill(signal);
   }
 }
 
-async function waitForFile(file: string, timeoutMs: number): Promise<void> {
+function exited(child: ChildProcess): Promise<{ status: number | null; signal: string | null }> {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    return Promise.resolve({ status: child.exitCode, signal: child.signalCode });
+  }
+  return new Promise((resolve) => child.once('exit', (status, signal) => resolve({ status, signal })));
+}
+
+async function waitFor(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!fs.existsSync(file)) {
-    if (Date.now() > deadline) throw new Error(`${file} did not appear within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 10));
   }
 }
 
-interface Daemon {
+export interface BhyveSpec {
+  bhyve: LabBhyve;
+  vcpus: number;
+  vmName: string;
+  guest?: Uint8Array;
+  /** Run through `vmm-compat wrap` and the bench's daemon socket directory. */
+  shim: boolean;
+  timeoutMs: number;
+  env?: Record<string, string>;
+  /** Preload the ASan+UBSan builds of the interposer and the bridge. */
+  sanitized?: boolean;
+}
+
+export interface BhyveRun {
   child: ChildProcess;
-  socketDir: string;
-  log: () => string;
+  result: Promise<BootResult>;
+  stdout(): string;
 }
 
-async function startLabDaemon(root: string, kernel: LabKernelName, compatFreebsd13: boolean, env: NodeJS.ProcessEnv): Promise<Daemon> {
-  const socketDir = path.join(root, 'run');
-  const config = path.join(root, 'vmm-compat.conf');
-  fs.writeFileSync(config, '# lab: everything comes from the command line\n');
-  const logFile = path.join(root, 'daemon.log');
-  const out = fs.openSync(logFile, 'a');
-  const args = [
-    path.resolve(__dirname, '..', 'cli', 'main.js'),
-    'daemon',
-    '--config', config,
-    '--kernel', kernel,
-    '--socket-dir', socketDir,
-    '--syscall-library', requireArtifact(ARTIFACTS.bridge),
-    '--device-dir', path.join(root, 'dev', 'vmm'),
-    '--log-level', 'debug',
-  ];
-  if (!compatFreebsd13) args.push('--no-compat-freebsd13');
-  const child = spawn(process.execPath, args, { env, stdio: ['ignore', out, out] });
-  fs.closeSync(out);
-  const log = (): string => (fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : '');
-  try {
-    await waitForFile(path.join(socketDir, 'vmm-compatd.sock'), 10000);
-  } catch (err) {
-    child.kill('SIGKILL');
-    throw new Error(`the lab daemon did not start: ${(err as Error).message}\n${log()}`);
+export interface BenchOptions {
+  kernel: LabKernelName;
+  compatFreebsd13?: boolean;
+  keep?: boolean;
+}
+
+/** A kernel model (and optionally a daemon) that bhyve models run against, one after another. */
+export class LabBench {
+  private daemonChild: ChildProcess | null = null;
+  private guestCount = 0;
+  readonly socketDir: string;
+  private readonly daemonLogFile: string;
+
+  private constructor(
+    readonly model: KernelModel,
+    readonly root: string,
+    readonly env: NodeJS.ProcessEnv,
+    private readonly options: BenchOptions,
+  ) {
+    this.socketDir = path.join(root, 'run');
+    this.daemonLogFile = path.join(root, 'daemon.log');
   }
-  return { child, socketDir, log };
-}
 
-async function runBoot(
-  model: KernelModel,
-  opts: LabOptions,
-  vmName: string,
-  guestFile: string,
-  env: NodeJS.ProcessEnv,
-  daemon: Daemon | null,
-): Promise<BootResult> {
-  const bhyveBinary = requireArtifact(opts.bhyve === '13.1' ? ARTIFACTS.bhyve13 : ARTIFACTS.bhyve14);
-  const bhyveArgs = ['-c', String(opts.vcpus), '-x', '-m', '2M', '-l', `bootrom,${guestFile}`, vmName];
-  let command: string;
-  let args: string[];
-  const childEnv: NodeJS.ProcessEnv = { ...env, ...opts.bhyveEnv };
-  if (daemon) {
-    command = process.execPath;
-    args = [
+  static async start(options: BenchOptions): Promise<LabBench> {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'vmm-lab-'));
+    const socketPath = path.join(root, 'kernel.sock');
+    const model = await startKernelModel({
+      socketPath,
+      root,
+      variant: options.kernel,
+      compatFreebsd13: options.compatFreebsd13 ?? true,
+    });
+    const env: NodeJS.ProcessEnv = { ...process.env, VMMLAB_KERNEL_SOCK: socketPath, VMMLAB_ROOT: root };
+    delete env.LD_PRELOAD;
+    return new LabBench(model, root, env, options);
+  }
+
+  get kernel(): LabKernelName {
+    return this.options.kernel;
+  }
+
+  /** Starts vmm-compatd for this bench's kernel, over the lab bridge; resolves once it listens. */
+  async startDaemon(extraArgs: string[] = []): Promise<ChildProcess> {
+    const config = path.join(this.root, 'vmm-compat.conf');
+    if (!fs.existsSync(config)) fs.writeFileSync(config, '# lab: everything comes from the command line\n');
+    const out = fs.openSync(this.daemonLogFile, 'a');
+    const args = [
       path.resolve(__dirname, '..', 'cli', 'main.js'),
-      'wrap',
-      '--socket-dir', daemon.socketDir,
-      '--extra-preload', requireArtifact(ARTIFACTS.bridge),
-      '--',
-      bhyveBinary,
-      ...bhyveArgs,
+      'daemon',
+      '--config', config,
+      '--kernel', this.options.kernel,
+      '--socket-dir', this.socketDir,
+      '--syscall-library', requireArtifact(ARTIFACTS.bridge),
+      '--device-dir', path.join(this.root, 'dev', 'vmm'),
+      '--log-level', 'debug',
+      ...extraArgs,
     ];
-  } else {
-    command = bhyveBinary;
-    args = bhyveArgs;
-    childEnv.LD_PRELOAD = requireArtifact(ARTIFACTS.bridge);
+    if (this.options.compatFreebsd13 === false) args.push('--no-compat-freebsd13');
+    const socket = path.join(this.socketDir, 'vmm-compatd.sock');
+    fs.rmSync(socket, { force: true });
+    const child = spawn(process.execPath, args, { env: this.env, stdio: ['ignore', out, out] });
+    fs.closeSync(out);
+    this.daemonChild = child;
+    try {
+      await waitFor(() => fs.existsSync(socket) || child.exitCode !== null, 10000, 'vmm-compatd listening');
+      if (child.exitCode !== null) throw new Error(`exited with status ${child.exitCode}`);
+    } catch (err) {
+      child.kill('SIGKILL');
+      throw new Error(`the lab daemon did not start: ${(err as Error).message}\n${this.daemonLog()}`);
+    }
+    return child;
   }
-  const started = performance.now();
-  const child = spawn(command, args, { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-  child.stderr?.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-  const exit = await waitForExit(child, opts.timeoutMs);
-  const elapsedMs = Math.round(performance.now() - started);
-  killTree(child);
-  const stats = model.guestStats(vmName);
-  const apsStarted = (stats?.instructions ?? [])
-    .map((count: number, vcpu: number) => ({ count, vcpu }))
-    .filter(({ count, vcpu }) => vcpu > 0 && count > 0)
-    .map(({ vcpu }) => vcpu);
-  let outcome: Outcome;
-  if (exit.timedOut) {
-    outcome = 'hang';
-  } else {
-    const suspended = stats?.suspended ? SUSPEND_OUTCOME[stats.suspended] : undefined;
-    outcome = suspended && exit.status === EXPECTED_STATUS[suspended] ? suspended : 'bhyve-error';
+
+  get daemon(): ChildProcess | null {
+    return this.daemonChild;
   }
-  return {
-    apsStarted,
-    outcome,
-    bhyveExit: { status: exit.status, signal: exit.signal },
-    guestOutput: stdout,
-    bhyveStderr: stderr,
-    elapsedMs,
-  };
+
+  async stopDaemon(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const child = this.daemonChild;
+    if (!child) return;
+    this.daemonChild = null;
+    child.kill(signal);
+    await exited(child);
+  }
+
+  daemonLog(): string {
+    return fs.existsSync(this.daemonLogFile) ? fs.readFileSync(this.daemonLogFile, 'utf8') : '';
+  }
+
+  /** Resolves when a daemon log line matches (the fault tests sequence kills on these). */
+  waitForDaemonLog(pattern: RegExp, timeoutMs = 10000): Promise<void> {
+    return waitFor(() => this.daemonLog().split('\n').some((line) => pattern.test(line)), timeoutMs, `daemon log ${pattern}`);
+  }
+
+  spawnBhyve(spec: BhyveSpec): BhyveRun {
+    const variant = spec.sanitized ? 'asan' : 'normal';
+    const bhyveBinary = requireArtifact(spec.bhyve === '13.1' ? ARTIFACTS.bhyve13 : ARTIFACTS.bhyve14);
+    const guestFile = path.join(this.root, `guest-${this.guestCount++}.bin`);
+    fs.writeFileSync(guestFile, spec.guest ?? standardGuest('smp-boot'));
+    const bhyveArgs = ['-c', String(spec.vcpus), '-x', '-m', '2M', '-l', `bootrom,${guestFile}`, spec.vmName];
+    const env: NodeJS.ProcessEnv = { ...this.env, ...spec.env };
+    if (spec.bhyve === '14.0') env.VMMLAB_VMRUN_ABI = this.options.kernel === 'fixed14' ? '14' : '13';
+    const bridge = requireArtifact(ARTIFACTS.bridge, variant);
+    const sanitizerRuntime = spec.sanitized ? sanitizerRuntimes() : [];
+    if (spec.sanitized) {
+      env.ASAN_OPTIONS = 'detect_leaks=0:abort_on_error=1';
+      env.UBSAN_OPTIONS = 'halt_on_error=1:print_stacktrace=1';
+    }
+    let command: string;
+    let args: string[];
+    if (spec.shim) {
+      command = process.execPath;
+      args = [
+        path.resolve(__dirname, '..', 'cli', 'main.js'),
+        'wrap',
+        '--config', path.join(this.root, 'vmm-compat.conf'),
+        '--socket-dir', this.socketDir,
+        '--interposer', requireArtifact(ARTIFACTS.interposer, variant),
+        ...sanitizerRuntime.flatMap((lib) => ['--preload-first', lib]),
+        '--extra-preload', bridge,
+        '--',
+        bhyveBinary,
+        ...bhyveArgs,
+      ];
+      if (!fs.existsSync(path.join(this.root, 'vmm-compat.conf'))) fs.writeFileSync(path.join(this.root, 'vmm-compat.conf'), '');
+    } else {
+      command = bhyveBinary;
+      args = bhyveArgs;
+      env.LD_PRELOAD = [...sanitizerRuntime, bridge].join(' ');
+    }
+    const started = performance.now();
+    const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+    child.stderr?.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    const result = (async (): Promise<BootResult> => {
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        killTree(child);
+      }, spec.timeoutMs);
+      const exit = await exited(child);
+      clearTimeout(timer);
+      const elapsedMs = Math.round(performance.now() - started);
+      killTree(child);
+      const stats = this.model.guestStats(spec.vmName);
+      const apsStarted = (stats?.instructions ?? [])
+        .map((count: number, vcpu: number) => ({ count, vcpu }))
+        .filter(({ count, vcpu }) => vcpu > 0 && count > 0)
+        .map(({ vcpu }) => vcpu);
+      let outcome: Outcome;
+      if (timedOut) outcome = 'hang';
+      else {
+        const suspended = stats?.suspended ? SUSPEND_OUTCOME[stats.suspended] : undefined;
+        outcome = suspended && exit.status === EXPECTED_STATUS[suspended] ? suspended : 'bhyve-error';
+      }
+      return { apsStarted, outcome, bhyveExit: exit, guestOutput: stdout, bhyveStderr: stderr, elapsedMs };
+    })();
+    return { child, result, stdout: () => stdout };
+  }
+
+  /** Kills a bhyve run (and its threads) the way SIGKILL from an operator would. */
+  kill(run: BhyveRun): void {
+    killTree(run.child);
+  }
+
+  async close(): Promise<void> {
+    await this.stopDaemon();
+    await this.model.close();
+    if (!this.options.keep) fs.rmSync(this.root, { recursive: true, force: true });
+  }
+}
+
+/** The sanitizer runtimes an ASan-built library needs in front of it when preloaded. */
+export function sanitizerRuntimes(): string[] {
+  return ['libasan.so', 'libubsan.so'].map((lib) => execFileSync('gcc', [`-print-file-name=${lib}`], { encoding: 'utf8' }).trim());
+}
+
+export interface BootSpec {
+  /** Guest image bytes (default: the standard smp-boot guest). */
+  guest?: Uint8Array;
+}
+
+export interface LabOptions {
+  kernel: LabKernelName;
+  bhyve: LabBhyve;
+  vcpus: number;
+  shim: boolean;
+  timeoutMs: number;
+  /** One bhyve process per entry, all on the same VM (a reset followed by a restart). */
+  boots?: BootSpec[];
+  guest?: Uint8Array;
+  vmName?: string;
+  compatFreebsd13?: boolean;
+  /** Extra environment for bhyve (e.g. VMM_COMPAT_REQUIRE_DAEMON). */
+  bhyveEnv?: Record<string, string>;
+  sanitized?: boolean;
+  /** Called with one line per step, for progress output. */
+  progress?: (line: string) => void;
+  /** Include the daemon's log lines in the result. */
+  collectDaemonLog?: boolean;
+  /** Keep the lab directory (for debugging). */
+  keep?: boolean;
 }
 
 export async function runLab(opts: LabOptions): Promise<LabResult> {
   const progress = opts.progress ?? (() => {});
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'vmm-lab-'));
+  const bench = await LabBench.start({ kernel: opts.kernel, compatFreebsd13: opts.compatFreebsd13, keep: opts.keep });
   const vmName = opts.vmName ?? `lab-${process.pid}-${Date.now() % 100000}`;
-  const socketPath = path.join(root, 'kernel.sock');
-  const model = await startKernelModel({
-    socketPath,
-    root,
-    variant: opts.kernel as LabKernel,
-    compatFreebsd13: opts.compatFreebsd13 ?? true,
-  });
-  const env: NodeJS.ProcessEnv = { ...process.env, VMMLAB_KERNEL_SOCK: socketPath, VMMLAB_ROOT: root };
-  delete env.LD_PRELOAD;
-  if (opts.bhyve === '14.0') env.VMMLAB_VMRUN_ABI = opts.kernel === 'fixed14' ? '14' : '13';
-  let daemon: Daemon | null = null;
-  let daemonLog: string | undefined;
   const boots: BootResult[] = [];
+  let daemonLog: string | undefined;
   try {
     if (opts.shim) {
       progress('starting vmm-compatd');
-      daemon = await startLabDaemon(root, opts.kernel, opts.compatFreebsd13 ?? true, env);
+      await bench.startDaemon();
     }
     const specs = opts.boots && opts.boots.length > 0 ? opts.boots : [{ guest: opts.guest }];
     for (const [index, spec] of specs.entries()) {
-      const guestFile = path.join(root, `guest-${index}.bin`);
-      fs.writeFileSync(guestFile, spec.guest ?? standardGuest('smp-boot'));
       progress(`boot ${index + 1}/${specs.length}: bhyve ${opts.bhyve} on ${opts.kernel}, ${opts.vcpus} vCPUs${opts.shim ? ', through the shim' : ''}`);
-      const result = await runBoot(model, opts, vmName, guestFile, env, daemon);
+      const run = bench.spawnBhyve({
+        bhyve: opts.bhyve,
+        vcpus: opts.vcpus,
+        vmName,
+        guest: spec.guest,
+        shim: opts.shim,
+        timeoutMs: opts.timeoutMs,
+        env: opts.bhyveEnv,
+        sanitized: opts.sanitized,
+      });
+      const result = await run.result;
       progress(`  ${result.outcome} after ${result.elapsedMs} ms, APs started: ${result.apsStarted.join(',') || 'none'}`);
       boots.push(result);
       if (result.outcome === 'hang') break;
     }
   } finally {
-    model.destroyVm(vmName);
-    if (daemon && daemon.child.exitCode === null) {
-      daemon.child.kill('SIGTERM');
-      await waitForExit(daemon.child, 5000);
-    }
-    if (daemon && opts.collectDaemonLog) daemonLog = daemon.log();
-    await model.close();
-    if (!opts.keep) fs.rmSync(root, { recursive: true, force: true });
+    bench.model.destroyVm(vmName);
+    await bench.stopDaemon();
+    if (opts.collectDaemonLog) daemonLog = bench.daemonLog();
+    await bench.close();
   }
   const last = boots[boots.length - 1]!;
   const result: LabResult = {

@@ -9,6 +9,8 @@ import { usageError } from '../usage';
 export interface WrapOptions {
   socketDir: string;
   interposer: string;
+  /** Libraries that must precede the interposer (sanitizer runtimes for its ASan build). */
+  preloadFirst?: string[];
   extraPreload: string[];
   requireDaemon: boolean;
   config: Config;
@@ -17,7 +19,7 @@ export interface WrapOptions {
 /** The environment legacy bhyve runs with: the interposer first, so its ioctl wins lookup. */
 export function wrapEnvironment(base: NodeJS.ProcessEnv, o: WrapOptions): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...base };
-  env.LD_PRELOAD = [o.interposer, ...o.extraPreload].join(' ');
+  env.LD_PRELOAD = [...(o.preloadFirst ?? []), o.interposer, ...o.extraPreload].join(' ');
   env.VMM_COMPAT_SOCKET_DIR = o.socketDir;
   if (o.requireDaemon) env.VMM_COMPAT_REQUIRE_DAEMON = '1';
   else delete env.VMM_COMPAT_REQUIRE_DAEMON;
@@ -58,11 +60,12 @@ export function registerWrapCommand(program: Command): void {
     .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG_PATH)
     .option('--socket-dir <dir>', "the daemon's socket directory as seen from here (in a jail: its nullfs view)")
     .option('--interposer <lib>', 'path of libvmmcompat.so')
+    .option('--preload-first <lib>', 'a library preloaded before the interposer (sanitizer runtime)', (v: string, prev: string[]) => [...prev, v], [])
     .option('--extra-preload <lib>', 'another library preloaded after the interposer (the lab bridge)', (v: string, prev: string[]) => [...prev, v], [])
     .option('--require-daemon', 'refuse to start the VM when vmm-compatd cannot be reached')
     .argument('<bhyve>', 'the legacy bhyve binary')
     .argument('[args...]', 'its arguments')
-    .action((bhyve: string, args: string[], opts: { config: string; socketDir?: string; interposer?: string; extraPreload: string[]; requireDaemon?: boolean }, command: Command) => {
+    .action((bhyve: string, args: string[], opts: { config: string; socketDir?: string; interposer?: string; preloadFirst: string[]; extraPreload: string[]; requireDaemon?: boolean }, command: Command) => {
       const config = loadConfig(opts.config, { mustExist: command.getOptionValueSource('config') === 'cli' });
       const interposer = opts.interposer ?? defaultInterposer();
       if (!fs.existsSync(interposer)) throw usageError(`interposer ${interposer} not found; build it (npm run build) or pass --interposer`);
@@ -73,6 +76,7 @@ export function registerWrapCommand(program: Command): void {
       const env = wrapEnvironment(process.env, {
         socketDir: opts.socketDir ?? config.socketDir,
         interposer,
+        preloadFirst: opts.preloadFirst,
         extraPreload: opts.extraPreload,
         requireDaemon: Boolean(opts.requireDaemon) || config.failurePolicy === 'refuse',
         config,
