@@ -11,7 +11,7 @@ import { acceptedIoctlNames } from '../../src/lab/kernel/ioctl-table';
 import { variantRules } from '../../src/lab/kernel/variant';
 import { CONSOLE, createVm, mark, setRealMode, spinGuest, startLab } from './harness';
 
-const OPTS = { timeout: 15_000 };
+const OPTS = { timeout: 5_000 };
 const EINVAL = -22;
 const ENOTTY = -25;
 

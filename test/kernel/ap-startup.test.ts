@@ -32,7 +32,7 @@ import {
 } from './harness';
 
 const AP_START = BigInt(AP_VECTOR) << 12n;
-const OPTS = { timeout: 15_000 };
+const OPTS = { timeout: 5_000 };
 
 function consoleChar(r: RunResult): string {
   assert.equal(r.ret, 0);

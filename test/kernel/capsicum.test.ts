@@ -8,7 +8,7 @@ import { VM_ACTIVATE_CPU, VM_CPU_TOPOLOGY } from '../../src/abi/structs';
 import { CapRight } from '../../src/lab/kernel/capsicum';
 import { createVm, spinGuest, startLab, VmThread } from './harness';
 
-const OPTS = { timeout: 15_000 };
+const OPTS = { timeout: 5_000 };
 const ENOTCAPABLE = -93;
 
 test('sys_capability.c cap_rights_limit: without CAP_IOCTL every ioctl is ENOTCAPABLE; rights may only narrow', OPTS, async () => {

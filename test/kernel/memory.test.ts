@@ -9,7 +9,7 @@ import { VM_MEMMAP, VM_MEMSEG, VM_MUNMAP } from '../../src/abi/structs';
 import { Assembler } from '../../src/lab/guests/asm';
 import { GUEST_BASE, MEM_BYTES, createVm, setRealMode, spinGuest, startLab, type VmThread } from './harness';
 
-const OPTS = { timeout: 15_000 };
+const OPTS = { timeout: 5_000 };
 const ENOENT = -2;
 const EFAULT = -14;
 const EEXIST = -17;

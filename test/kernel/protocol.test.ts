@@ -12,7 +12,7 @@ import { connectKernel } from '../../src/lab/kernel/client';
 import { FrameType, MAX_FRAME_BYTES, encodeFrame, encodeHello, encodeIoctl } from '../../src/lab/kernel/protocol';
 import { createVm, delay, spinGuest, startLab, within, TIMED_OUT, type Lab } from './harness';
 
-const OPTS = { timeout: 15_000 };
+const OPTS = { timeout: 5_000 };
 const ENOENT = -2;
 const ENXIO = -6;
 const EBADF = -9;

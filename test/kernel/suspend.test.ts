@@ -17,7 +17,7 @@ import {
   type RunResult,
 } from './harness';
 
-const OPTS = { timeout: 15_000 };
+const OPTS = { timeout: 5_000 };
 const EINVAL = -22;
 const EBUSY = -16;
 const EALREADY = -37;

@@ -9,7 +9,7 @@ import { Assembler } from '../../src/lab/guests/asm';
 import { connectKernel } from '../../src/lab/kernel/client';
 import { CONSOLE, FakeMemory, TIMED_OUT, createVm, mark, setRealMode, spinGuest, startLab, within } from './harness';
 
-const OPTS = { timeout: 15_000 };
+const OPTS = { timeout: 5_000 };
 const ENOENT = -2;
 const EPERM = -1;
 const EFAULT = -14;
