@@ -8,6 +8,7 @@ import { Errno, KernelError, fail } from './errno';
 import { FileTable } from './files';
 import { vmmdevIoctl } from './ioctl-dispatch';
 import { buildIoctlTable, type IoctlEntry } from './ioctl-table';
+import { SliceBudget } from './slicing';
 import type { KernelConfig } from './variant';
 import { Vm } from './vm';
 import { vmNameFromSysctl } from './vm-name';
@@ -47,6 +48,7 @@ export class VmmKernel {
   private readonly lastByName = new Map<string, Vm>();
   private readonly files = new FileTable();
   private readonly ioctls: ReadonlyMap<number, IoctlEntry>;
+  private readonly slicing: SliceBudget;
   private generation = 0;
 
   constructor(config: KernelConfig, root: string) {
@@ -57,6 +59,7 @@ export class VmmKernel {
     fs.mkdirSync(this.devDir, { recursive: true });
     fs.mkdirSync(this.memDir, { recursive: true });
     this.ioctls = buildIoctlTable(config);
+    this.slicing = new SliceBudget(config.sliceInstructions);
   }
 
   // ---- sysctl ----
@@ -87,7 +90,7 @@ export class VmmKernel {
   createVm(name: string): Vm {
     if (this.vms.has(name)) fail(Errno.EEXIST, `VM ${name} exists`);
     this.generation++;
-    const vm = new Vm(name, this.config, this.memDir, `${name}.${this.generation}`);
+    const vm = new Vm(name, this.config, this.slicing, this.memDir, `${name}.${this.generation}`);
     fs.writeFileSync(this.devicePath(name), '', { mode: 0o600 });
     this.vms.set(name, vm);
     this.lastByName.set(name, vm);

@@ -7,8 +7,8 @@
 //   4. debug_cpus        -> VM_EXITCODE_DEBUG to userland, without entering the guest
 // (vcpu_should_yield / VM_EXITCODE_BOGUS is the model's slice boundary: yield and continue.)
 //
-// The guest runs in slices of `sliceInstructions`; between slices the vCPU yields to the event
-// loop so that other vCPUs and requests progress. Exits: `out` -> VM_EXITCODE_INOUT to userland;
+// The guest runs in slices (slicing.ts: at most `sliceInstructions`, less when many vCPUs run);
+// between slices the vCPU yields to the event loop so that other vCPUs and requests progress. Exits: `out` -> VM_EXITCODE_INOUT to userland;
 // `hlt` -> vm_handle_hlt; `rdmsr`/`wrmsr` -> the lapic MSRs (the ICR write may become
 // VM_EXITCODE_IPI -> vm_handle_ipi, or SPINUP_AP, or a WRMSR exit); a fault outside the x86 subset
 // -> vm_suspend(TRIPLEFAULT) (as vm_entry_intinfo does for a triple fault).
@@ -24,7 +24,7 @@ import { handleSuspend } from './suspend';
 import { MSR_X2APIC_ICR, readLapicMsr, writeIcr } from './vlapic';
 import type { Vcpu } from './vcpu';
 import type { Vm } from './vm';
-import { checkAlive, yieldToEventLoop, type CallContext } from './wait';
+import { checkAlive, type CallContext } from './wait';
 
 /** The guest's TSC: 1 GHz of host monotonic time (docs/internals.md section 4). */
 const PLATFORM: Platform = { tsc: () => process.hrtime.bigint() };
@@ -44,8 +44,18 @@ export async function vmRun(vm: Vm, vcpu: Vcpu, ctx: CallContext): Promise<void>
   if (vm.suspended.has(vcpu.id)) fail(Errno.EINVAL, `vCPU ${vcpu.id} is suspended`);
   // vmmops_run enters the guest at vcpu->nextrip, which becomes the RIP register.
   vcpu.exitRip = null;
-  const slice = vm.config.sliceInstructions;
-  let budget = slice;
+  const slicing = vm.slicing;
+  slicing.enter();
+  try {
+    await runLoop(vm, vcpu, ctx);
+  } finally {
+    slicing.leave();
+  }
+}
+
+/** The event checks of vmx_run and the guest slices, until an exit goes to userland. */
+async function runLoop(vm: Vm, vcpu: Vcpu, ctx: CallContext): Promise<void> {
+  let budget = vm.slicing.slice();
   let kernelExits = 0;
   for (;;) {
     checkAlive(ctx.signal);
@@ -70,8 +80,8 @@ export async function vmRun(vm: Vm, vcpu: Vcpu, ctx: CallContext): Promise<void>
       return stopAtExit(vcpu);
     }
     if (budget <= 0 || kernelExits >= KERNEL_EXITS_PER_SLICE) {
-      await yieldToEventLoop();
-      budget = slice;
+      await vm.slicing.yieldTurn();
+      budget = vm.slicing.slice();
       kernelExits = 0;
       continue;
     }

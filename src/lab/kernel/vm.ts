@@ -6,6 +6,7 @@ import { VmSuspendHow } from '../../abi/enums';
 import { CpuSet } from './cpuset';
 import { Errno, KernelError, fail } from './errno';
 import { GuestMemory } from './guest-memory';
+import type { SliceBudget } from './slicing';
 import type { KernelConfig } from './variant';
 import { Vcpu } from './vcpu';
 import { WaitChannel, type CallContext } from './wait';
@@ -53,9 +54,13 @@ export class Vm {
   /** msleep/wakeup channel shared by every sleeper of this VM. */
   private readonly events = new WaitChannel();
 
-  constructor(name: string, config: KernelConfig, memDir: string, filePrefix: string) {
+  /** The model-wide guest slice size (slicing.ts). */
+  readonly slicing: SliceBudget;
+
+  constructor(name: string, config: KernelConfig, slicing: SliceBudget, memDir: string, filePrefix: string) {
     this.name = name;
     this.config = config;
+    this.slicing = slicing;
     this.maxcpus = config.maxcpu;
     this.vcpus = new Array<Vcpu | undefined>(this.maxcpus);
     this.memory = new GuestMemory(memDir, filePrefix, config.rules.maxMemsegs);

@@ -62,11 +62,6 @@ export class WaitChannel {
   }
 }
 
-/** Lets other vCPUs and requests progress between guest slices (a preemption point). */
-export function yieldToEventLoop(): Promise<void> {
-  return new Promise<void>((resolve) => setImmediate(resolve));
-}
-
 /** Throws CallAborted if the calling thread is gone. */
 export function checkAlive(signal: AbortSignal): void {
   if (signal.aborted) throw new CallAborted();
