@@ -13,4 +13,4 @@ if (fs.existsSync(generator)) {
   execFileSync(process.execPath, [generator, header], { stdio: 'inherit' });
 }
 const jobs = String(Math.max(1, require('node:os').availableParallelism?.() ?? 2));
-execFileSync('make', ['-s', '-j', jobs, '-C', path.join(root, 'native-bindings')], { stdio: 'inherit' });
+execFileSync('make', ['-s', '-j', jobs, '-C', path.join(root, 'native-bindings'), 'all', 'asan'], { stdio: 'inherit' });
