@@ -1,0 +1,49 @@
+// The lab must reproduce the bug before a test can claim the fix (ARCHITECTURE.md section 6).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { runLab, labSucceeded, type LabKernelName, type LabBhyve } from '../../src/lab/run';
+import { buildSmpBoot } from '../../src/lab/guests/smp-boot';
+
+// A shorter bounded wait than the CLI's default keeps the failing runs quick.
+const guest = buildSmpBoot({ apWaitMs: 300 });
+
+async function boot(kernel: LabKernelName, bhyve: LabBhyve, vcpus: number) {
+  return runLab({ kernel, bhyve, vcpus, shim: false, timeoutMs: 20000, guest });
+}
+
+for (const vcpus of [2, 4, 8, 16]) {
+  test(`window kernel (vlapic.c 7c326ab5): 13.1 bhyve with ${vcpus} vCPUs starts no AP, the guest gives up and powers off`, async () => {
+    const r = await boot('window', '13.1', vcpus);
+    assert.deepEqual(r.apsStarted, []);
+    assert.equal(r.outcome, 'poweroff');
+    assert.equal(r.bhyveExit.status, 1);
+    assert.equal(r.guestOutput, 'online=1\n');
+    assert.equal(labSucceeded(r), false);
+  });
+
+  test(`legacy13 kernel (13-era vlapic boot states): 13.1 bhyve starts all ${vcpus - 1} APs`, async () => {
+    const r = await boot('legacy13', '13.1', vcpus);
+    assert.deepEqual(r.apsStarted, r.apsExpected);
+    assert.equal(r.outcome, 'poweroff');
+    assert.equal(r.guestOutput, `online=${vcpus}\n`);
+  });
+
+  test(`window kernel with the new-protocol bhyve (14.0 bhyverun.c): all ${vcpus - 1} APs start`, async () => {
+    const r = await boot('window', '14.0', vcpus);
+    assert.deepEqual(r.apsStarted, r.apsExpected, r.bhyveStderr);
+    assert.equal(r.outcome, 'poweroff');
+  });
+}
+
+test('fixed14 kernel (vmm_dev.c VM_GET_CPUS ERANGE for 32 bytes): 13.1 bhyve aborts on its vm_loop assert', async () => {
+  const r = await boot('fixed14', '13.1', 4);
+  assert.equal(r.outcome, 'bhyve-error');
+  assert.equal(r.bhyveExit.signal, 'SIGABRT');
+  assert.match(r.bhyveStderr, /vm_loop.*Assertion/);
+});
+
+test('fixed14 kernel with the new-protocol bhyve: all APs start', async () => {
+  const r = await boot('fixed14', '14.0', 4);
+  assert.deepEqual(r.apsStarted, [1, 2, 3], r.bhyveStderr);
+  assert.equal(r.outcome, 'poweroff');
+});
