@@ -79,6 +79,8 @@ export interface BhyveSpec {
   env?: Record<string, string>;
   /** Preload the ASan+UBSan builds of the interposer and the bridge. */
   sanitized?: boolean;
+  /** `wrap --require-daemon`: refuse to boot without vmm-compatd. */
+  requireDaemon?: boolean;
 }
 
 export interface BhyveRun {
@@ -206,6 +208,7 @@ export class LabBench {
         '--socket-dir', this.socketDir,
         '--interposer', requireArtifact(ARTIFACTS.interposer, variant),
         ...sanitizerRuntime.flatMap((lib) => ['--preload-first', lib]),
+        ...(spec.requireDaemon ? ['--require-daemon'] : []),
         '--extra-preload', bridge,
         '--',
         bhyveBinary,
