@@ -216,12 +216,12 @@ describe('fixed14 kernel (b265a2e0)', () => {
       const init = await t.run14(0, 160);
       assert.equal(init.ret, 0);
       assert.equal(init.exit?.exitcode, VmExitcode.IPI);
-      assert.deepEqual(decodeIpi14(init.exit.u), { mode: 5, vector: 0 });
+      assert.deepEqual(decodeIpi14(init.exit.u), { mode: 0x500, vector: 0 }, 'u.ipi.mode is APIC_DELMODE_INIT');
       assert.deepEqual(cpusetFromBytes(init.cpuset.subarray(0, 128)), [1]);
       assert.ok(init.cpuset.subarray(128).every((b) => b === 0), 'bytes past the kernel cpuset are zero-filled');
       const sipi = await t.run14(0, 16);
       assert.equal(sipi.exit?.exitcode, VmExitcode.IPI);
-      assert.deepEqual(decodeIpi14(sipi.exit.u), { mode: 6, vector: AP_VECTOR });
+      assert.deepEqual(decodeIpi14(sipi.exit.u), { mode: 0x600, vector: AP_VECTOR }, 'APIC_DELMODE_STARTUP');
       assert.equal(sipi.cpuset.length, 16);
       assert.deepEqual(cpusetFromBytes(sipi.cpuset), [1], 'truncated to cpusetsize');
       park.stop();
@@ -247,7 +247,7 @@ test('vmm_dev.c (early-2023 main, KH23): the 144-byte VM_RUN carries an IPI exit
     const init = await t.run(0);
     assert.equal(init.exit?.exitcode, VmExitcode.IPI);
     const u = decodeIpi13(init.exit.u);
-    assert.equal(u.mode, 5);
+    assert.equal(u.mode, 0x500);
     assert.deepEqual(cpusetFromBytes(u.dmask), [1]);
     park.stop();
     await park.done;

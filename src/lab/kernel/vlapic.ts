@@ -20,17 +20,22 @@ export const MSR_APICBASE = 0x1b;
 export const MSR_X2APIC_ID = 0x802;
 export const MSR_X2APIC_ICR = 0x830;
 
-/** apicreg.h APIC_DELMODE_* >> 8. */
+/**
+ * apicreg.h APIC_DELMODE_*: the ICR's delivery-mode bits in place (icrval & APIC_DELMODE_MASK).
+ * These are also the values of u.ipi.mode in VM_EXITCODE_IPI (vlapic_icrlo_write_handler stores
+ * the masked bits; vm_handle_ipi and bhyve's vmexit_ipi switch on APIC_DELMODE_INIT/STARTUP).
+ */
 export const DeliveryMode = {
-  FIXED: 0,
-  LOWPRIO: 1,
-  SMI: 2,
-  RR: 3,
-  NMI: 4,
-  INIT: 5,
-  STARTUP: 6,
-  EXTINT: 7,
+  FIXED: 0x000,
+  LOWPRIO: 0x100,
+  SMI: 0x200,
+  RR: 0x300,
+  NMI: 0x400,
+  INIT: 0x500,
+  STARTUP: 0x600,
+  EXTINT: 0x700,
 } as const;
+const APIC_DELMODE_MASK = 0x700;
 
 /** apicreg.h APIC_DEST_* >> 18 (the shorthand field). */
 const Shorthand = { DESTFLD: 0, SELF: 1, ALLISELF: 2, ALLESELF: 3 } as const;
@@ -60,7 +65,7 @@ export function decodeIcr(value: bigint): Icr {
   const low = Number(value & 0xffffffffn);
   return {
     vector: low & 0xff,
-    mode: (low >> 8) & 0x7,
+    mode: low & APIC_DELMODE_MASK,
     physical: (low & APIC_DESTMODE_LOGICAL) === 0,
     levelAssert: (low & APIC_LEVEL_ASSERT) !== 0,
     levelTriggered: (low & APIC_TRIGMOD_LEVEL) !== 0,
