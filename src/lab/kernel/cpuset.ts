@@ -47,11 +47,6 @@ export class CpuSet {
     return new CpuSet(this.bits & other.bits);
   }
 
-  /** CPU_ANDNOT into a new set. */
-  without(other: CpuSet): CpuSet {
-    return new CpuSet(this.bits & ~other.bits);
-  }
-
   /** CPU_OR in place. */
   addAll(other: CpuSet): void {
     this.bits |= other.bits;

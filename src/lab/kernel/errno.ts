@@ -20,7 +20,6 @@ export const Errno = {
   ENOTCAPABLE: 93,
   ECAPMODE: 94,
 } as const;
-export type ErrnoName = keyof typeof Errno;
 
 const NAMES = new Map<number, string>(Object.entries(Errno).map(([name, n]) => [n, name]));
 

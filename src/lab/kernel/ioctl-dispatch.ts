@@ -3,7 +3,7 @@
 // vCPU lookup and locking happen before the handler, the unlock after it whatever happens; the
 // argument goes back to the caller only on success and only for IOC_OUT.
 
-import { Errno, KernelError, fail } from './errno';
+import { Errno, fail } from './errno';
 import { lockAllVcpus, lockVcpu, unlockAllVcpus, unlockVcpu } from './freeze';
 import type { IoctlEntry } from './ioctl-table';
 import type { Vm } from './vm';
@@ -65,8 +65,4 @@ export async function vmmdevIoctl(vm: Vm, entry: IoctlEntry | undefined, arg: Bu
       break;
   }
   return copiesOut ? data : Buffer.alloc(0);
-}
-
-export function isKernelError(error: unknown): error is KernelError {
-  return error instanceof KernelError;
 }

@@ -18,7 +18,6 @@ export const FrameType = {
   COPYIN: 101,
   COPYOUT: 102,
 } as const;
-export type FrameTypeName = keyof typeof FrameType;
 
 /** The largest value of a frame's length field. */
 export const MAX_FRAME_BYTES = 1 << 20;

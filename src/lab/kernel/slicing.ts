@@ -25,10 +25,6 @@ export class SliceBudget {
     this.inGuest--;
   }
 
-  get vcpusInGuest(): number {
-    return this.inGuest;
-  }
-
   private nextTurn: Promise<void> | null = null;
 
   /**

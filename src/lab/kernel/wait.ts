@@ -56,10 +56,6 @@ export class WaitChannel {
     this.sleepers.clear();
     for (const sleeper of woken) sleeper.wake();
   }
-
-  get sleeping(): number {
-    return this.sleepers.size;
-  }
 }
 
 /** Throws CallAborted if the calling thread is gone. */
