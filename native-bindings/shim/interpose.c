@@ -29,7 +29,11 @@
 /* Everything else in the library is hidden (-fvisibility=hidden). */
 #define	SHIM_EXPORT		__attribute__((visibility("default")))
 
-ioctl_fn shim_next_ioctl;
+static int resolve_then_ioctl(int, unsigned long, ...);
+
+/* Until the constructor runs, the first call resolves (another library's
+ * constructor may call ioctl before ours). */
+ioctl_fn shim_next_ioctl = resolve_then_ioctl;
 
 /* `vmm-compat doctor` reads this tag to compare protocol versions. */
 SHIM_EXPORT const char vmm_compat_protocol[] = "vmm-compat-protocol=1";
@@ -50,8 +54,11 @@ static struct vm_session *_Atomic vmfd_table[VMC_FD_TABLE];
 static void
 resolve_next(void)
 {
+	ioctl_fn next;
 
-	shim_next_ioctl = (ioctl_fn)dlsym(RTLD_NEXT, "ioctl");
+	next = (ioctl_fn)dlsym(RTLD_NEXT, "ioctl");
+	if (next != NULL)
+		shim_next_ioctl = next;
 	next_open = (open_fn)dlsym(RTLD_NEXT, "open");
 	next_openat = (openat_fn)dlsym(RTLD_NEXT, "openat");
 	next_close = (close_fn)dlsym(RTLD_NEXT, "close");
@@ -67,8 +74,25 @@ static inline void
 ensure_resolved(void)
 {
 
-	if (__builtin_expect(shim_next_ioctl == NULL, 0))
+	if (__builtin_expect(next_open == NULL, 0))
 		resolve_next();
+}
+
+static int
+resolve_then_ioctl(int fd, unsigned long request, ...)
+{
+	va_list ap;
+	void *arg;
+
+	va_start(ap, request);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	resolve_next();
+	if (shim_next_ioctl == resolve_then_ioctl) {
+		errno = ENOSYS;
+		return (-1);
+	}
+	return (shim_next_ioctl(fd, request, arg));
 }
 
 void shim_read_environment(void);
@@ -110,19 +134,18 @@ static const struct compat_action compat_actions[256] = {
 	[IOCNUM(ABI13_VM_GET_CPUS)] = { ABI13_VM_GET_CPUS, on_get_cpus },
 };
 
+/*
+ * Defined with a fixed third argument: on amd64 a variadic caller passes it
+ * in the same register (SysV ABI), and without va_start the compiler turns
+ * the pass-through into a tail jump to the next ioctl().
+ */
 SHIM_EXPORT int
-ioctl(int fd, unsigned long request, ...)
+ioctl(int fd, unsigned long request, void *arg)
 {
 	const struct compat_action *action;
 	struct vm_session *vs;
-	va_list ap;
-	void *arg;
 
-	va_start(ap, request);
-	arg = va_arg(ap, void *);
-	va_end(ap);
-	ensure_resolved();
-	if ((unsigned)fd >= VMC_FD_TABLE ||
+	if (__builtin_expect((unsigned)fd >= VMC_FD_TABLE, 0) ||
 	    (vs = atomic_load_explicit(&vmfd_table[fd],
 	    memory_order_acquire)) == NULL)
 		return (shim_next_ioctl(fd, request, arg));
@@ -162,14 +185,20 @@ on_vm_run(struct vm_session *vs, int fd __attribute__((unused)),
 	struct vm_run *vr = arg;
 	int error;
 
-	if (vr->cpuid == 0 && atomic_load(&vs->planned_boot) !=
-	    atomic_load(&vs->boot) + 1)
+	if (__builtin_expect(vr->cpuid == 0, 0) &&
+	    atomic_load(&vs->planned_boot) != atomic_load(&vs->boot) + 1)
 		plan_boot(vs);
 	for (;;) {
-		error = kernel_vm_run(vs, vr);
+		/* The 144-byte VM_RUN is the kernel's own: no translation. */
+		if (__builtin_expect(!vs->facts_known ||
+		    vs->facts.vmrun_abi == 13, 1))
+			error = shim_next_ioctl(vs->fd, ABI13_VM_RUN, vr);
+		else
+			error = kernel_vm_run(vs, vr);
 		if (error != 0)
 			return (error);
-		if (vr->vm_exit.exitcode == VM_EXITCODE_SPINUP_AP) {
+		if (__builtin_expect(vr->vm_exit.exitcode ==
+		    VM_EXITCODE_SPINUP_AP, 0)) {
 			if (spinup_ap_exit(vs, &vr->vm_exit) == SPINUP_SWALLOW)
 				continue;
 		} else if (vr->vm_exit.exitcode == VM_EXITCODE_SUSPENDED &&

@@ -73,6 +73,8 @@ plan_alone(struct vm_session *vs, int ncpus, const char *why)
 			break;
 		}
 		parked |= 1u << vcpu;
+		/* As the daemon does: never active and runnable without a thread. */
+		(void)kernel_vcpu_op(vs, ABI13_VM_SUSPEND_CPU, vcpu);
 	}
 	shim_warn("VM %s: vmm-compatd unreachable (%s): FALLBACK, the "
 	    "interposer activated and parks APs itself (mask 0x%x, %s kernel)",

@@ -5,14 +5,21 @@ SHIM_SRCS=	shim/interpose.c shim/session.c shim/daemon_link.c shim/kernel.c \
 SHIM_HDRS=	shim/shim.h include/vmm13.h include/vmm_abi_gen.h include/fbsd_compat.h
 SHIM_CFLAGS=	-std=gnu11 -Wall -Wextra -Werror -fPIC -Iinclude -Ishim -pthread \
 		-fvisibility=hidden
-SHIM_LDFLAGS=	-shared -pthread -ldl
+SHIM_LDFLAGS=	-shared -pthread -ldl -flto=auto
 
 build/libvmmcompat.so: $(SHIM_SRCS) $(SHIM_HDRS)
 	@mkdir -p build
-	$(CC) $(SHIM_CFLAGS) -O2 -o $@ $(SHIM_SRCS) $(SHIM_LDFLAGS)
+	$(CC) $(SHIM_CFLAGS) -O2 -flto=auto -o $@ $(SHIM_SRCS) $(SHIM_LDFLAGS)
 
 build/asan/libvmmcompat.so: $(SHIM_SRCS) $(SHIM_HDRS)
 	@mkdir -p build/asan
 	$(CC) $(SHIM_CFLAGS) -O1 -g -fno-omit-frame-pointer \
 	    -fsanitize=address,undefined -fno-sanitize-recover=undefined \
 	    -o $@ $(SHIM_SRCS) $(SHIM_LDFLAGS) -fsanitize=address,undefined
+
+# The pass-through benchmark's loop (bench/run.ts runs it with and without the interposer).
+build/bench/passthrough: bench/passthrough.c include/vmm13.h include/vmm_abi_gen.h
+	@mkdir -p build/bench
+	$(CC) -std=gnu11 -Wall -Wextra -Werror -O2 -Iinclude -o $@ bench/passthrough.c
+
+ALL_TARGETS	+= build/bench/passthrough
