@@ -263,8 +263,7 @@ connect_locked(struct vm_session *vs, char *why, size_t whylen)
 		close(s);
 		return (LINK_DOWN);
 	}
-	vs->facts = f;
-	vs->facts_known = 1;
+	session_set_facts(vs, &f);
 	vs->link_session = get32(welcome);
 	vs->link_fd = s;
 	return (LINK_OK);

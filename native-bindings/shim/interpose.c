@@ -176,38 +176,62 @@ on_set_topology(struct vm_session *vs, int fd, unsigned long request,
 /*
  * VM_RUN: the BSP's first run of a boot waits for the plan (compat sequence
  * step 3); a SPINUP_AP exit is corrected, handed over or swallowed
- * (steps 4, 5, 7) before bhyve sees it.
+ * (steps 4, 5, 7) before bhyve sees it.  The common case (planned, native
+ * ABI, an ordinary exit) is the first function; the rest is out of line.
  */
+static __attribute__((noinline)) int
+vm_run_slow(struct vm_session *vs, struct vm_run *vr, int error)
+{
+
+	for (;;) {
+		if (error == 0 && vr->vm_exit.exitcode == VM_EXITCODE_SPINUP_AP) {
+			if (spinup_ap_exit(vs, &vr->vm_exit) == SPINUP_DELIVER)
+				return (0);
+			/* Swallowed: run the sender again. */
+		} else {
+			if (error == 0 &&
+			    vr->vm_exit.exitcode == VM_EXITCODE_SUSPENDED &&
+			    atomic_exchange(&vs->suspend_reported, 1) == 0)
+				link_event(vs, VMC_EV_SUSPEND, vr->cpuid,
+				    vr->vm_exit.u.suspended.how);
+			return (error);
+		}
+		error = kernel_vm_run(vs, vr);
+	}
+}
+
+static __attribute__((noinline)) int
+vm_run_first(struct vm_session *vs, struct vm_run *vr)
+{
+
+	if (vr->cpuid == 0 && atomic_load(&vs->planned_boot) !=
+	    atomic_load(&vs->boot) + 1)
+		plan_boot(vs);
+	return (vm_run_slow(vs, vr, kernel_vm_run(vs, vr)));
+}
+
+/* Exit codes the interposer looks at after VM_RUN. */
+#define	COMPAT_EXITS	((1u << VM_EXITCODE_SPINUP_AP) | \
+			    (1u << VM_EXITCODE_SUSPENDED))
+
 static int
 on_vm_run(struct vm_session *vs, int fd __attribute__((unused)),
     unsigned long request __attribute__((unused)), void *arg)
 {
 	struct vm_run *vr = arg;
+	unsigned exitcode;
 	int error;
 
-	if (__builtin_expect(vr->cpuid == 0, 0) &&
-	    atomic_load(&vs->planned_boot) != atomic_load(&vs->boot) + 1)
-		plan_boot(vs);
-	for (;;) {
-		/* The 144-byte VM_RUN is the kernel's own: no translation. */
-		if (__builtin_expect(!vs->facts_known ||
-		    vs->facts.vmrun_abi == 13, 1))
-			error = shim_next_ioctl(vs->fd, ABI13_VM_RUN, vr);
-		else
-			error = kernel_vm_run(vs, vr);
-		if (error != 0)
-			return (error);
-		if (__builtin_expect(vr->vm_exit.exitcode ==
-		    VM_EXITCODE_SPINUP_AP, 0)) {
-			if (spinup_ap_exit(vs, &vr->vm_exit) == SPINUP_SWALLOW)
-				continue;
-		} else if (vr->vm_exit.exitcode == VM_EXITCODE_SUSPENDED &&
-		    atomic_exchange(&vs->suspend_reported, 1) == 0) {
-			link_event(vs, VMC_EV_SUSPEND, vr->cpuid,
-			    vr->vm_exit.u.suspended.how);
-		}
-		return (0);
-	}
+	if (__builtin_expect(!vs->vmrun_native || (vr->cpuid == 0 &&
+	    atomic_load_explicit(&vs->planned_boot, memory_order_acquire) !=
+	    atomic_load_explicit(&vs->boot, memory_order_relaxed) + 1), 0))
+		return (vm_run_first(vs, vr));
+	error = shim_next_ioctl(vs->fd, ABI13_VM_RUN, vr);
+	exitcode = (unsigned)vr->vm_exit.exitcode;
+	if (__builtin_expect(error == 0 && exitcode < 32 &&
+	    ((1u << exitcode) & COMPAT_EXITS) != 0, 0))
+		return (vm_run_slow(vs, vr, error));
+	return (error);
 }
 
 static int

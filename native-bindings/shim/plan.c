@@ -92,9 +92,11 @@ plan_boot(struct vm_session *vs)
 	enum link_result r;
 	uint32_t parked;
 	char why[256];
+	uint64_t held_since;
 	unsigned boot;
 	int ncpus;
 
+	held_since = monotonic_ns();
 	pthread_mutex_lock(&vs->plan_lock);
 	boot = atomic_load(&vs->boot);
 	if (atomic_load(&vs->planned_boot) == boot + 1) {
@@ -126,4 +128,6 @@ plan_boot(struct vm_session *vs)
 	start_parkers(vs, parked);
 	atomic_store(&vs->planned_boot, boot + 1);
 	pthread_mutex_unlock(&vs->plan_lock);
+	link_event(vs, VMC_EV_PLANNED, 0,
+	    (int)((monotonic_ns() - held_since) / 1000));
 }

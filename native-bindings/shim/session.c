@@ -205,6 +205,15 @@ shim_read_environment(void)
 	}
 }
 
+void
+session_set_facts(struct vm_session *vs, const struct kernel_facts *facts)
+{
+
+	vs->facts = *facts;
+	vs->vmrun_native = facts->vmrun_abi == 13;
+	vs->facts_known = 1;
+}
+
 static int
 session_init_facts(struct vm_session *vs, char *why, size_t whylen)
 {
@@ -224,10 +233,8 @@ session_init_facts(struct vm_session *vs, char *why, size_t whylen)
 			errno = ECONNREFUSED;
 			return (-1);
 		}
-		if (shim_config.cached_known) {
-			vs->facts = shim_config.cached;
-			vs->facts_known = 1;
-		}
+		if (shim_config.cached_known)
+			session_set_facts(vs, &shim_config.cached);
 		shim_warn("cannot reach vmm-compatd (%s); VM %s continues with "
 		    "the %s kernel facts", why, vs->name, vs->facts_known ?
 		    variant_name(vs->facts.variant) : "(unknown: pass-through)");
@@ -257,6 +264,7 @@ session_attach(int fd, const char *name)
 	snprintf(vs->name, sizeof(vs->name), "%s", name);
 	vs->fd = fd;
 	vs->link_fd = -1;
+	vs->vmrun_native = 1;	/* until kernel facts say otherwise */
 	pthread_mutex_init(&vs->plan_lock, NULL);
 	pthread_mutex_init(&vs->link_lock, NULL);
 	pthread_mutex_init(&vs->park_lock, NULL);

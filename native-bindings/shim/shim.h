@@ -44,6 +44,7 @@ enum vmc_event {
 	VMC_EV_PARKER_EXIT = 8,
 	VMC_EV_VMRUN_TRANSLATED = 9,
 	VMC_EV_CPUS_TRANSLATED = 10,
+	VMC_EV_PLANNED = 11,
 };
 
 struct kernel_facts {
@@ -67,6 +68,8 @@ struct vm_session {
 	int			fd;
 	struct kernel_facts	facts;
 	int			facts_known;
+	/* 1: the kernel takes the 144-byte VM_RUN as is (no translation). */
+	int			vmrun_native;
 
 	/* Topology (VM_SET_TOPOLOGY) and the plan of the current boot. */
 	atomic_int		ncpus;
@@ -120,6 +123,7 @@ void	session_detach(int fd);
 void	shim_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 uint64_t monotonic_ns(void);
 int	facts_for_variant(int variant, struct kernel_facts *facts);
+void	session_set_facts(struct vm_session *vs, const struct kernel_facts *facts);
 const char *variant_name(int variant);
 
 /* daemon_link.c */

@@ -41,6 +41,8 @@ export const EventKind = {
   PARKER_EXIT: 8,
   VMRUN_TRANSLATED: 9,
   CPUS_TRANSLATED: 10,
+  /** The BSP's first VM_RUN of a boot was held this long (arg, microseconds) for the plan. */
+  PLANNED: 11,
 } as const;
 export type EventKindCode = (typeof EventKind)[keyof typeof EventKind];
 const EVENT_NAMES = new Map<number, string>(

@@ -8,6 +8,8 @@ import path from 'node:path';
 import { startKernelModel, type KernelModel } from './kernel/server';
 import { standardGuest } from './guests';
 import { ARTIFACTS, requireArtifact } from '../native-paths';
+import { wrapEnvironment } from '../cli/commands/wrap';
+import { defaultConfig } from '../config/config';
 
 export const LAB_KERNELS = ['legacy13', 'window', 'fixed14'] as const;
 export type LabKernelName = (typeof LAB_KERNELS)[number];
@@ -81,6 +83,8 @@ export interface BhyveSpec {
   sanitized?: boolean;
   /** `wrap --require-daemon`: refuse to boot without vmm-compatd. */
   requireDaemon?: boolean;
+  /** With shim: set wrap's environment here instead of running `vmm-compat wrap` (benchmarks). */
+  direct?: boolean;
 }
 
 export interface BhyveRun {
@@ -199,7 +203,22 @@ export class LabBench {
     }
     let command: string;
     let args: string[];
-    if (spec.shim) {
+    if (spec.shim && spec.direct) {
+      command = bhyveBinary;
+      args = bhyveArgs;
+      Object.assign(
+        env,
+        wrapEnvironment(env, {
+          socketDir: this.socketDir,
+          interposer: requireArtifact(ARTIFACTS.interposer, variant),
+          preloadFirst: sanitizerRuntime,
+          extraPreload: [bridge],
+          requireDaemon: Boolean(spec.requireDaemon),
+          config: defaultConfig(),
+        }),
+        spec.env,
+      );
+    } else if (spec.shim) {
       command = process.execPath;
       args = [
         path.resolve(__dirname, '..', 'cli', 'main.js'),

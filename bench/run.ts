@@ -1,0 +1,300 @@
+// npm run bench: every performance figure the README quotes, measured side by side in one run
+// on this machine, written to bench/results/<date>-<commit>.json and bench/results/latest.json.
+// Options: --quick (fewer rounds, for a smoke run), --only NAME[,NAME] (passthrough, boot,
+// parked, storm).
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { LabBench, type BootResult } from '../src/lab/run';
+import { buildSmpBoot } from '../src/lab/guests/smp-boot';
+import { ARTIFACTS, nativeArtifact, requireArtifact } from '../src/native-paths';
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const onlyArg = args.find((_arg, i) => args[i - 1] === '--only');
+const only = onlyArg ? new Set(onlyArg.split(',')) : null;
+const enabled = (name: string): boolean => only === null || only.has(name);
+
+function say(line: string): void {
+  process.stderr.write(`bench: ${line}\n`);
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
+}
+
+const round = (x: number, digits = 2): number => Number(x.toFixed(digits));
+
+// ---- 1. pass-through cost of the interposer --------------------------------------------------
+
+interface PassthroughResult {
+  request: string;
+  rounds: number;
+  iterationsPerRound: number;
+  baselineNsPerCall: number;
+  interposerNsPerCall: number;
+  addedNsPerCall: number;
+  ratio: number;
+  addedInstructionsPerCall: number | null;
+}
+
+function passthroughOnce(request: string, withInterposer: boolean, iterations: number): number {
+  const loop = requireArtifact('bench/passthrough');
+  const preload = [withInterposer ? nativeArtifact(ARTIFACTS.interposer) : null, nativeArtifact(ARTIFACTS.bridge)].filter(Boolean).join(' ');
+  // Pin to one core where taskset exists: the two variants then share one cache and clock.
+  const hasTaskset = spawnSync('taskset', ['--version']).status === 0;
+  const argv = hasTaskset ? ['taskset', '-c', String(os.availableParallelism() - 1), loop] : [loop];
+  const out = execFileSync(argv[0]!, [...argv.slice(1), 'bench-vm', request, String(iterations)], {
+    env: { ...process.env, LD_PRELOAD: preload, VMMLAB_BRIDGE_MODE: 'loopback', VMMLAB_ROOT: os.tmpdir() },
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  return Number(out.trim());
+}
+
+/** Instructions per call, exactly, from callgrind: (Ir(2N) - Ir(N)) / (calls(2N) - calls(N)). */
+function instructionsPerCall(request: string, withInterposer: boolean): number | null {
+  if (spawnSync('valgrind', ['--version']).status !== 0) return null;
+  const loop = requireArtifact('bench/passthrough');
+  const preload = [withInterposer ? nativeArtifact(ARTIFACTS.interposer) : null, nativeArtifact(ARTIFACTS.bridge)].filter(Boolean).join(' ');
+  const refs = (n: number): number => {
+    const r = spawnSync('valgrind', ['--tool=callgrind', '--callgrind-out-file=/dev/null', loop, 'bench-vm', request, String(n)], {
+      env: { ...process.env, LD_PRELOAD: preload, VMMLAB_BRIDGE_MODE: 'loopback', VMMLAB_ROOT: os.tmpdir() },
+      encoding: 'utf8',
+    });
+    const m = /refs:\s+([\d,]+)/.exec(r.stderr);
+    if (!m) throw new Error(`callgrind printed no instruction count: ${r.stderr.slice(-300)}`);
+    return Number(m[1]!.replace(/,/g, ''));
+  };
+  // The loop makes n/10 warm-up calls plus n timed calls.
+  return (refs(20000) - refs(10000)) / 11000;
+}
+
+function benchPassthrough(): PassthroughResult[] {
+  const rounds = quick ? 5 : 11;
+  const iterations = quick ? 200000 : 1000000;
+  const results: PassthroughResult[] = [];
+  for (const request of ['run', 'getreg']) {
+    const base: number[] = [];
+    const shim: number[] = [];
+    for (let r = 0; r < rounds; r++) {
+      // Interleaved, alternating order: drift on a shared machine hits both sides alike.
+      if (r % 2 === 0) {
+        base.push(passthroughOnce(request, false, iterations));
+        shim.push(passthroughOnce(request, true, iterations));
+      } else {
+        shim.push(passthroughOnce(request, true, iterations));
+        base.push(passthroughOnce(request, false, iterations));
+      }
+    }
+    const baseline = median(base);
+    const interposed = median(shim);
+    const baseInstr = instructionsPerCall(request, false);
+    const shimInstr = instructionsPerCall(request, true);
+    const result: PassthroughResult = {
+      request: request === 'run' ? 'VM_RUN (0xC0907601, an AP)' : 'VM_GET_REGISTER (0xC0107615)',
+      rounds,
+      iterationsPerRound: iterations,
+      baselineNsPerCall: round(baseline),
+      interposerNsPerCall: round(interposed),
+      addedNsPerCall: round(interposed - baseline),
+      ratio: round(interposed / baseline, 4),
+      addedInstructionsPerCall: baseInstr !== null && shimInstr !== null ? round(shimInstr - baseInstr, 1) : null,
+    };
+    say(`pass-through ${result.request}: ${result.baselineNsPerCall} -> ${result.interposerNsPerCall} ns/call (+${result.addedNsPerCall} ns, x${result.ratio}), +${result.addedInstructionsPerCall ?? '?'} instructions`);
+    results.push(result);
+  }
+  return results;
+}
+
+// ---- 2. plan delay and handover latency (16 vCPUs) -------------------------------------------
+
+interface CompatEventLine {
+  vm: string;
+  event: string;
+  vcpu: number;
+  arg: number;
+}
+
+function compatEvents(log: string): CompatEventLine[] {
+  return log
+    .split('\n')
+    .filter((l) => l.includes('"compat event"'))
+    .map((l) => JSON.parse(l) as CompatEventLine);
+}
+
+async function benchBoots(): Promise<{ boots: number; vcpus: number; planDelayUs: { p50: number; p99: number; max: number }; handoverUs: { samples: number; p50: number; p99: number; max: number }; allApsStarted: boolean }> {
+  const boots = quick ? 5 : 30;
+  const vcpus = 16;
+  const bench = await LabBench.start({ kernel: 'window' });
+  let allApsStarted = true;
+  try {
+    await bench.startDaemon(['--log-level', 'info']);
+    const guest = buildSmpBoot({ apWaitMs: 2000 });
+    for (let i = 0; i < boots; i++) {
+      const vm = `bench-boot-${i}`;
+      const run = bench.spawnBhyve({ bhyve: '13.1', vcpus, vmName: vm, shim: true, direct: true, timeoutMs: 30000, guest });
+      const r = await run.result;
+      if (r.apsStarted.length !== vcpus - 1 || r.outcome !== 'poweroff') allApsStarted = false;
+      bench.model.destroyVm(vm);
+    }
+    await bench.stopDaemon();
+    const ev = compatEvents(bench.daemonLog());
+    const planned = ev.filter((e) => e.event === 'planned').map((e) => e.arg);
+    const handovers = ev.filter((e) => e.event === 'handover').map((e) => e.arg);
+    const result = {
+      boots,
+      vcpus,
+      planDelayUs: { p50: percentile(planned, 50), p99: percentile(planned, 99), max: Math.max(...planned) },
+      handoverUs: { samples: handovers.length, p50: percentile(handovers, 50), p99: percentile(handovers, 99), max: Math.max(...handovers) },
+      allApsStarted,
+    };
+    say(`boots: ${boots} x ${vcpus} vCPUs, BSP held for the plan p50 ${result.planDelayUs.p50} us, p99 ${result.planDelayUs.p99} us; handover p50 ${result.handoverUs.p50} us, p99 ${result.handoverUs.p99} us (${handovers.length} samples)`);
+    return result;
+  } finally {
+    await bench.close();
+  }
+}
+
+// ---- 3. CPU of a parked AP after back-off ----------------------------------------------------
+
+/** CPU time of every thread of a process, in ns (/proc/PID/task/TID/schedstat, field 1). */
+function processCpuNs(pid: number): number {
+  let total = 0;
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      total += Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // thread ended meanwhile
+    }
+  }
+  return total;
+}
+
+async function benchParked(): Promise<{ windowMs: number; bootWindowMs: number; idlePollMs: number; bhyveCorePercent: number; kernelModelCorePercent: number; parkedAps: number }> {
+  const windowMs = quick ? 3000 : 10000;
+  const bootWindowMs = 500;
+  const bench = await LabBench.start({ kernel: 'window' });
+  try {
+    await bench.startDaemon(['--log-level', 'info']);
+    // No AP is ever started and the BSP halts: AP 1 stays parked for good, and with an active
+    // AP that never halts the VM never suspends (vmm.c vm_handle_hlt needs every active vCPU).
+    const guest = buildSmpBoot({ apWaitMs: 10, startMask: 0, finalAction: 'halt' });
+    const run = bench.spawnBhyve({
+      bhyve: '13.1',
+      vcpus: 2,
+      vmName: 'bench-parked',
+      shim: true,
+      direct: true,
+      timeoutMs: windowMs + 30000,
+      guest,
+      env: { VMM_COMPAT_PARKER_BOOT_WINDOW_MS: String(bootWindowMs) },
+    });
+    await bench.waitForDaemonLog(/"event":"parked"/);
+    // The boot window, then the back-off from 1 ms to the idle poll (about 7 doublings).
+    await new Promise((r) => setTimeout(r, bootWindowMs + 1500));
+    const pid = run.child.pid!;
+    const bhyveBefore = processCpuNs(pid);
+    const modelBefore = process.cpuUsage();
+    await new Promise((r) => setTimeout(r, windowMs));
+    const bhyveNs = processCpuNs(pid) - bhyveBefore;
+    const model = process.cpuUsage(modelBefore);
+    bench.kill(run);
+    await run.result;
+    const result = {
+      windowMs,
+      bootWindowMs,
+      idlePollMs: 100,
+      parkedAps: 1,
+      bhyveCorePercent: round((bhyveNs / 1e6 / windowMs) * 100, 3),
+      kernelModelCorePercent: round(((model.user + model.system) / 1e3 / windowMs) * 100, 3),
+    };
+    say(`parked AP after back-off: bhyve process ${result.bhyveCorePercent}% of a core, kernel model ${result.kernelModelCorePercent}% (over ${windowMs} ms)`);
+    return result;
+  } finally {
+    await bench.close();
+  }
+}
+
+// ---- 4. boot storm ------------------------------------------------------------------------------
+
+function peakRssKiB(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : NaN;
+}
+
+async function benchStorm(): Promise<{ vms: number; vcpusPerVm: number; vmsWithAllAps: number; outcomes: Record<string, number>; bootMs: { p50: number; p90: number; max: number }; daemonPeakRssMiB: number }> {
+  const vms = quick ? 8 : 32;
+  const vcpus = 4;
+  const bench = await LabBench.start({ kernel: 'window' });
+  try {
+    const daemon = await bench.startDaemon(['--log-level', 'info']);
+    // The longest bounded wait: 32 guests share one single-threaded kernel model here.
+    const guest = buildSmpBoot({ apWaitMs: 4000 });
+    const runs = Array.from({ length: vms }, (_, i) =>
+      bench.spawnBhyve({ bhyve: '13.1', vcpus, vmName: `storm-${i}`, shim: true, direct: true, timeoutMs: 120000, guest }),
+    );
+    let rss = 0;
+    const sampler = setInterval(() => {
+      rss = Math.max(rss, peakRssKiB(daemon.pid!));
+    }, 100);
+    const results: BootResult[] = await Promise.all(runs.map((r) => r.result));
+    clearInterval(sampler);
+    rss = Math.max(rss, peakRssKiB(daemon.pid!));
+    const outcomes: Record<string, number> = {};
+    for (const r of results) outcomes[r.outcome] = (outcomes[r.outcome] ?? 0) + 1;
+    const times = results.map((r) => r.elapsedMs);
+    const result = {
+      vms,
+      vcpusPerVm: vcpus,
+      vmsWithAllAps: results.filter((r) => r.apsStarted.length === vcpus - 1).length,
+      outcomes,
+      bootMs: { p50: percentile(times, 50), p90: percentile(times, 90), max: Math.max(...times) },
+      daemonPeakRssMiB: round(rss / 1024, 1),
+    };
+    say(`storm: ${result.vmsWithAllAps}/${vms} VMs booted every AP, boot p50 ${result.bootMs.p50} ms, max ${result.bootMs.max} ms, daemon peak RSS ${result.daemonPeakRssMiB} MiB`);
+    return result;
+  } finally {
+    await bench.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const commit = (() => {
+    try {
+      return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+    } catch {
+      return 'unknown';
+    }
+  })();
+  const report: Record<string, unknown> = {
+    date: new Date().toISOString(),
+    commit,
+    quick,
+    machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model ?? 'unknown', node: process.version, platform: `${os.platform()} ${os.release()}` },
+  };
+  if (enabled('passthrough')) report.passthrough = benchPassthrough();
+  if (enabled('boot')) report.boot = await benchBoots();
+  if (enabled('parked')) report.parkedAp = await benchParked();
+  if (enabled('storm')) report.storm = await benchStorm();
+  const dir = path.resolve(__dirname, '..', '..', 'bench', 'results');
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `${report.date as string}-${commit}.json`.replace(/:/g, '-'));
+  const text = JSON.stringify(report, null, 2) + '\n';
+  fs.writeFileSync(file, text);
+  if (!quick && only === null) fs.writeFileSync(path.join(dir, 'latest.json'), text);
+  say(`report written to ${path.relative(process.cwd(), file)}`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.exit(1);
+});
