@@ -167,12 +167,26 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
 
 /** The `daemon` command's main loop: runs until SIGTERM/SIGINT. */
 export async function runDaemon(options: DaemonOptions): Promise<void> {
-  const daemon = await startDaemon(options);
-  process.on('SIGHUP', () => daemon.reload());
+  // Handlers first: a HUP or TERM that arrives while the sockets are being set up must not
+  // kill the daemon with the default action; it is acted on once start-up is done.
+  let daemon: RunningDaemon | null = null;
+  let reloadPending = false;
+  let stopPending: string | null = null;
   const shutdown = (signal: string): void => {
+    if (!daemon) {
+      stopPending = signal;
+      return;
+    }
     daemon.logger.info({ signal }, 'shutting down');
     void daemon.stop().then(() => process.exit(0));
   };
+  process.on('SIGHUP', () => {
+    if (daemon) daemon.reload();
+    else reloadPending = true;
+  });
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  daemon = await startDaemon(options);
+  if (stopPending) shutdown(stopPending);
+  else if (reloadPending) daemon.reload();
 }

@@ -85,6 +85,8 @@ export interface BhyveSpec {
   requireDaemon?: boolean;
   /** With shim: set wrap's environment here instead of running `vmm-compat wrap` (benchmarks). */
   direct?: boolean;
+  /** The socket directory bhyve is given (a jail's); default the bench's host directory. */
+  socketDir?: string;
 }
 
 export interface BhyveRun {
@@ -135,7 +137,7 @@ export class LabBench {
   }
 
   /** Starts vmm-compatd for this bench's kernel, over the lab bridge; resolves once it listens. */
-  async startDaemon(extraArgs: string[] = []): Promise<ChildProcess> {
+  async startDaemon(extraArgs: string[] = [], opts: { logLevel?: string | null } = {}): Promise<ChildProcess> {
     const config = path.join(this.root, 'vmm-compat.conf');
     if (!fs.existsSync(config)) fs.writeFileSync(config, '# lab: everything comes from the command line\n');
     const out = fs.openSync(this.daemonLogFile, 'a');
@@ -147,7 +149,7 @@ export class LabBench {
       '--socket-dir', this.socketDir,
       '--syscall-library', requireArtifact(ARTIFACTS.bridge),
       '--device-dir', path.join(this.root, 'dev', 'vmm'),
-      '--log-level', 'debug',
+      ...(opts.logLevel === null ? [] : ['--log-level', opts.logLevel ?? 'debug']),
       ...extraArgs,
     ];
     if (this.options.compatFreebsd13 === false) args.push('--no-compat-freebsd13');
@@ -164,6 +166,11 @@ export class LabBench {
       throw new Error(`the lab daemon did not start: ${(err as Error).message}\n${this.daemonLog()}`);
     }
     return child;
+  }
+
+  /** The configuration file the bench's daemon and wrap read. */
+  get configPath(): string {
+    return path.join(this.root, 'vmm-compat.conf');
   }
 
   get daemon(): ChildProcess | null {
@@ -209,7 +216,7 @@ export class LabBench {
       Object.assign(
         env,
         wrapEnvironment(env, {
-          socketDir: this.socketDir,
+          socketDir: spec.socketDir ?? this.socketDir,
           interposer: requireArtifact(ARTIFACTS.interposer, variant),
           preloadFirst: sanitizerRuntime,
           extraPreload: [bridge],
@@ -224,7 +231,7 @@ export class LabBench {
         path.resolve(__dirname, '..', 'cli', 'main.js'),
         'wrap',
         '--config', path.join(this.root, 'vmm-compat.conf'),
-        '--socket-dir', this.socketDir,
+        '--socket-dir', spec.socketDir ?? this.socketDir,
         '--interposer', requireArtifact(ARTIFACTS.interposer, variant),
         ...sanitizerRuntime.flatMap((lib) => ['--preload-first', lib]),
         ...(spec.requireDaemon ? ['--require-daemon'] : []),

@@ -1,0 +1,33 @@
+// Two jails' socket directories against one daemon (ARCHITECTURE.md section 4): each jail's VMs
+// boot every AP, and a client in one jail's directory naming the other jail's VM is refused.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { LabBench } from '../../src/lab/run';
+
+test('two jails, one daemon: both boot every AP; jail b naming jail a\'s VM is refused and logged', async () => {
+  const bench = await LabBench.start({ kernel: 'window' });
+  try {
+    const dirA = path.join(bench.root, 'run', 'jail-a');
+    const dirB = path.join(bench.root, 'run', 'jail-b');
+    await bench.startDaemon(['--jail', `a=${dirA}`, '--jail', `b=${dirB}`]);
+    const inA = await bench.spawnBhyve({ bhyve: '13.1', vcpus: 4, vmName: 'vm-a', shim: true, socketDir: dirA, timeoutMs: 20000 }).result;
+    const inB = await bench.spawnBhyve({ bhyve: '13.1', vcpus: 4, vmName: 'vm-b', shim: true, socketDir: dirB, timeoutMs: 20000 }).result;
+    for (const r of [inA, inB]) {
+      assert.deepEqual(r.apsStarted, [1, 2, 3], r.bhyveStderr);
+      assert.equal(r.outcome, 'poweroff');
+    }
+    const log = bench.daemonLog();
+    assert.match(log, /"vm":"vm-a","jail":"a".*"msg":"plan"/);
+    assert.match(log, /"vm":"vm-b","jail":"b".*"msg":"plan"/);
+
+    // vm-a still exists (no -D): a bhyve in jail b that opens it is stopped at vm_open.
+    const intruder = await bench.spawnBhyve({ bhyve: '13.1', vcpus: 4, vmName: 'vm-a', shim: true, socketDir: dirB, timeoutMs: 20000 }).result;
+    assert.equal(intruder.bhyveExit.status, 4, 'bhyverun.c do_open: vm_open failure exits 4');
+    assert.match(intruder.bhyveStderr, /vmm-compatd refused VM vm-a: VM vm-a belongs to jail a; this socket serves jail b/);
+    assert.match(bench.daemonLog(), /"jail":"b".*"vm":"vm-a".*"refused":"VM vm-a belongs to jail a/);
+    assert.deepEqual(bench.model.vmSets('vm-a')?.active.filter((v) => v > 0).length ?? 0, 3, 'jail a\'s VM state is untouched (its APs from the last boot)');
+  } finally {
+    await bench.close();
+  }
+});
