@@ -123,6 +123,12 @@ static int on_reinit(struct vm_session *, int, unsigned long, void *);
 
 #define	IOCNUM(req)	((req) & 0xff)
 
+/* Exit codes the interposer looks at after VM_RUN. */
+#define	COMPAT_EXITS	((1u << VM_EXITCODE_SPINUP_AP) | \
+			    (1u << VM_EXITCODE_SUSPENDED))
+
+static int vm_run_slow(struct vm_session *, struct vm_run *, int);
+
 static const struct compat_action compat_actions[256] = {
 	[IOCNUM(ABI13_VM_RUN)] = { ABI13_VM_RUN, on_vm_run },
 	[IOCNUM(ABI13_VM_SUSPEND)] = { ABI13_VM_SUSPEND, on_suspend },
@@ -204,29 +210,28 @@ static __attribute__((noinline)) int
 vm_run_first(struct vm_session *vs, struct vm_run *vr)
 {
 
-	if (vr->cpuid == 0 && atomic_load(&vs->planned_boot) !=
-	    atomic_load(&vs->boot) + 1)
+	if (vr->cpuid == 0 && atomic_load(&vs->bsp_needs_plan))
 		plan_boot(vs);
 	return (vm_run_slow(vs, vr, kernel_vm_run(vs, vr)));
 }
 
-/* Exit codes the interposer looks at after VM_RUN. */
-#define	COMPAT_EXITS	((1u << VM_EXITCODE_SPINUP_AP) | \
-			    (1u << VM_EXITCODE_SUSPENDED))
-
+/*
+ * VM_RUN, the one hot compat request: forward, then look at the exit code
+ * only.  The BSP before its plan, translations, SPINUP_AP and SUSPENDED
+ * exits are out of line.
+ */
 static int
-on_vm_run(struct vm_session *vs, int fd __attribute__((unused)),
-    unsigned long request __attribute__((unused)), void *arg)
+on_vm_run(struct vm_session *vs, int fd, unsigned long request, void *arg)
 {
 	struct vm_run *vr = arg;
 	unsigned exitcode;
 	int error;
 
 	if (__builtin_expect(!vs->vmrun_native || (vr->cpuid == 0 &&
-	    atomic_load_explicit(&vs->planned_boot, memory_order_acquire) !=
-	    atomic_load_explicit(&vs->boot, memory_order_relaxed) + 1), 0))
+	    atomic_load_explicit(&vs->bsp_needs_plan, memory_order_acquire)),
+	    0))
 		return (vm_run_first(vs, vr));
-	error = shim_next_ioctl(vs->fd, ABI13_VM_RUN, vr);
+	error = shim_next_ioctl(fd, request, arg);
 	exitcode = (unsigned)vr->vm_exit.exitcode;
 	if (__builtin_expect(error == 0 && exitcode < 32 &&
 	    ((1u << exitcode) & COMPAT_EXITS) != 0, 0))
@@ -279,6 +284,7 @@ on_reinit(struct vm_session *vs, int fd, unsigned long request, void *arg)
 	atomic_store(&vs->running_mask, 0);
 	atomic_store(&vs->suspend_reported, 0);
 	atomic_fetch_add(&vs->boot, 1);
+	atomic_store(&vs->bsp_needs_plan, 1);
 	pthread_mutex_unlock(&vs->plan_lock);
 	link_event(vs, VMC_EV_REINIT, -1, (int)atomic_load(&vs->boot));
 	return (0);

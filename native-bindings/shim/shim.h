@@ -75,6 +75,7 @@ struct vm_session {
 	atomic_int		ncpus;
 	atomic_uint		boot;		/* +1 per successful VM_REINIT */
 	atomic_uint		planned_boot;	/* boot + 1 once planned */
+	atomic_int		bsp_needs_plan;	/* 1 until this boot's plan is in place */
 	atomic_int		spinup_bias;
 	atomic_uint		parked_mask;	/* APs pre-activated for bhyve */
 	atomic_uint		claimed_mask;	/* ... and handed over to it */
