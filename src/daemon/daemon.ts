@@ -47,9 +47,11 @@ function directoriesOf(config: Config): SocketDirectory[] {
   return [{ jail: 'host', path: config.socketDir }, ...config.jails.map((j) => ({ jail: j.name, path: j.socketDir }))];
 }
 
-function makeLogger(config: Config): Logger {
+type Destination = ReturnType<typeof pino.destination>;
+
+function makeLogger(config: Config): { logger: Logger; destination: Destination } {
   const destination = config.logFile ? pino.destination({ dest: config.logFile, mkdir: true, sync: true }) : pino.destination(2);
-  return pino({ name: 'vmm-compatd', level: config.logLevel, base: { pid: process.pid } }, destination);
+  return { logger: pino({ name: 'vmm-compatd', level: config.logLevel, base: { pid: process.pid } }, destination), destination };
 }
 
 export function resolveVariant(config: Config, device: VmmDevice): { variant: KernelVariant; why: string } {
@@ -75,7 +77,7 @@ export interface RunningDaemon {
 
 export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon> {
   let config = applyOverrides(loadConfig(options.configPath, { mustExist: options.configMustExist }), options.overrides);
-  let logger = makeLogger(config);
+  let { logger, destination } = makeLogger(config);
   const device = openVmmDevice(config.syscallLibrary);
   const { variant, why } = resolveVariant(config, device);
   const server = new CompatServer({
@@ -115,12 +117,17 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       return;
     }
     const applied: string[] = [];
+    if (next.logFile && next.logFile === config.logFile) {
+      // newsyslog(8) rotated the file and sent HUP: write to a fresh file of the same name.
+      destination.reopen();
+      applied.push(`reopened ${next.logFile}`);
+    }
     if (next.logLevel !== config.logLevel) {
       logger.level = next.logLevel;
       applied.push(`log_level=${next.logLevel}`);
     }
     if (next.logFile !== config.logFile) {
-      logger = makeLogger(next);
+      ({ logger, destination } = makeLogger(next));
       server.setLogger(logger);
       applied.push(`log_file=${next.logFile ?? 'stderr'}`);
     }
