@@ -324,44 +324,52 @@ attach_or_refuse(int fd, const char *name)
 	return (-1);
 }
 
-SHIM_EXPORT int
-open(const char *path, int flags, ...)
+/* The mode argument exists only when the call creates a file. */
+static int
+creation_mode(int flags, va_list ap)
+{
+
+#ifdef O_TMPFILE
+	if ((flags & O_TMPFILE) == O_TMPFILE)
+		return (va_arg(ap, int));
+#endif
+	return ((flags & O_CREAT) != 0 ? va_arg(ap, int) : 0);
+}
+
+static int
+attach_if_vmm(int fd, const char *path)
 {
 	const char *name;
-	va_list ap;
-	int fd, mode;
 
-	ensure_resolved();
-	mode = 0;
-	if ((flags & O_CREAT) != 0) {
-		va_start(ap, flags);
-		mode = va_arg(ap, int);
-		va_end(ap);
-	}
-	fd = next_open(path, flags, mode);
 	if (fd < 0 || (name = vmm_name(path)) == NULL)
 		return (fd);
 	return (attach_or_refuse(fd, name));
 }
 
 SHIM_EXPORT int
-openat(int dirfd, const char *path, int flags, ...)
+open(const char *path, int flags, ...)
 {
-	const char *name;
 	va_list ap;
-	int fd, mode;
+	int mode;
 
 	ensure_resolved();
-	mode = 0;
-	if ((flags & O_CREAT) != 0) {
-		va_start(ap, flags);
-		mode = va_arg(ap, int);
-		va_end(ap);
-	}
-	fd = next_openat(dirfd, path, flags, mode);
-	if (fd < 0 || (name = vmm_name(path)) == NULL)
-		return (fd);
-	return (attach_or_refuse(fd, name));
+	va_start(ap, flags);
+	mode = creation_mode(flags, ap);
+	va_end(ap);
+	return (attach_if_vmm(next_open(path, flags, mode), path));
+}
+
+SHIM_EXPORT int
+openat(int dirfd, const char *path, int flags, ...)
+{
+	va_list ap;
+	int mode;
+
+	ensure_resolved();
+	va_start(ap, flags);
+	mode = creation_mode(flags, ap);
+	va_end(ap);
+	return (attach_if_vmm(next_openat(dirfd, path, flags, mode), path));
 }
 
 #ifndef __FreeBSD__
