@@ -2,8 +2,10 @@
 // boot every AP, and a client in one jail's directory naming the other jail's VM is refused.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import path from 'node:path';
 import { LabBench } from '../../src/lab/run';
+import { FrameReader, MessageType, encode } from '../../src/daemon/protocol';
 
 test('two jails, one daemon: both boot every AP; jail b naming jail a\'s VM is refused and logged', async () => {
   const bench = await LabBench.start({ kernel: 'window' });
@@ -27,6 +29,29 @@ test('two jails, one daemon: both boot every AP; jail b naming jail a\'s VM is r
     assert.match(intruder.bhyveStderr, /vmm-compatd refused VM vm-a: VM vm-a belongs to jail a; this socket serves jail b/);
     assert.match(bench.daemonLog(), /"jail":"b".*"vm":"vm-a".*"refused":"VM vm-a belongs to jail a/);
     assert.deepEqual(bench.model.vmSets('vm-a')?.active.filter((v) => v > 0).length ?? 0, 3, 'jail a\'s VM state is untouched (its APs from the last boot)');
+  } finally {
+    await bench.close();
+  }
+});
+
+test('the real peer check: a process that does not hold /dev/vmm/NAME open is refused (SO_PEERCRED + /proc/PID/fd)', async () => {
+  const bench = await LabBench.start({ kernel: 'window' });
+  try {
+    await bench.startDaemon();
+    const r = await bench.spawnBhyve({ bhyve: '13.1', vcpus: 2, vmName: 'held', shim: true, timeoutMs: 20000 }).result;
+    assert.deepEqual(r.apsStarted, [1]);
+    // This test process names the VM but has no fd on its device file.
+    const reply = await new Promise<Buffer>((resolve, reject) => {
+      const socket = net.connect(path.join(bench.socketDir, 'vmm-compatd.sock'));
+      let data = Buffer.alloc(0);
+      socket.on('connect', () => socket.write(encode({ type: MessageType.HELLO, pid: process.pid, flags: 0, vm: 'held', bhyve: '13.1' })));
+      socket.on('data', (chunk: Buffer) => (data = Buffer.concat([data, chunk])));
+      socket.on('close', () => resolve(data));
+      socket.on('error', reject);
+    });
+    const [message] = new FrameReader().push(reply);
+    assert.equal(message?.type, MessageType.ERROR);
+    if (message?.type === MessageType.ERROR) assert.match(message.message, new RegExp(`process ${process.pid} does not hold /dev/vmm/held open`));
   } finally {
     await bench.close();
   }
