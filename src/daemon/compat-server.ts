@@ -251,8 +251,11 @@ export class CompatServer {
     if (!this.options.peers.holdsVm(creds.pid, vmName)) {
       this.refuse(session, EPERM, `process ${creds.pid} does not hold /dev/vmm/${vmName} open`, vmName);
     }
+    // A VM belongs to the jail that first used it, for as long as that VM exists: the device
+    // node's identity tells a VM destroyed and created again under the same name from the same VM.
+    const instance = this.deviceInstance(vmName);
     const existing = this.registry.find(vmName);
-    if (existing && existing.jail !== session.jail && this.deviceExists(vmName)) {
+    if (existing && existing.jail !== session.jail && instance !== null && existing.instance === instance) {
       this.refuse(
         session,
         EPERM,
@@ -262,6 +265,7 @@ export class CompatServer {
     }
     const vm = this.registry.vm(vmName, session.jail);
     vm.jail = session.jail;
+    vm.instance = instance;
     vm.connected = true;
     vm.sessions.push(session.id);
     session.vm = vm;
@@ -281,8 +285,14 @@ export class CompatServer {
     });
   }
 
-  private deviceExists(vmName: string): boolean {
-    return fs.existsSync(path.join(this.deviceDir, vmName));
+  /** Identity of the VM's device node (devfs gives a re-created VM a new inode), or null. */
+  private deviceInstance(vmName: string): string | null {
+    try {
+      const st = fs.statSync(path.join(this.deviceDir, vmName), { bigint: true });
+      return `${st.dev}:${st.ino}:${st.birthtimeNs || st.ctimeNs}`;
+    } catch {
+      return null;
+    }
   }
 
   private plan(session: Session, ncpus: number, boot: number): void {

@@ -14,6 +14,8 @@ export interface VmEventRecord {
 export interface VmRecord {
   name: string;
   jail: string;
+  /** The device node's identity when the owning jail first used it (VM instance). */
+  instance: string | null;
   vcpus: number | null;
   boot: number;
   plan: { action: 'park' | 'pass-through'; reason: string; spinupBias: number } | null;
@@ -57,6 +59,7 @@ export class VmRegistry {
       record = {
         name,
         jail,
+        instance: null,
         vcpus: null,
         boot: 0,
         plan: null,

@@ -246,3 +246,21 @@ test('fuzz: 20000 malformed frames over 200 connections never crash the daemon o
   assert.ok(server.registry.counters.protocolErrors >= 150);
   bystander.end();
 });
+
+test('a VM destroyed and created again under the same name may be used by another jail', async () => {
+  newVm('vm-reborn');
+  const a = await Client.connect(jailA);
+  a.send(hello('vm-reborn'));
+  assert.equal((await a.next())?.type, MessageType.WELCOME);
+  a.end();
+  // hw.vmm.destroy removes the node; a new VM of that name gets a new node.
+  fs.rmSync(path.join(deviceDir, 'vm-reborn'));
+  fs.writeFileSync(path.join(deviceDir, 'vm-reborn-tmp'), 'x');
+  fs.writeFileSync(path.join(deviceDir, 'vm-reborn'), '');
+  const b = await Client.connect(jailB);
+  b.send(hello('vm-reborn'));
+  const reply = await b.next();
+  assert.equal(reply?.type, MessageType.WELCOME, reply?.type === MessageType.ERROR ? reply.message : '');
+  assert.equal(server.registry.find('vm-reborn')?.jail, 'b');
+  b.end();
+});
