@@ -1,7 +1,9 @@
 /*
  * bhyve_common.h: what the 13.1 and 14.0 bhyve models share: the command
  * line (bhyverun.c: main, topology_parse, calc_topolopgy, usage), the lab's
- * boot ROM (the guest image) and the lab's port I/O devices.
+ * boot ROM (the guest image), the lab's port I/O devices, the steps of
+ * bhyverun.c that read the same in both versions, bhyve's cpumask with the
+ * suspend rendezvous, and spinup_ap.c's real-mode set-up.
  */
 #ifndef _LAB_BHYVE_COMMON_H_
 #define _LAB_BHYVE_COMMON_H_
@@ -37,5 +39,36 @@ void	bhyve_limit_stdio(void);
 
 /* bhyve_pio.c */
 int	bhyve_inout(struct vmctx *ctx, int vcpu, const struct vm_exit *vme);
+
+/* bhyve_run.c */
+struct vmctx *bhyve_do_open(const struct bhyve_opts *opts,
+	    void (*limit_rights)(struct vmctx *ctx));
+void	bhyve_set_capabilities(struct vmctx *ctx, int cpu, int x2apic_mode);
+void	bhyve_setup_guest(struct vmctx *ctx, const struct bhyve_opts *opts);
+void	bhyve_vmexit_result(int rc);
+
+/*
+ * bhyverun.c: cpumask, bhyve's own set of vCPUs with a running thread (not
+ * the kernel's active set).  It is a cpuset_t, whose size differs between
+ * the versions, so each model owns the bits and hands them over with
+ * BHYVE_CPUMASK(set).
+ */
+struct bhyve_cpumask {
+	uint64_t	*bits;
+	size_t		nwords;
+};
+
+#define	BHYVE_CPUMASK(set)						\
+	{ (set).bits, sizeof((set).bits) / sizeof((set).bits[0]) }
+
+/* bhyve_cpumask.c */
+void	bhyve_cpumask_set(struct bhyve_cpumask *mask, int vcpu);
+int	fbsdrun_deletecpu(struct bhyve_cpumask *mask, int vcpu);
+void	bhyve_vmexit_suspend(struct vmctx *ctx, struct bhyve_cpumask *mask,
+	    int vcpu, int how, int destroy_on_poweroff)
+	    __attribute__((__noreturn__));
+
+/* bhyve_spinup.c */
+void	spinup_ap_realmode(struct vmctx *ctx, int newcpu, uint64_t rip);
 
 #endif /* !_LAB_BHYVE_COMMON_H_ */

@@ -5,7 +5,10 @@
  * fbsdrun_set_capabilities, memory and boot ROM, vcpu_reset, caph_enter,
  * fbsdrun_addcpu(BSP), and one vm_loop thread per active vCPU with the
  * 13.1 exit handler table.  It models the control flow, the ioctl
- * sequence, the asserts and the exit statuses, not bhyve's devices.
+ * sequence, the asserts and the exit statuses, not bhyve's devices.  The
+ * steps that 14.0 took over unchanged are in bhyve_run.c (do_open, the
+ * x2APIC/INVPCID capabilities, memory and boot ROM, a handler's result)
+ * and bhyve_cpumask.c (cpumask, fbsdrun_deletecpu, vmexit_suspend's end).
  */
 #define	_GNU_SOURCE
 #define	LAB_FBSD_WEAK
@@ -29,13 +32,13 @@ typedef int (*vmexit_handler_t)(struct vmctx *, struct vm_exit *, int *);
 
 static const int BSP = 0;
 int guest_ncpus;
-static uint16_t cores, maxcpus, sockets, threads;
 static int x2apic_mode;
 static int destroy_on_poweroff;
 static int strictmsr = 1;
 
-/* bhyve's own set of running vCPU threads (not the kernel's). */
-static cpuset13_t cpumask;
+/* bhyve's own set of running vCPU threads (not the kernel's): 256 bits. */
+static cpuset13_t cpumask_bits;
+static struct bhyve_cpumask cpumask = BHYVE_CPUMASK(cpumask_bits);
 
 static struct vm_exit vmexit[VM_MAXCPU];
 
@@ -45,45 +48,7 @@ static struct mt_vmm_info {
 	int		mt_vcpu;
 } mt_vmm_info[VM_MAXCPU];
 
-static pthread_mutex_t resetcpu_mtx = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t resetcpu_cond = PTHREAD_COND_INITIALIZER;
-
 static void vm_loop(struct vmctx *ctx, int vcpu, uint64_t startrip);
-
-static void
-cpumask_set(int vcpu)
-{
-
-	__atomic_fetch_or(&cpumask.bits[vcpu / 64], (uint64_t)1 << (vcpu % 64),
-	    __ATOMIC_SEQ_CST);
-}
-
-static void
-cpumask_clr(int vcpu)
-{
-
-	__atomic_fetch_and(&cpumask.bits[vcpu / 64],
-	    ~((uint64_t)1 << (vcpu % 64)), __ATOMIC_SEQ_CST);
-}
-
-static int
-cpumask_isset(int vcpu)
-{
-
-	return ((__atomic_load_n(&cpumask.bits[vcpu / 64], __ATOMIC_SEQ_CST) >>
-	    (vcpu % 64)) & 1);
-}
-
-static int
-cpumask_empty(void)
-{
-	unsigned int i;
-
-	for (i = 0; i < 4; i++)
-		if (__atomic_load_n(&cpumask.bits[i], __ATOMIC_SEQ_CST) != 0)
-			return (0);
-	return (1);
-}
 
 /* bhyverun.c: fbsdrun_start_thread */
 static void *
@@ -120,7 +85,7 @@ fbsdrun_addcpu(struct vmctx *ctx, int fromcpu, int newcpu, uint64_t rip)
 	if (error != 0)
 		err(EX_OSERR, "could not activate CPU %d", newcpu);
 
-	cpumask_set(newcpu);
+	bhyve_cpumask_set(&cpumask, newcpu);
 
 	vmexit[newcpu].rip = rip;
 	vmexit[newcpu].inst_length = 0;
@@ -131,19 +96,6 @@ fbsdrun_addcpu(struct vmctx *ctx, int fromcpu, int newcpu, uint64_t rip)
 	error = pthread_create(&mt_vmm_info[newcpu].mt_thr, NULL,
 	    fbsdrun_start_thread, &mt_vmm_info[newcpu]);
 	assert(error == 0);
-}
-
-/* bhyverun.c: fbsdrun_deletecpu */
-static int
-fbsdrun_deletecpu(int vcpu)
-{
-
-	if (!cpumask_isset(vcpu)) {
-		fprintf(stderr, "Attempting to delete unknown cpu %d\n", vcpu);
-		exit(4);
-	}
-	cpumask_clr(vcpu);
-	return (cpumask_empty());
 }
 
 static int
@@ -261,46 +213,16 @@ vmexit_spinup_ap(struct vmctx *ctx, struct vm_exit *vme, int *pvcpu)
 }
 
 /*
- * bhyverun.c: vmexit_suspend: every thread leaves cpumask; APs exit their
- * thread, the BSP waits until cpumask is empty and exits with the reason.
+ * bhyverun.c: vmexit_suspend: every thread leaves cpumask
+ * (fbsdrun_deletecpu); APs exit their thread, the BSP waits until cpumask
+ * is empty and exits with the reason (bhyve_cpumask.c).
  */
 static int
 vmexit_suspend(struct vmctx *ctx, struct vm_exit *vme, int *pvcpu)
 {
-	int how;
 
-	how = vme->u.suspended.how;
-
-	fbsdrun_deletecpu(*pvcpu);
-
-	if (*pvcpu != BSP) {
-		pthread_mutex_lock(&resetcpu_mtx);
-		pthread_cond_signal(&resetcpu_cond);
-		pthread_mutex_unlock(&resetcpu_mtx);
-		pthread_exit(NULL);
-	}
-
-	pthread_mutex_lock(&resetcpu_mtx);
-	while (!cpumask_empty())
-		pthread_cond_wait(&resetcpu_cond, &resetcpu_mtx);
-	pthread_mutex_unlock(&resetcpu_mtx);
-
-	switch (how) {
-	case VM_SUSPEND_RESET:
-		exit(0);
-	case VM_SUSPEND_POWEROFF:
-		if (destroy_on_poweroff)
-			vm_destroy(ctx);
-		exit(1);
-	case VM_SUSPEND_HALT:
-		exit(2);
-	case VM_SUSPEND_TRIPLEFAULT:
-		exit(3);
-	default:
-		fprintf(stderr, "vmexit_suspend: invalid reason %d\n", how);
-		exit(100);
-	}
-	return (0);	/* NOTREACHED */
+	bhyve_vmexit_suspend(ctx, &cpumask, *pvcpu, vme->u.suspended.how,
+	    destroy_on_poweroff);
 }
 
 /* bhyverun.c: the 13.1 handler table, indexed by exit code. */
@@ -349,15 +271,7 @@ vm_loop(struct vmctx *ctx, int vcpu, uint64_t startrip)
 		}
 
 		rc = (*handler[exitcode])(ctx, &vmexit[vcpu], &vcpu);
-
-		switch (rc) {
-		case VMEXIT_CONTINUE:
-			break;
-		case VMEXIT_ABORT:
-			abort();
-		default:
-			exit(4);
-		}
+		bhyve_vmexit_result(rc);
 	}
 	fprintf(stderr, "vm_run error %d, errno %d\n", error, errno);
 }
@@ -374,63 +288,27 @@ num_vcpus_allowed(struct vmctx *ctx)
 	return (1);
 }
 
-/* bhyverun.c: fbsdrun_set_capabilities (no -H/-P in the lab). */
+/*
+ * bhyverun.c: fbsdrun_set_capabilities (no -H/-P in the lab): x2APIC
+ * state, then INVPCID (bhyve_run.c).
+ */
 void
 fbsdrun_set_capabilities(struct vmctx *ctx, int cpu)
 {
-	int error;
 
-	if (x2apic_mode)
-		error = vm_set_x2apic_state(ctx, cpu, X2APIC_ENABLED);
-	else
-		error = vm_set_x2apic_state(ctx, cpu, X2APIC_DISABLED);
-	if (error) {
-		fprintf(stderr, "Unable to set x2apic state (%d)\n", error);
-		exit(4);
-	}
-
-	vm_set_capability(ctx, cpu, VM_CAP_ENABLE_INVPCID, 1);
+	bhyve_set_capabilities(ctx, cpu, x2apic_mode);
 }
 
 /*
- * bhyverun.c: do_open: create (EEXIST: reuse, with a boot ROM reinit),
- * open, sandbox the fd, reinit, set the topology.
+ * bhyverun.c: do_open's sandboxing of the VM's fd (bhyve_do_open does the
+ * rest): CAP_IOCTL and CAP_MMAP_RW, and libvmmapi's ioctl list as it is.
  */
-static struct vmctx *
-do_open(const struct bhyve_opts *opts)
+static void
+limit_rights(struct vmctx *ctx)
 {
 	const cap_ioctl_t *cmds;
 	cap_rights_t rights;
-	struct vmctx *ctx;
 	size_t ncmds;
-	int error, reinit, romboot;
-
-	reinit = romboot = 0;
-	if (bhyve_lpc_bootrom(opts))
-		romboot = 1;
-
-	error = vm_create(opts->vmname);
-	if (error) {
-		if (errno == EEXIST) {
-			if (romboot)
-				reinit = 1;
-			/* else: the VM was set up by the loader */
-		} else {
-			perror("vm_create");
-			exit(4);
-		}
-	} else {
-		if (!romboot) {
-			fprintf(stderr, "virtual machine cannot be booted\n");
-			exit(4);
-		}
-	}
-
-	ctx = vm_open(opts->vmname);
-	if (ctx == NULL) {
-		perror("vm_open");
-		exit(4);
-	}
 
 	cap_rights_init(&rights, CAP_IOCTL, CAP_MMAP_RW);
 	if (caph_rights_limit(vm_get_device_fd(ctx), &rights) == -1)
@@ -442,18 +320,6 @@ do_open(const struct bhyve_opts *opts)
 	if (caph_ioctls_limit(vm_get_device_fd(ctx), cmds, ncmds) == -1)
 		errx(EX_OSERR, "Unable to apply rights for sandbox");
 	free((cap_ioctl_t *)cmds);
-
-	if (reinit) {
-		error = vm_reinit(ctx);
-		if (error) {
-			perror("vm_reinit");
-			exit(4);
-		}
-	}
-	error = vm_set_topology(ctx, sockets, cores, threads, maxcpus);
-	if (error)
-		errx(EX_OSERR, "vm_set_topology");
-	return (ctx);
 }
 
 int
@@ -466,14 +332,10 @@ main(int argc, char *argv[])
 
 	bhyve_parse_args(argc, argv, &opts);
 	guest_ncpus = opts.guest_ncpus;
-	sockets = opts.sockets;
-	cores = opts.cores;
-	threads = opts.threads;
-	maxcpus = opts.maxcpus;
 	x2apic_mode = opts.x2apic_mode;
 	destroy_on_poweroff = opts.destroy_on_poweroff;
 
-	ctx = do_open(&opts);
+	ctx = bhyve_do_open(&opts, limit_rights);
 
 	max_vcpus = num_vcpus_allowed(ctx);
 	if (guest_ncpus > max_vcpus) {
@@ -484,24 +346,11 @@ main(int argc, char *argv[])
 
 	fbsdrun_set_capabilities(ctx, BSP);
 
-	error = vm_setup_memory(ctx, opts.memsize, VM_MMAP_ALL);
-	if (error) {
-		fprintf(stderr, "Unable to setup memory (%d)\n", errno);
-		exit(4);
-	}
-
-	/* Device initialisation: the lab's only device is the boot ROM. */
-	bhyve_load_guest(ctx, &opts);
-
-	if (bhyve_lpc_bootrom(&opts)) {
-		if (vm_set_capability(ctx, BSP, VM_CAP_UNRESTRICTED_GUEST, 1)) {
-			fprintf(stderr, "ROM boot failed: unrestricted guest "
-			    "capability not available\n");
-			exit(4);
-		}
-		error = vcpu_reset(ctx, BSP);
-		assert(error == 0);
-	}
+	/*
+	 * Memory, device initialisation (the lab's only device is the boot
+	 * ROM), then for a ROM boot unrestricted guest and vcpu_reset(BSP).
+	 */
+	bhyve_setup_guest(ctx, &opts);
 
 	error = vm_get_register(ctx, BSP, VM_REG_GUEST_RIP, &rip);
 	assert(error == 0);

@@ -12,6 +12,10 @@
  *                 cpusetsize 128 (14.0);
  *   13:           the 144-byte struct vm_run with the IPI mask inside the
  *                 exit (early-2023 main, before e17eca32).
+ *
+ * The steps 14.0 kept from 13.1 are in bhyve_run.c (do_open, the
+ * x2APIC/INVPCID capabilities, memory and boot ROM, a handler's result)
+ * and bhyve_cpumask.c (cpumask, fbsdrun_deletecpu, vmexit_suspend's end).
  */
 #define	_GNU_SOURCE
 #define	LAB_FBSD_WEAK
@@ -42,54 +46,17 @@ typedef int (*vmexit_handler_t)(struct vmctx *, struct vcpu_info *,
 
 static const int BSP = 0;
 static int guest_ncpus;
-static uint16_t cores, maxcpus, sockets, threads;
 static int x2apic_mode;
 static int destroy_on_poweroff;
 static int strictmsr = 1;
 static int vmrun_abi = 14;
 
-static cpuset14_t cpumask;
+/* bhyve's own set of running vCPU threads (not the kernel's): 1024 bits. */
+static cpuset14_t cpumask_bits;
+static struct bhyve_cpumask cpumask = BHYVE_CPUMASK(cpumask_bits);
 static struct vcpu_info *vcpu_info;
 
-static pthread_mutex_t resetcpu_mtx = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t resetcpu_cond = PTHREAD_COND_INITIALIZER;
-
 static void vm_loop(struct vcpu_info *vi);
-
-static void
-cpumask_set(int vcpu)
-{
-
-	__atomic_fetch_or(&cpumask.bits[vcpu / 64], (uint64_t)1 << (vcpu % 64),
-	    __ATOMIC_SEQ_CST);
-}
-
-static void
-cpumask_clr(int vcpu)
-{
-
-	__atomic_fetch_and(&cpumask.bits[vcpu / 64],
-	    ~((uint64_t)1 << (vcpu % 64)), __ATOMIC_SEQ_CST);
-}
-
-static int
-cpumask_isset(int vcpu)
-{
-
-	return ((__atomic_load_n(&cpumask.bits[vcpu / 64], __ATOMIC_SEQ_CST) >>
-	    (vcpu % 64)) & 1);
-}
-
-static int
-cpumask_empty(void)
-{
-	unsigned int i;
-
-	for (i = 0; i < sizeof(cpumask.bits) / sizeof(cpumask.bits[0]); i++)
-		if (__atomic_load_n(&cpumask.bits[i], __ATOMIC_SEQ_CST) != 0)
-			return (0);
-	return (1);
-}
 
 static void *
 fbsdrun_start_thread(void *param)
@@ -121,24 +88,12 @@ fbsdrun_addcpu(struct vcpu_info *vi)
 	if (error != 0)
 		err(EX_OSERR, "could not activate CPU %d", vi->vcpuid);
 
-	cpumask_set(vi->vcpuid);
+	bhyve_cpumask_set(&cpumask, vi->vcpuid);
 
 	vm_suspend_cpu(vi->ctx, vi->vcpuid);
 
 	error = pthread_create(&vi->thr, NULL, fbsdrun_start_thread, vi);
 	assert(error == 0);
-}
-
-static int
-fbsdrun_deletecpu(int vcpu)
-{
-
-	if (!cpumask_isset(vcpu)) {
-		fprintf(stderr, "Attempting to delete unknown cpu %d\n", vcpu);
-		exit(4);
-	}
-	cpumask_clr(vcpu);
-	return (cpumask_empty());
 }
 
 static int
@@ -247,45 +202,19 @@ vmexit_ipi(struct vmctx *ctx, struct vcpu_info *vi, struct vm_exit *vme,
 	return (VMEXIT_CONTINUE);
 }
 
+/*
+ * amd64/vmexit.c (14.0): vmexit_suspend, modelled as 13.1's: the vCPU
+ * leaves cpumask (fbsdrun_deletecpu), APs exit their thread, the BSP waits
+ * until cpumask is empty and exits with the reason (bhyve_cpumask.c).
+ */
 static int
 vmexit_suspend(struct vmctx *ctx, struct vcpu_info *vi, struct vm_exit *vme,
     const cpuset14_t *cpuset)
 {
-	int how;
 
 	(void)cpuset;
-	how = vme->u.suspended.how;
-
-	fbsdrun_deletecpu(vi->vcpuid);
-
-	if (vi->vcpuid != BSP) {
-		pthread_mutex_lock(&resetcpu_mtx);
-		pthread_cond_signal(&resetcpu_cond);
-		pthread_mutex_unlock(&resetcpu_mtx);
-		pthread_exit(NULL);
-	}
-
-	pthread_mutex_lock(&resetcpu_mtx);
-	while (!cpumask_empty())
-		pthread_cond_wait(&resetcpu_cond, &resetcpu_mtx);
-	pthread_mutex_unlock(&resetcpu_mtx);
-
-	switch (how) {
-	case VM_SUSPEND_RESET:
-		exit(0);
-	case VM_SUSPEND_POWEROFF:
-		if (destroy_on_poweroff)
-			vm_destroy(ctx);
-		exit(1);
-	case VM_SUSPEND_HALT:
-		exit(2);
-	case VM_SUSPEND_TRIPLEFAULT:
-		exit(3);
-	default:
-		fprintf(stderr, "vmexit_suspend: invalid reason %d\n", how);
-		exit(100);
-	}
-	return (0);	/* NOTREACHED */
+	bhyve_vmexit_suspend(ctx, &cpumask, vi->vcpuid, vme->u.suspended.how,
+	    destroy_on_poweroff);
 }
 
 /* amd64/vmexit.c (14.0): the handler table; no SPINUP_AP any more. */
@@ -326,15 +255,7 @@ vm_loop(struct vcpu_info *vi)
 		}
 
 		rc = (*vmexit_handlers[exitcode])(vi->ctx, vi, &vme, &cpuset);
-
-		switch (rc) {
-		case VMEXIT_CONTINUE:
-			break;
-		case VMEXIT_ABORT:
-			abort();
-		default:
-			exit(4);
-		}
+		bhyve_vmexit_result(rc);
 	}
 	fprintf(stderr, "vm_run error %d, errno %d\n", error, errno);
 }
@@ -358,22 +279,16 @@ num_vcpus_allowed(struct vmctx *ctx)
 	return (1);
 }
 
-/* bhyverun.c (14.0): fbsdrun_set_capabilities, with VM_CAP_IPI_EXIT. */
+/*
+ * bhyverun.c (14.0): fbsdrun_set_capabilities: 13.1's x2APIC state and
+ * INVPCID (bhyve_run.c), then VM_CAP_IPI_EXIT.
+ */
 static void
 fbsdrun_set_capabilities(struct vmctx *ctx, int cpu)
 {
 	int error;
 
-	if (x2apic_mode)
-		error = vm_set_x2apic_state(ctx, cpu, X2APIC_ENABLED);
-	else
-		error = vm_set_x2apic_state(ctx, cpu, X2APIC_DISABLED);
-	if (error) {
-		fprintf(stderr, "Unable to set x2apic state (%d)\n", error);
-		exit(4);
-	}
-
-	vm_set_capability(ctx, cpu, VM_CAP_ENABLE_INVPCID, 1);
+	bhyve_set_capabilities(ctx, cpu, x2apic_mode);
 
 	error = vm_set_capability(ctx, cpu, VM_CAP_IPI_EXIT, 1);
 	assert(error == 0);
@@ -398,8 +313,8 @@ spinup_vcpu(struct vcpu_info *vi, int bsp)
 }
 
 /*
- * vmmapi.c (14.0): vm_limit_rights: the 13.1 list with the VM_RUN of the
- * kernel ABI this bhyve speaks.
+ * vmmapi.c (14.0): vm_limit_rights, which do_open (bhyve_do_open) calls:
+ * the 13.1 list with the VM_RUN of the kernel ABI this bhyve speaks.
  */
 static void
 limit_rights(struct vmctx *ctx)
@@ -423,67 +338,16 @@ limit_rights(struct vmctx *ctx)
 	free(cmds);
 }
 
-static struct vmctx *
-do_open(const struct bhyve_opts *opts)
-{
-	struct vmctx *ctx;
-	int error, reinit, romboot;
-
-	reinit = romboot = 0;
-	if (bhyve_lpc_bootrom(opts))
-		romboot = 1;
-
-	error = vm_create(opts->vmname);
-	if (error) {
-		if (errno == EEXIST) {
-			if (romboot)
-				reinit = 1;
-		} else {
-			perror("vm_create");
-			exit(4);
-		}
-	} else {
-		if (!romboot) {
-			fprintf(stderr, "virtual machine cannot be booted\n");
-			exit(4);
-		}
-	}
-
-	ctx = vm_open(opts->vmname);
-	if (ctx == NULL) {
-		perror("vm_open");
-		exit(4);
-	}
-
-	limit_rights(ctx);
-
-	if (reinit) {
-		error = vm_reinit(ctx);
-		if (error) {
-			perror("vm_reinit");
-			exit(4);
-		}
-	}
-	error = vm_set_topology(ctx, sockets, cores, threads, maxcpus);
-	if (error)
-		errx(EX_OSERR, "vm_set_topology");
-	return (ctx);
-}
-
 int
 main(int argc, char *argv[])
 {
 	struct bhyve_opts opts;
 	struct vmctx *ctx;
 	const char *abi;
-	int error, max_vcpus, vcpuid;
+	int max_vcpus, vcpuid;
 
 	bhyve_parse_args(argc, argv, &opts);
 	guest_ncpus = opts.guest_ncpus;
-	sockets = opts.sockets;
-	cores = opts.cores;
-	threads = opts.threads;
-	maxcpus = opts.maxcpus;
 	x2apic_mode = opts.x2apic_mode;
 	destroy_on_poweroff = opts.destroy_on_poweroff;
 	abi = getenv("VMMLAB_VMRUN_ABI");
@@ -497,7 +361,7 @@ main(int argc, char *argv[])
 			    "not '%s'", abi);
 	}
 
-	ctx = do_open(&opts);
+	ctx = bhyve_do_open(&opts, limit_rights);
 
 	max_vcpus = num_vcpus_allowed(ctx);
 	if (guest_ncpus > max_vcpus || guest_ncpus > LAB_MAXCPU) {
@@ -514,23 +378,8 @@ main(int argc, char *argv[])
 		vcpu_info[vcpuid].vcpuid = vcpuid;
 	}
 
-	error = vm_setup_memory(ctx, opts.memsize, VM_MMAP_ALL);
-	if (error) {
-		fprintf(stderr, "Unable to setup memory (%d)\n", errno);
-		exit(4);
-	}
-
-	bhyve_load_guest(ctx, &opts);
-
-	if (bhyve_lpc_bootrom(&opts)) {
-		if (vm_set_capability(ctx, BSP, VM_CAP_UNRESTRICTED_GUEST, 1)) {
-			fprintf(stderr, "ROM boot failed: unrestricted guest "
-			    "capability not available\n");
-			exit(4);
-		}
-		error = vcpu_reset(ctx, BSP);
-		assert(error == 0);
-	}
+	/* Memory, the boot ROM, unrestricted guest and vcpu_reset(BSP). */
+	bhyve_setup_guest(ctx, &opts);
 
 	/* Add all vCPUs: activated, parked, each with its thread. */
 	for (vcpuid = 0; vcpuid < guest_ncpus; vcpuid++)

@@ -10,35 +10,6 @@
 #include "bhyve_common.h"
 #include "bhyverun13.h"
 
-/* spinup_ap.c: spinup_ap_realmode: CS base = vector << 12, IP 0. */
-static void
-spinup_ap_realmode(struct vmctx *ctx, int newcpu, uint64_t *rip)
-{
-	uint64_t desc_base;
-	uint32_t desc_limit, desc_access;
-	uint16_t cs;
-	int error, vector;
-
-	vector = (int)(*rip >> PAGE_SHIFT);
-	*rip = 0;
-
-	error = vm_set_register(ctx, newcpu, VM_REG_GUEST_RIP, *rip);
-	assert(error == 0);
-
-	error = vm_get_desc(ctx, newcpu, VM_REG_GUEST_CS, &desc_base,
-	    &desc_limit, &desc_access);
-	assert(error == 0);
-
-	desc_base = (uint64_t)vector << PAGE_SHIFT;
-	error = vm_set_desc(ctx, newcpu, VM_REG_GUEST_CS, desc_base,
-	    desc_limit, desc_access);
-	assert(error == 0);
-
-	cs = (uint16_t)(((uint64_t)vector << PAGE_SHIFT) >> 4);
-	error = vm_set_register(ctx, newcpu, VM_REG_GUEST_CS, cs);
-	assert(error == 0);
-}
-
 int
 spinup_ap(struct vmctx *ctx, int vcpu, int newcpu, uint64_t rip)
 {
@@ -59,7 +30,13 @@ spinup_ap(struct vmctx *ctx, int vcpu, int newcpu, uint64_t rip)
 	error = vm_set_capability(ctx, newcpu, VM_CAP_UNRESTRICTED_GUEST, 1);
 	assert(error == 0);
 
-	spinup_ap_realmode(ctx, newcpu, &rip);
+	/*
+	 * spinup_ap_realmode (bhyve_spinup.c) points CS at the vector's page
+	 * with IP 0; 13.1's takes rip by pointer and zeroes it there, so the
+	 * AP's thread starts at CS:0.
+	 */
+	spinup_ap_realmode(ctx, newcpu, rip);
+	rip = 0;
 
 	fbsdrun_addcpu(ctx, vcpu, newcpu, rip);
 

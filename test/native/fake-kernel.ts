@@ -7,22 +7,10 @@ import net from 'node:net';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { REQ13, REQ14, ioctlByRequest } from '../../src/abi/ioctls';
+import { FrameType, encodeCopyin, encodeCopyout, encodeFrame, encodeReply } from '../../src/lab/kernel/protocol';
 
-export const T = {
-  HELLO: 1,
-  OPEN: 2,
-  CLOSE: 3,
-  IOCTL: 4,
-  MMAP: 5,
-  SYSCTL: 6,
-  CAP_RIGHTS: 7,
-  CAP_IOCTLS: 8,
-  COPYIN_DATA: 9,
-  COPYOUT_DONE: 10,
-  REPLY: 100,
-  COPYIN: 101,
-  COPYOUT: 102,
-} as const;
+/** The frame types of docs/internals.md section 2, as the kernel model defines them. */
+export const T = FrameType;
 
 /** FreeBSD errno numbers (sys/errno.h). */
 export const FBSD = { ENOENT: 2, EFAULT: 14, EBUSY: 16, EEXIST: 17, EINVAL: 22, EAGAIN: 35, EALREADY: 37, ENOTCAPABLE: 93 } as const;
@@ -139,17 +127,8 @@ class Reader {
   }
 }
 
-function frame(type: number, body: Buffer): Buffer {
-  const hdr = Buffer.alloc(8);
-  hdr.writeUInt32LE(body.length + 4, 0);
-  hdr.writeUInt32LE(type, 4);
-  return Buffer.concat([hdr, body]);
-}
-
 function reply(ret: number, payload: Buffer = Buffer.alloc(0)): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeInt32LE(ret, 0);
-  return frame(T.REPLY, Buffer.concat([b, payload]));
+  return encodeFrame(T.REPLY, encodeReply(ret, payload));
 }
 
 export function ioctlName(request: number): string {
@@ -224,16 +203,11 @@ class Connection {
     this.socket.write(b);
   }
   async copyout(addr: bigint, data: Buffer): Promise<number> {
-    const head = Buffer.alloc(8);
-    head.writeBigUInt64LE(addr, 0);
-    this.send(frame(T.COPYOUT, Buffer.concat([head, data])));
+    this.send(encodeFrame(T.COPYOUT, encodeCopyout(addr, data)));
     return (await this.answer(T.COPYOUT_DONE)).readInt32LE(0);
   }
   async copyin(addr: bigint, len: number): Promise<{ err: number; data: Buffer }> {
-    const body = Buffer.alloc(16);
-    body.writeBigUInt64LE(addr, 0);
-    body.writeBigUInt64LE(BigInt(len), 8);
-    this.send(frame(T.COPYIN, body));
+    this.send(encodeFrame(T.COPYIN, encodeCopyin(addr, len)));
     const b = await this.answer(T.COPYIN_DATA);
     return { err: b.readInt32LE(0), data: b.subarray(4) };
   }
