@@ -155,6 +155,9 @@ ioctl(int fd, unsigned long request, void *arg)
 	    (vs = atomic_load_explicit(&vmfd_table[fd],
 	    memory_order_acquire)) == NULL)
 		return (shim_next_ioctl(fd, request, arg));
+	/* The hottest vmm request skips the table: a direct tail call. */
+	if (request == ABI13_VM_RUN)
+		return (on_vm_run(vs, fd, request, arg));
 	action = &compat_actions[IOCNUM(request)];
 	if (action->request != request)
 		return (shim_next_ioctl(fd, request, arg));
