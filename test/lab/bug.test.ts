@@ -3,6 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { runLab, labSucceeded, type LabKernelName, type LabBhyve } from '../../src/lab/run';
 import { buildSmpBoot } from '../../src/lab/guests/smp-boot';
+import { Assembler } from '../../src/lab/guests/asm';
+import { spawnSync } from 'node:child_process';
 
 // A shorter bounded wait than the CLI's default keeps the failing runs quick.
 const guest = buildSmpBoot({ apWaitMs: 300 });
@@ -46,4 +48,17 @@ test('fixed14 kernel with the new-protocol bhyve: all APs start', async () => {
   const r = await boot('fixed14', '14.0', 4);
   assert.deepEqual(r.apsStarted, [1, 2, 3], r.bhyveStderr);
   assert.equal(r.outcome, 'poweroff');
+});
+
+test('a guest that never ends is reported as a hang after --timeout-ms, and bhyve is killed', async () => {
+  const spin = new Assembler(0);
+  spin.label('forever').pause().jmp('forever');
+  const started = Date.now();
+  const r = await runLab({ kernel: 'legacy13', bhyve: '13.1', vcpus: 2, shim: false, timeoutMs: 800, guest: spin.bytes() });
+  assert.equal(r.outcome, 'hang');
+  assert.equal(r.bhyveExit.signal, 'SIGKILL');
+  assert.ok(Date.now() - started < 10000);
+  assert.equal(labSucceeded(r), false);
+  const leftovers = spawnSync('pgrep', ['-f', 'bhyve13 .*lab-'], { encoding: 'utf8' }).stdout.trim();
+  assert.equal(leftovers, '', 'no bhyve process is left behind');
 });
