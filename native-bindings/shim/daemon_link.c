@@ -38,8 +38,8 @@
 #define	PLAN_BYTES		128
 #define	ERROR_BYTES		256
 #define	SOCKET_NAME		"vmm-compatd.sock"
-/* The daemon's ERROR code for a frame of another protocol version. */
-#define	PROTO_MISMATCH_CODE	43
+/* The daemon's ERROR code for a refusal (EPERM, 1 on FreeBSD and Linux). */
+#define	REFUSAL_CODE		1
 #define	CONNECT_TIMEOUT_MS	2000
 #define	PLAN_TIMEOUT_MS		10000
 #define	RETRY_INTERVAL_NS	1000000000ULL
@@ -161,10 +161,12 @@ recv_reply(int fd, uint16_t want, uint8_t *body, size_t bodylen,
 		err[ERROR_BYTES - 1] = '\0';
 		snprintf(why, whylen, "%s", (const char *)err + 4);
 		/*
-		 * A protocol version mismatch is an installation problem,
-		 * not a verdict on this VM: act as if the daemon were away.
+		 * Only EPERM is a verdict on this client (not its VM, not its
+		 * jail).  Anything else (a protocol version mismatch, the
+		 * daemon unable to open the VM) is the daemon's trouble: act
+		 * as if it were away.
 		 */
-		*refused = get32(err) != PROTO_MISMATCH_CODE;
+		*refused = get32(err) == REFUSAL_CODE;
 		return (-1);
 	}
 	if (type != want || len != bodylen) {

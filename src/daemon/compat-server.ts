@@ -244,12 +244,12 @@ export class CompatServer {
     const nameProblem = vmNameProblem(vmName);
     if (nameProblem) this.refuse(session, EINVAL, `bad VM name: ${nameProblem}`);
     const creds = this.options.peers.credentials(session.socket);
-    if (!creds) this.refuse(session, EPERM, 'cannot read the peer credentials of this connection', vmName);
+    if (!creds) this.refuse(session, EPERM, 'cannot read the peer credentials of this connection (not a local socket?)', vmName);
     if (creds.pid !== pid) {
-      this.refuse(session, EPERM, `HELLO claims pid ${pid} but the connection belongs to pid ${creds.pid}`, vmName);
+      this.refuse(session, EPERM, `HELLO claims pid ${pid} but the connection belongs to pid ${creds.pid}; connect from the bhyve process itself`, vmName);
     }
     if (!this.options.peers.holdsVm(creds.pid, vmName)) {
-      this.refuse(session, EPERM, `process ${creds.pid} does not hold /dev/vmm/${vmName} open`, vmName);
+      this.refuse(session, EPERM, `process ${creds.pid} does not hold /dev/vmm/${vmName} open; only the bhyve running that VM may ask for its plan`, vmName);
     }
     // A VM belongs to the jail that first used it, for as long as that VM exists: the device
     // node's identity tells a VM destroyed and created again under the same name from the same VM.
@@ -259,7 +259,7 @@ export class CompatServer {
       this.refuse(
         session,
         EPERM,
-        `VM ${vmName} belongs to jail ${existing.jail}; this socket serves jail ${session.jail}`,
+        `VM ${vmName} belongs to jail ${existing.jail}; this socket serves jail ${session.jail}: start it from jail ${existing.jail}, or destroy it there first`,
         vmName,
       );
     }
@@ -314,7 +314,7 @@ export class CompatServer {
       handle = this.options.device.openVm(vm.name);
     } catch (err) {
       const why = err instanceof VmmError ? err.message : String(err);
-      this.refuse(session, EBUSY, `cannot open the VM for eager activation: ${why}`, vm.name);
+      this.refuse(session, EBUSY, `cannot open the VM for eager activation: ${why}; the interposer plans alone`, vm.name);
     }
     try {
       const activeAps = facts.eagerActivation ? handle.cpus('active', facts.kernelCpusetBytes).filter((v) => v !== 0) : [];
