@@ -5,6 +5,7 @@
  * on its own thread.
  */
 #include <errno.h>
+#include <string.h>
 
 #include "shim.h"
 
@@ -22,6 +23,40 @@ handover_ap(struct vm_session *vs, int vcpu)
 	    (int)((monotonic_ns() - started) / 1000));
 }
 
+static void *
+kick_bsp_main(void *arg)
+{
+	struct vm_session *vs = arg;
+	struct vm_register reg;
+
+	/*
+	 * Any per-vCPU ioctl on vCPU 0 freezes it (vmm_dev.c vcpu_lock_one):
+	 * the kernel sets reqidle and the BSP's VM_RUN returns REQIDLE, after
+	 * which bhyve calls VM_RUN again and finds the pending exit.  On its
+	 * own thread: the AP that raised the exit must be free to service a
+	 * rendezvous the BSP may be waiting in.
+	 */
+	memset(&reg, 0, sizeof(reg));
+	reg.cpuid = 0;
+	reg.regnum = VM_REG_GUEST_RIP;
+	(void)shim_next_ioctl(vs->fd, ABI13_VM_GET_REGISTER, &reg);
+	return (NULL);
+}
+
+static void
+kick_bsp(struct vm_session *vs)
+{
+	pthread_attr_t attr;
+	pthread_t thread;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&thread, &attr, kick_bsp_main, vs) != 0)
+		shim_warn("VM %s: cannot start a thread to wake the BSP; the "
+		    "rerouted SPINUP_AP waits for its next exit", vs->name);
+	pthread_attr_destroy(&attr);
+}
+
 /*
  * The window kernel (7c326ab5) reports CPU_FFS(dmask), one more than the
  * vcpuid; the plan says how much to subtract.  An AP that bhyve already runs
@@ -30,9 +65,15 @@ handover_ap(struct vm_session *vs, int vcpu)
  * second thread on the vCPU.  A 13.x kernel never reported it either
  * (vlapic.c BS_RUNNING), so the guest sees what it saw there: the AP keeps
  * running where it was, and the sender simply continues.
+ *
+ * On the new kernels any vCPU may send the SIPI and receive the exit
+ * (vlapic.c vm_handle_ipi runs on the sender), but 13.1 bhyve asserts that
+ * SPINUP_AP comes to the BSP (bhyverun.c fbsdrun_addcpu).  An exit raised on
+ * an AP is therefore kept, the AP runs on, and the BSP is made to return to
+ * userland so that its next VM_RUN delivers the exit there.
  */
 enum spinup_verdict
-spinup_ap_exit(struct vm_session *vs, struct vm_exit *vme)
+spinup_ap_exit(struct vm_session *vs, int sender, struct vm_exit *vme)
 {
 	uint32_t bit, parked, mine;
 	int target;
@@ -43,7 +84,17 @@ spinup_ap_exit(struct vm_session *vs, struct vm_exit *vme)
 	bit = 1u << target;
 	mine = atomic_load(&vs->claimed_mask) | atomic_load(&vs->running_mask);
 	if ((mine & bit) != 0) {
-		link_event(vs, VMC_EV_SPINUP_DUPLICATE, target, 0);
+		link_event(vs, VMC_EV_SPINUP_DUPLICATE, target, sender);
+		return (SPINUP_SWALLOW);
+	}
+	if (sender != 0) {
+		pthread_mutex_lock(&vs->plan_lock);
+		vs->pending_spinup_rip[target] = vme->u.spinup_ap.rip;
+		atomic_fetch_or(&vs->pending_spinup_mask, bit);
+		atomic_fetch_or(&vs->bsp_attention, BSP_PENDING_SPINUP);
+		pthread_mutex_unlock(&vs->plan_lock);
+		link_event(vs, VMC_EV_SPINUP_REROUTED, target, sender);
+		kick_bsp(vs);
 		return (SPINUP_SWALLOW);
 	}
 	vme->u.spinup_ap.vcpu = target;
@@ -54,6 +105,41 @@ spinup_ap_exit(struct vm_session *vs, struct vm_exit *vme)
 		pthread_mutex_unlock(&vs->plan_lock);
 	}
 	return (SPINUP_DELIVER);
+}
+
+/*
+ * On the BSP's VM_RUN: turns one pending SPINUP_AP into this call's exit,
+ * without entering the kernel (the guest's BSP state is untouched).
+ */
+int
+take_pending_spinup(struct vm_session *vs, struct vm_exit *vme)
+{
+	uint32_t pending;
+	int target;
+
+	if ((atomic_load(&vs->bsp_attention) & BSP_PENDING_SPINUP) == 0)
+		return (0);
+	pthread_mutex_lock(&vs->plan_lock);
+	pending = atomic_load(&vs->pending_spinup_mask);
+	if (pending == 0) {
+		atomic_fetch_and(&vs->bsp_attention, ~BSP_PENDING_SPINUP);
+		pthread_mutex_unlock(&vs->plan_lock);
+		return (0);
+	}
+	target = __builtin_ctz(pending);
+	pending &= ~(1u << target);
+	atomic_store(&vs->pending_spinup_mask, pending);
+	if (pending == 0)
+		atomic_fetch_and(&vs->bsp_attention, ~BSP_PENDING_SPINUP);
+	memset(vme, 0, sizeof(*vme));
+	vme->exitcode = VM_EXITCODE_SPINUP_AP;
+	vme->u.spinup_ap.vcpu = target;
+	vme->u.spinup_ap.rip = vs->pending_spinup_rip[target];
+	if ((atomic_load(&vs->parked_mask) & (1u << target)) != 0 &&
+	    (atomic_load(&vs->claimed_mask) & (1u << target)) == 0)
+		handover_ap(vs, target);
+	pthread_mutex_unlock(&vs->plan_lock);
+	return (1);
 }
 
 /*

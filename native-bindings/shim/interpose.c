@@ -194,7 +194,8 @@ vm_run_slow(struct vm_session *vs, struct vm_run *vr, int error)
 
 	for (;;) {
 		if (error == 0 && vr->vm_exit.exitcode == VM_EXITCODE_SPINUP_AP) {
-			if (spinup_ap_exit(vs, &vr->vm_exit) == SPINUP_DELIVER)
+			if (spinup_ap_exit(vs, vr->cpuid, &vr->vm_exit) ==
+			    SPINUP_DELIVER)
 				return (0);
 			/* Swallowed: run the sender again. */
 		} else {
@@ -213,8 +214,12 @@ static __attribute__((noinline)) int
 vm_run_first(struct vm_session *vs, struct vm_run *vr)
 {
 
-	if (vr->cpuid == 0 && atomic_load(&vs->bsp_needs_plan))
+	if (vr->cpuid == 0 &&
+	    (atomic_load(&vs->bsp_attention) & BSP_NEEDS_PLAN) != 0)
 		plan_boot(vs);
+	/* A SPINUP_AP an AP raised is delivered here, where 13.1 expects it. */
+	if (vr->cpuid == 0 && take_pending_spinup(vs, &vr->vm_exit))
+		return (0);
 	return (vm_run_slow(vs, vr, kernel_vm_run(vs, vr)));
 }
 
@@ -231,7 +236,7 @@ on_vm_run(struct vm_session *vs, int fd, unsigned long request, void *arg)
 	int error;
 
 	if (__builtin_expect(!vs->vmrun_native || (vr->cpuid == 0 &&
-	    atomic_load_explicit(&vs->bsp_needs_plan, memory_order_acquire)),
+	    atomic_load_explicit(&vs->bsp_attention, memory_order_acquire)),
 	    0))
 		return (vm_run_first(vs, vr));
 	error = shim_next_ioctl(fd, request, arg);
@@ -287,7 +292,8 @@ on_reinit(struct vm_session *vs, int fd, unsigned long request, void *arg)
 	atomic_store(&vs->running_mask, 0);
 	atomic_store(&vs->suspend_reported, 0);
 	atomic_fetch_add(&vs->boot, 1);
-	atomic_store(&vs->bsp_needs_plan, 1);
+	atomic_store(&vs->pending_spinup_mask, 0);
+	atomic_store(&vs->bsp_attention, BSP_NEEDS_PLAN);
 	pthread_mutex_unlock(&vs->plan_lock);
 	link_event(vs, VMC_EV_REINIT, -1, (int)atomic_load(&vs->boot));
 	return (0);

@@ -100,7 +100,7 @@ plan_boot(struct vm_session *vs)
 	pthread_mutex_lock(&vs->plan_lock);
 	boot = atomic_load(&vs->boot);
 	if (atomic_load(&vs->planned_boot) == boot + 1) {
-		atomic_store(&vs->bsp_needs_plan, 0);
+		atomic_fetch_and(&vs->bsp_attention, ~BSP_NEEDS_PLAN);
 		pthread_mutex_unlock(&vs->plan_lock);
 		return;
 	}
@@ -128,7 +128,7 @@ plan_boot(struct vm_session *vs)
 	atomic_store(&vs->claimed_mask, 0);
 	start_parkers(vs, parked);
 	atomic_store(&vs->planned_boot, boot + 1);
-	atomic_store(&vs->bsp_needs_plan, 0);
+	atomic_fetch_and(&vs->bsp_attention, ~BSP_NEEDS_PLAN);
 	pthread_mutex_unlock(&vs->plan_lock);
 	link_event(vs, VMC_EV_PLANNED, 0,
 	    (int)((monotonic_ns() - held_since) / 1000));

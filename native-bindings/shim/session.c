@@ -265,7 +265,7 @@ session_attach(int fd, const char *name)
 	vs->fd = fd;
 	vs->link_fd = -1;
 	vs->vmrun_native = 1;	/* until kernel facts say otherwise */
-	atomic_store(&vs->bsp_needs_plan, 1);
+	atomic_store(&vs->bsp_attention, BSP_NEEDS_PLAN);
 	pthread_mutex_init(&vs->plan_lock, NULL);
 	pthread_mutex_init(&vs->link_lock, NULL);
 	pthread_mutex_init(&vs->park_lock, NULL);

@@ -32,6 +32,10 @@ enum vmc_variant {
 	VMC_VARIANT_MAIN15 = 4,
 };
 
+/* bsp_attention bits. */
+#define	BSP_NEEDS_PLAN		0x1
+#define	BSP_PENDING_SPINUP	0x2
+
 /* Compat protocol event kinds (docs/internals.md section 5). */
 enum vmc_event {
 	VMC_EV_PARKED = 1,
@@ -45,6 +49,7 @@ enum vmc_event {
 	VMC_EV_VMRUN_TRANSLATED = 9,
 	VMC_EV_CPUS_TRANSLATED = 10,
 	VMC_EV_PLANNED = 11,
+	VMC_EV_SPINUP_REROUTED = 12,
 };
 
 struct kernel_facts {
@@ -75,7 +80,10 @@ struct vm_session {
 	atomic_int		ncpus;
 	atomic_uint		boot;		/* +1 per successful VM_REINIT */
 	atomic_uint		planned_boot;	/* boot + 1 once planned */
-	atomic_int		bsp_needs_plan;	/* 1 until this boot's plan is in place */
+	atomic_int		bsp_attention;	/* BSP_* work before the BSP's next VM_RUN */
+	/* SPINUP_AP exits raised on an AP, waiting to be delivered on the BSP. */
+	atomic_uint		pending_spinup_mask;
+	uint64_t		pending_spinup_rip[VMC_MAX_VCPUS];
 	atomic_int		spinup_bias;
 	atomic_uint		parked_mask;	/* APs pre-activated for bhyve */
 	atomic_uint		claimed_mask;	/* ... and handed over to it */
@@ -157,7 +165,9 @@ void	parkers_wake(struct vm_session *vs);
 
 /* handover.c */
 enum spinup_verdict { SPINUP_DELIVER, SPINUP_SWALLOW };
-enum spinup_verdict spinup_ap_exit(struct vm_session *vs, struct vm_exit *vme);
+enum spinup_verdict spinup_ap_exit(struct vm_session *vs, int sender,
+	    struct vm_exit *vme);
+int	take_pending_spinup(struct vm_session *vs, struct vm_exit *vme);
 int	activate_cpu(struct vm_session *vs, int fd, unsigned long request,
 	    struct vm_activate_cpu *arg);
 

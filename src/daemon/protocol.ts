@@ -43,6 +43,8 @@ export const EventKind = {
   CPUS_TRANSLATED: 10,
   /** The BSP's first VM_RUN of a boot was held this long (arg, microseconds) for the plan. */
   PLANNED: 11,
+  /** A SPINUP_AP raised on AP `arg` for vCPU `vcpu`, delivered on the BSP instead. */
+  SPINUP_REROUTED: 12,
 } as const;
 export type EventKindCode = (typeof EventKind)[keyof typeof EventKind];
 const EVENT_NAMES = new Map<number, string>(
