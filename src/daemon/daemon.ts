@@ -50,7 +50,7 @@ function directoriesOf(config: Config): SocketDirectory[] {
 type Destination = ReturnType<typeof pino.destination>;
 
 function makeLogger(config: Config): { logger: Logger; destination: Destination } {
-  const destination = config.logFile ? pino.destination({ dest: config.logFile, mkdir: true, sync: true }) : pino.destination(2);
+  const destination = config.logFile ? pino.destination({ dest: config.logFile, mkdir: true, sync: true }) : pino.destination({ dest: 2, sync: true });
   return { logger: pino({ name: 'vmm-compatd', level: config.logLevel, base: { pid: process.pid } }, destination), destination };
 }
 

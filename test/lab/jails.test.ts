@@ -27,7 +27,7 @@ test('two jails, one daemon: both boot every AP; jail b naming jail a\'s VM is r
     const intruder = await bench.spawnBhyve({ bhyve: '13.1', vcpus: 4, vmName: 'vm-a', shim: true, socketDir: dirB, timeoutMs: 20000 }).result;
     assert.equal(intruder.bhyveExit.status, 4, 'bhyverun.c do_open: vm_open failure exits 4');
     assert.match(intruder.bhyveStderr, /vmm-compatd refused VM vm-a: VM vm-a belongs to jail a; this socket serves jail b/);
-    assert.match(bench.daemonLog(), /"jail":"b".*"vm":"vm-a".*"refused":"VM vm-a belongs to jail a/);
+    await bench.waitForDaemonLog(/"jail":"b".*"vm":"vm-a".*"refused":"VM vm-a belongs to jail a/, 5000);
     assert.deepEqual(bench.model.vmSets('vm-a')?.active.filter((v) => v > 0).length ?? 0, 3, 'jail a\'s VM state is untouched (its APs from the last boot)');
   } finally {
     await bench.close();
