@@ -54,11 +54,12 @@ test('a guest that never ends is reported as a hang after --timeout-ms, and bhyv
   const spin = new Assembler(0);
   spin.label('forever').pause().jmp('forever');
   const started = Date.now();
-  const r = await runLab({ kernel: 'legacy13', bhyve: '13.1', vcpus: 2, shim: false, timeoutMs: 800, guest: spin.bytes() });
+  const vmName = `hang-${process.pid}`;
+  const r = await runLab({ kernel: 'legacy13', bhyve: '13.1', vcpus: 2, shim: false, timeoutMs: 800, guest: spin.bytes(), vmName });
   assert.equal(r.outcome, 'hang');
   assert.equal(r.bhyveExit.signal, 'SIGKILL');
   assert.ok(Date.now() - started < 10000);
   assert.equal(labSucceeded(r), false);
-  const leftovers = spawnSync('pgrep', ['-f', 'bhyve13 .*lab-'], { encoding: 'utf8' }).stdout.trim();
+  const leftovers = spawnSync('pgrep', ['-f', `bhyve13 .* ${vmName}$`], { encoding: 'utf8' }).stdout.trim();
   assert.equal(leftovers, '', 'no bhyve process is left behind');
 });
