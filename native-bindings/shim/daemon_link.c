@@ -271,7 +271,12 @@ connect_locked(struct vm_session *vs, char *why, size_t whylen)
 		close(s);
 		return (LINK_DOWN);
 	}
-	session_set_facts(vs, &f);
+	/*
+	 * The facts of the first connection stay: vCPU threads read them
+	 * without a lock, and a reconnect must not change the ABI mid-run.
+	 */
+	if (!vs->facts_known)
+		session_set_facts(vs, &f);
 	vs->link_session = get32(welcome);
 	vs->link_fd = s;
 	return (LINK_OK);

@@ -38,6 +38,8 @@ export interface Counters {
 }
 
 const EVENTS_PER_VM = 500;
+/** VMs remembered; past this the longest-disconnected records are forgotten first. */
+const MAX_VMS = 2000;
 
 export class VmRegistry {
   private readonly vms = new Map<string, VmRecord>();
@@ -71,8 +73,20 @@ export class VmRegistry {
         events: [],
       };
       this.vms.set(name, record);
+      this.forgetOldest();
     }
     return record;
+  }
+
+  private forgetOldest(): void {
+    if (this.vms.size <= MAX_VMS) return;
+    // Map iteration is insertion order: the first disconnected record is the oldest.
+    for (const [name, vm] of this.vms) {
+      if (!vm.connected) {
+        this.vms.delete(name);
+        if (this.vms.size <= MAX_VMS) return;
+      }
+    }
   }
 
   find(name: string): VmRecord | undefined {
