@@ -1,0 +1,22 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { VmRegistry } from '../../src/daemon/registry';
+
+test('the registry forgets the oldest disconnected VMs past its bound, never a connected one', () => {
+  const registry = new VmRegistry();
+  const first = registry.vm('vm-0', 'host');
+  first.connected = true;
+  for (let i = 1; i <= 2100; i++) registry.vm(`vm-${i}`, 'host');
+  assert.equal(registry.all().length, 2000);
+  assert.ok(registry.find('vm-0'), 'the connected VM stays');
+  assert.equal(registry.find('vm-1'), undefined, 'the oldest disconnected one went first');
+  assert.ok(registry.find('vm-2100'));
+});
+
+test('events per VM roll off at 500, newest kept', () => {
+  const registry = new VmRegistry();
+  const vm = registry.vm('busy', 'host');
+  for (let i = 0; i < 600; i++) registry.record(vm, 1, 'handover', i % 16, i);
+  assert.equal(vm.events.length, 500);
+  assert.equal(vm.events[499]?.arg, 599);
+});
