@@ -3,6 +3,31 @@ import { queryControl, type StatusReport } from '../../daemon/control-server';
 import { DEFAULT_CONFIG_PATH, loadConfig } from '../../config/config';
 import type { VmRecord } from '../../daemon/registry';
 
+const SUSPEND_HOW = ['none', 'reset', 'poweroff', 'halt', 'triplefault'];
+
+/** What an event's numeric argument means, per kind (docs/internals.md section 5). */
+function eventArg(kind: string, arg: number | null): string {
+  if (arg === null) return '';
+  switch (kind) {
+    case 'planned':
+      return ` (BSP held ${arg} us)`;
+    case 'handover':
+      return ` (${arg} us)`;
+    case 'suspend':
+      return ` (${SUSPEND_HOW[arg] ?? arg})`;
+    case 'spinup-rerouted':
+      return ` (raised on vCPU ${arg})`;
+    case 'parker-exit':
+      return arg < 0 ? ` (VM suspended: ${SUSPEND_HOW[-arg] ?? -arg})` : ` (errno ${arg})`;
+    case 'cpus-translated':
+      return ` (kernel cpuset ${arg} bytes)`;
+    case 'vmrun-translated':
+      return ` (through the ${arg}.0 VM_RUN)`;
+    default:
+      return '';
+  }
+}
+
 function list(ids: number[]): string {
   return ids.length === 0 ? '-' : ids.join(',');
 }
@@ -28,7 +53,8 @@ export function formatStatus(report: StatusReport): string {
   for (const vm of vms) {
     lines.push('', `${vm.name}: ${vm.plan?.reason ?? 'no plan yet'}`);
     for (const e of vm.events.slice(-20)) {
-      lines.push(`  ${e.time} ${e.kind}${e.vcpu !== null ? ` vcpu=${e.vcpu}` : ''}${e.detail ? ` ${e.detail}` : ''}`);
+      const vcpu = e.vcpu !== null && e.vcpu >= 0 ? ` vcpu=${e.vcpu}` : '';
+      lines.push(`  ${e.time} ${e.kind}${vcpu}${eventArg(e.kind, e.arg)}${e.detail ? ` ${e.detail}` : ''}`);
     }
   }
   return lines.join('\n') + '\n';
