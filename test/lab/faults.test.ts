@@ -2,6 +2,8 @@
 // while APs are parked, during a handover and during suspend. No VM may hang; a daemon that is
 // gone makes the interposer act alone (ARCHITECTURE.md section 3, failure policy).
 import { test } from 'node:test';
+import net from 'node:net';
+import path from 'node:path';
 import assert from 'node:assert/strict';
 import { LabBench, type BootResult } from '../../src/lab/run';
 import { buildSmpBoot } from '../../src/lab/guests/smp-boot';
@@ -126,3 +128,49 @@ for (const point of [
     });
   });
 }
+
+test('a daemon that answers garbage: the sanitized interposer treats it as absent and the VM boots', async () => {
+  await withBench(async (bench, vm) => {
+    await bench.startDaemon();
+    await bench.stopDaemon(); // leaves run/kernel-variant behind
+    let seed = 7;
+    const rand = (): number => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed / 0x7fffffff;
+    };
+    const replies: Buffer[] = [
+      Buffer.from('not a frame at all'),
+      (() => {
+        const f = Buffer.alloc(28); // WELCOME header with an impossible variant
+        f.writeUInt32LE(20, 0);
+        f.writeUInt16LE(1, 4);
+        f.writeUInt16LE(101, 6);
+        f.writeUInt32LE(99, 12);
+        return f;
+      })(),
+      (() => {
+        const f = Buffer.alloc(8); // a header announcing 4 GiB
+        f.writeUInt32LE(0xffffffff, 0);
+        f.writeUInt16LE(1, 4);
+        f.writeUInt16LE(102, 6);
+        return f;
+      })(),
+      Buffer.from(Array.from({ length: 300 }, () => Math.floor(rand() * 256))),
+    ];
+    for (const [i, reply] of replies.entries()) {
+      const server = net.createServer((socket) => {
+        socket.once('data', () => socket.end(reply));
+        socket.on('error', () => socket.destroy());
+      });
+      await new Promise<void>((resolve) => server.listen(path.join(bench.socketDir, 'vmm-compatd.sock'), resolve));
+      try {
+        const r = await bench.spawnBhyve({ bhyve: '13.1', vcpus: VCPUS, vmName: `${vm}-${i}`, shim: true, timeoutMs: 20000, sanitized: true }).result;
+        assertBooted(r);
+        assert.doesNotMatch(r.bhyveStderr, /AddressSanitizer|runtime error/);
+        assert.match(r.bhyveStderr, /FALLBACK/);
+      } finally {
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+      }
+    }
+  });
+});
