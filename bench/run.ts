@@ -39,8 +39,10 @@ interface PassthroughResult {
   request: string;
   rounds: number;
   iterationsPerRound: number;
+  /** Medians over the rounds. */
   baselineNsPerCall: number;
   interposerNsPerCall: number;
+  /** Medians of the per-round (back-to-back) differences and ratios. */
   addedNsPerCall: number;
   ratio: number;
   addedInstructionsPerCall: number | null;
@@ -79,8 +81,8 @@ function instructionsPerCall(request: string, withInterposer: boolean): number |
 }
 
 function benchPassthrough(): PassthroughResult[] {
-  const rounds = quick ? 5 : 11;
-  const iterations = quick ? 200000 : 1000000;
+  const rounds = quick ? 5 : 21;
+  const iterations = quick ? 200000 : 500000;
   const results: PassthroughResult[] = [];
   for (const request of ['run', 'getreg']) {
     const base: number[] = [];
@@ -97,6 +99,10 @@ function benchPassthrough(): PassthroughResult[] {
     }
     const baseline = median(base);
     const interposed = median(shim);
+    // Each round's pair ran back to back: the median of the pairwise figures cancels the
+    // drift of a shared machine better than the difference of the two medians.
+    const pairedAdded = median(shim.map((x, i) => x - base[i]!));
+    const pairedRatio = median(shim.map((x, i) => x / base[i]!));
     const baseInstr = instructionsPerCall(request, false);
     const shimInstr = instructionsPerCall(request, true);
     const result: PassthroughResult = {
@@ -105,8 +111,8 @@ function benchPassthrough(): PassthroughResult[] {
       iterationsPerRound: iterations,
       baselineNsPerCall: round(baseline),
       interposerNsPerCall: round(interposed),
-      addedNsPerCall: round(interposed - baseline),
-      ratio: round(interposed / baseline, 4),
+      addedNsPerCall: round(pairedAdded),
+      ratio: round(pairedRatio, 4),
       addedInstructionsPerCall: baseInstr !== null && shimInstr !== null ? round(shimInstr - baseInstr, 1) : null,
     };
     say(`pass-through ${result.request}: ${result.baselineNsPerCall} -> ${result.interposerNsPerCall} ns/call (+${result.addedNsPerCall} ns, x${result.ratio}), +${result.addedInstructionsPerCall ?? '?'} instructions`);
