@@ -85,6 +85,7 @@ function benchPassthrough(): PassthroughResult[] {
   const iterations = quick ? 200000 : 500000;
   const results: PassthroughResult[] = [];
   for (const request of ['run', 'getreg']) {
+    say(`pass-through ${request}: ${rounds} interleaved rounds of ${iterations} calls...`);
     const base: number[] = [];
     const shim: number[] = [];
     for (let r = 0; r < rounds; r++) {
@@ -151,6 +152,7 @@ async function benchBoots(): Promise<{ boots: number; vcpus: number; planDelayUs
       const r = await run.result;
       if (r.apsStarted.length !== vcpus - 1 || r.outcome !== 'poweroff') allApsStarted = false;
       bench.model.destroyVm(vm);
+      if ((i + 1) % 10 === 0 || i + 1 === boots) say(`  boot ${i + 1}/${boots} done`);
     }
     await bench.stopDaemon();
     const ev = compatEvents(bench.daemonLog());
@@ -205,6 +207,7 @@ async function benchParked(): Promise<{ windowMs: number; bootWindowMs: number; 
       env: { VMM_COMPAT_PARKER_BOOT_WINDOW_MS: String(bootWindowMs) },
     });
     await bench.waitForDaemonLog(/"event":"parked"/);
+    say(`parked AP: waiting out the boot window, then measuring for ${windowMs} ms...`);
     // The boot window, then the back-off from 1 ms to the idle poll (about 7 doublings).
     await new Promise((r) => setTimeout(r, bootWindowMs + 1500));
     const pid = run.child.pid!;
@@ -252,7 +255,16 @@ async function benchStorm(): Promise<{ vms: number; vcpusPerVm: number; vmsWithA
     const sampler = setInterval(() => {
       rss = Math.max(rss, peakRssKiB(daemon.pid!));
     }, 100);
-    const results: BootResult[] = await Promise.all(runs.map((r) => r.result));
+    let finished = 0;
+    const results: BootResult[] = await Promise.all(
+      runs.map((r) =>
+        r.result.then((result) => {
+          finished++;
+          if (finished % 8 === 0) say(`  storm: ${finished}/${vms} VMs done`);
+          return result;
+        }),
+      ),
+    );
     clearInterval(sampler);
     rss = Math.max(rss, peakRssKiB(daemon.pid!));
     const outcomes: Record<string, number> = {};
