@@ -159,7 +159,7 @@ ioctl(int fd, unsigned long request, void *arg)
 	if (request == ABI13_VM_RUN)
 		return (on_vm_run(vs, fd, request, arg));
 	action = &compat_actions[IOCNUM(request)];
-	if (action->request != request)
+	if (action->request != request || action->handler == NULL)
 		return (shim_next_ioctl(fd, request, arg));
 	return (action->handler(vs, fd, request, arg));
 }
@@ -235,6 +235,9 @@ on_vm_run(struct vm_session *vs, int fd, unsigned long request, void *arg)
 	unsigned exitcode;
 	int error;
 
+	/* Nothing to look at: the kernel answers EFAULT (vmm_dev.c copyin). */
+	if (__builtin_expect(vr == NULL, 0))
+		return (shim_next_ioctl(fd, request, arg));
 	if (__builtin_expect(!vs->vmrun_native || (vr->cpuid == 0 &&
 	    atomic_load_explicit(&vs->bsp_attention, memory_order_acquire)),
 	    0))

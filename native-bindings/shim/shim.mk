@@ -23,3 +23,10 @@ build/bench/passthrough: bench/passthrough.c include/vmm13.h include/vmm_abi_gen
 	$(CC) -std=gnu11 -Wall -Wextra -Werror -O2 -Iinclude -o $@ bench/passthrough.c
 
 ALL_TARGETS	+= build/bench/passthrough
+
+# Bad input against the interposer (test/native/interposer.test.ts runs it sanitized).
+build/shim-tests/bad_input: shim/tests/bad_input.c include/vmm13.h include/vmm_abi_gen.h
+	@mkdir -p build/shim-tests
+	$(CC) -std=gnu11 -Wall -Wextra -Werror -O1 -g -Iinclude -o $@ shim/tests/bad_input.c
+
+ALL_TARGETS	+= build/shim-tests/bad_input

@@ -39,3 +39,12 @@ test('the interposer exports only the interposed calls and its protocol tag', ()
     .sort();
   assert.deepEqual(exported, ['cap_ioctls_limit', 'close', 'ioctl', 'open', 'open64', 'openat', 'openat64', 'vmm_compat_protocol']);
 });
+
+test('bad input on a vmm fd (NULL arguments, request 0, odd vCPU ids, fds off the table) never crashes the sanitized interposer', () => {
+  const program = requireArtifact('shim-tests/bad_input');
+  const preload = [...sanitizerRuntimes(), requireArtifact(ARTIFACTS.interposer, 'asan'), requireArtifact(ARTIFACTS.bridge, 'asan')];
+  const r = spawnSync(program, [], { env: loopEnv(preload), encoding: 'utf8', timeout: 60000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, 'ok\n');
+  assert.doesNotMatch(r.stderr, /AddressSanitizer|runtime error/);
+});
