@@ -174,3 +174,29 @@ test('a daemon that answers garbage: the sanitized interposer treats it as absen
     }
   });
 });
+
+test('daemon restarted while a VM boots: the interposer, in capability mode, reconnects through its directory fd (connectat)', async () => {
+  await withBench(async (bench, vm) => {
+    const first = await bench.startDaemon();
+    const run = bench.spawnBhyve({
+      bhyve: '13.1',
+      vcpus: VCPUS,
+      vmName: vm,
+      shim: true,
+      timeoutMs: 20000,
+      guest: buildSmpBoot({ apWaitMs: 2000, startDelayMs: 1500 }),
+    });
+    await bench.waitForDaemonLog(/"msg":"plan"/);
+    first.kill('SIGKILL');
+    await new Promise((resolve) => first.once('exit', resolve));
+    const logBefore = bench.daemonLog().length;
+    await bench.startDaemon();
+    const r = await run.result;
+    assertBooted(r);
+    // bhyve entered capability mode before its BSP ran (bhyverun.c main: caph_enter), so this
+    // session can only have come through connectat(dirfd, ...).
+    const after = bench.daemonLog().slice(logBefore);
+    assert.match(after, new RegExp(`"vm":"${vm}".*"msg":"session started"`));
+    assert.match(after, /"event":"(handover|activate-hidden|suspend)"/);
+  });
+});
