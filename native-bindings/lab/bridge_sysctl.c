@@ -1,7 +1,8 @@
 /*
- * bridge_sysctl.c: sysctlbyname for the three vmm nodes the lab models
- * (vmm_dev.c: hw.vmm.create, hw.vmm.destroy; vmm.c: hw.vmm.maxcpu).  They go
- * to the model (SYSCTL); other names do not exist here (ENOENT), and in
+ * bridge_sysctl.c: sysctlbyname for the nodes the lab models (vmm_dev.c:
+ * hw.vmm.create, hw.vmm.destroy; vmm.c: hw.vmm.maxcpu; kern_mib.c:
+ * kern.osreldate, by which vmm-compatd identifies the kernel).  They go to
+ * the model (SYSCTL); other names do not exist here (ENOENT), and in
  * capability mode fail with ECAPMODE.  Old-value semantics follow
  * sysctl(3): a NULL oldp asks for the size, a short buffer gets what fits
  * and ENOMEM.
@@ -21,7 +22,8 @@ vmm_sysctl(const char *name)
 
 	return (strcmp(name, "hw.vmm.create") == 0 ||
 	    strcmp(name, "hw.vmm.destroy") == 0 ||
-	    strcmp(name, "hw.vmm.maxcpu") == 0);
+	    strcmp(name, "hw.vmm.maxcpu") == 0 ||
+	    strcmp(name, "kern.osreldate") == 0);
 }
 
 LAB_EXPORT int

@@ -137,7 +137,11 @@ export class LabBench {
   }
 
   /** Starts vmm-compatd for this bench's kernel, over the lab bridge; resolves once it listens. */
-  async startDaemon(extraArgs: string[] = [], opts: { logLevel?: string | null } = {}): Promise<ChildProcess> {
+  /**
+   * opts.logLevel null: no --log-level (the file decides); opts.identify: no --kernel, so the
+   * daemon identifies the kernel itself (kern.osreldate through the bridge).
+   */
+  async startDaemon(extraArgs: string[] = [], opts: { logLevel?: string | null; identify?: boolean } = {}): Promise<ChildProcess> {
     const config = path.join(this.root, 'vmm-compat.conf');
     if (!fs.existsSync(config)) fs.writeFileSync(config, '# lab: everything comes from the command line\n');
     const out = fs.openSync(this.daemonLogFile, 'a');
@@ -145,7 +149,7 @@ export class LabBench {
       path.resolve(__dirname, '..', 'cli', 'main.js'),
       'daemon',
       '--config', config,
-      '--kernel', this.options.kernel,
+      ...(opts.identify ? [] : ['--kernel', this.options.kernel]),
       '--socket-dir', this.socketDir,
       '--syscall-library', requireArtifact(ARTIFACTS.bridge),
       '--device-dir', path.join(this.root, 'dev', 'vmm'),

@@ -35,6 +35,8 @@ export interface VmSets {
 export const SYSCTL_CREATE = 'hw.vmm.create';
 export const SYSCTL_DESTROY = 'hw.vmm.destroy';
 export const SYSCTL_MAXCPU = 'hw.vmm.maxcpu';
+/** The daemon identifies the kernel from it (src/daemon/kernel-variant.ts identifyKernel). */
+export const SYSCTL_OSRELDATE = 'kern.osreldate';
 /** The default string of sysctl_vmm_create / sysctl_vmm_destroy, returned as the old value. */
 const SYSCTL_NAME_DEFAULT = Buffer.from('beavis\0', 'latin1');
 
@@ -79,6 +81,13 @@ export class VmmKernel {
         if (newValue !== null) fail(Errno.EPERM, `${name} is read-only`);
         const out = Buffer.alloc(4);
         out.writeUInt32LE(this.config.maxcpu);
+        return out;
+      }
+      case SYSCTL_OSRELDATE: {
+        // kern_mib.c: read-only integer.
+        if (newValue !== null) fail(Errno.EPERM, `${name} is read-only`);
+        const out = Buffer.alloc(4);
+        out.writeInt32LE(this.config.rules.osreldate);
         return out;
       }
       default:

@@ -51,6 +51,11 @@ export interface VariantRules {
   readonly cpuMaxsizeBytes: number;
   /** VM_MAX_MEMSEGS (vmm.c). */
   readonly maxMemsegs: number;
+  /**
+   * kern.osreldate (__FreeBSD_version) the lab reports: 13.1-RELEASE; a 14-CURRENT from the
+   * 7c326ab5..b265a2e0 window (a representative value, not one read off that build); 14.0-RELEASE.
+   */
+  readonly osreldate: number;
 }
 
 const RULES: Readonly<Record<KernelVariant, VariantRules>> = {
@@ -67,6 +72,7 @@ const RULES: Readonly<Record<KernelVariant, VariantRules>> = {
     defaultKernelCpusetBytes: CPUSET_BYTES_13,
     cpuMaxsizeBytes: CPUSET_BYTES_13,
     maxMemsegs: 3,
+    osreldate: 1301000,
   },
   window: {
     variant: 'window',
@@ -81,6 +87,7 @@ const RULES: Readonly<Record<KernelVariant, VariantRules>> = {
     defaultKernelCpusetBytes: CPUSET_BYTES_13,
     cpuMaxsizeBytes: CPUSET_BYTES_13,
     maxMemsegs: 3,
+    osreldate: 1400076,
   },
   fixed14: {
     variant: 'fixed14',
@@ -95,6 +102,7 @@ const RULES: Readonly<Record<KernelVariant, VariantRules>> = {
     defaultKernelCpusetBytes: CPUSET_BYTES_14,
     cpuMaxsizeBytes: CPUSET_BYTES_14,
     maxMemsegs: 4,
+    osreldate: 1400097,
   },
 };
 
