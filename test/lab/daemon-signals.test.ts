@@ -65,7 +65,8 @@ test('kernel_variant = auto: the daemon identifies legacy13 and fixed14 from ker
         continue;
       }
       await bench.startDaemon([], { identify: true });
-      assert.match(bench.daemonLog(), new RegExp(`"kernelVariant":"${kernel}","why":"kern\\.osreldate`));
+      // The start-up line follows the sockets: wait for it rather than race it.
+      await bench.waitForDaemonLog(new RegExp(`"kernelVariant":"${kernel}","why":"kern\\.osreldate`), 5000);
       const r = await bench.spawnBhyve({ bhyve: '13.1', vcpus: 2, vmName: `auto-${kernel}`, shim: true, timeoutMs: 20000 }).result;
       assert.deepEqual(r.apsStarted, [1], r.bhyveStderr);
     } finally {

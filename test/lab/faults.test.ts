@@ -195,7 +195,14 @@ test('daemon restarted while a VM boots: the interposer, in capability mode, rec
     assertBooted(r);
     // bhyve entered capability mode before its BSP ran (bhyverun.c main: caph_enter), so this
     // session can only have come through connectat(dirfd, ...).
-    const after = bench.daemonLog().slice(logBefore);
+    // Events are fire-and-forget: give the new daemon a moment to log what it received.
+    const deadline = Date.now() + 5000;
+    let after = '';
+    while (Date.now() < deadline) {
+      after = bench.daemonLog().slice(logBefore);
+      if (/"event":"(handover|activate-hidden|suspend)"/.test(after)) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
     assert.match(after, new RegExp(`"vm":"${vm}".*"msg":"session started"`));
     assert.match(after, /"event":"(handover|activate-hidden|suspend)"/);
   });
