@@ -120,6 +120,7 @@ static int on_activate_cpu(struct vm_session *, int, unsigned long, void *);
 static int on_get_cpus(struct vm_session *, int, unsigned long, void *);
 static int on_suspend(struct vm_session *, int, unsigned long, void *);
 static int on_reinit(struct vm_session *, int, unsigned long, void *);
+static int on_set_capability(struct vm_session *, int, unsigned long, void *);
 
 #define	IOCNUM(req)	((req) & 0xff)
 
@@ -138,6 +139,8 @@ static const struct compat_action compat_actions[256] = {
 	[IOCNUM(ABI13_VM_ACTIVATE_CPU)] = { ABI13_VM_ACTIVATE_CPU,
 	    on_activate_cpu },
 	[IOCNUM(ABI13_VM_GET_CPUS)] = { ABI13_VM_GET_CPUS, on_get_cpus },
+	[IOCNUM(ABI13_VM_SET_CAPABILITY)] = { ABI13_VM_SET_CAPABILITY,
+	    on_set_capability },
 };
 
 /*
@@ -263,6 +266,25 @@ on_get_cpus(struct vm_session *vs, int fd, unsigned long request, void *arg)
 {
 
 	return (get_cpus(vs, fd, request, arg));
+}
+
+/*
+ * VM_CAP_IPI_EXIT does not exist in 13.1's vm_cap_type: a bhyve that enables
+ * it speaks the new protocol (14.0 bhyverun.c fbsdrun_set_capabilities, before
+ * any vCPU runs), activates its own APs, and is left alone.
+ */
+static int
+on_set_capability(struct vm_session *vs, int fd, unsigned long request,
+    void *arg)
+{
+	const struct vm_capability *cap = arg;
+	int error;
+
+	error = shim_next_ioctl(fd, request, arg);
+	if (error == 0 && cap != NULL && cap->captype == VM_CAP_IPI_EXIT &&
+	    cap->capval != 0 && atomic_exchange(&vs->new_protocol, 1) == 0)
+		link_event(vs, VMC_EV_NEW_PROTOCOL, cap->cpuid, 0);
+	return (error);
 }
 
 /* VM_SUSPEND (step 8): parked APs must reach VM_RUN now, not at next poll. */

@@ -108,6 +108,11 @@ plan_boot(struct vm_session *vs)
 	if (ncpus < 1)
 		ncpus = 1;
 	parked = 0;
+	if (atomic_load(&vs->new_protocol)) {
+		/* Its APs are its own: nothing to plan (on_set_capability). */
+		atomic_store(&vs->spinup_bias, 0);
+		goto planned;
+	}
 	r = link_plan(vs, &reply, why, sizeof(why));
 	if (r == LINK_REFUSED) {
 		shim_warn("VM %s: vmm-compatd refused the plan: %s; exiting",
@@ -124,6 +129,7 @@ plan_boot(struct vm_session *vs)
 		    vs->facts_known && vs->facts.variant == VMC_VARIANT_WINDOW ?
 		    1 : 0);
 	}
+planned:
 	atomic_store(&vs->parked_mask, parked);
 	atomic_store(&vs->claimed_mask, 0);
 	start_parkers(vs, parked);

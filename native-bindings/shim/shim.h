@@ -50,6 +50,7 @@ enum vmc_event {
 	VMC_EV_CPUS_TRANSLATED = 10,
 	VMC_EV_PLANNED = 11,
 	VMC_EV_SPINUP_REROUTED = 12,
+	VMC_EV_NEW_PROTOCOL = 13,
 };
 
 struct kernel_facts {
@@ -81,6 +82,8 @@ struct vm_session {
 	atomic_uint		boot;		/* +1 per successful VM_REINIT */
 	atomic_uint		planned_boot;	/* boot + 1 once planned */
 	atomic_int		bsp_attention;	/* BSP_* work before the BSP's next VM_RUN */
+	/* The bhyve enabled VM_CAP_IPI_EXIT: it starts its own APs (14.0 protocol). */
+	atomic_int		new_protocol;
 	/* SPINUP_AP exits raised on an AP, waiting to be delivered on the BSP. */
 	atomic_uint		pending_spinup_mask;
 	uint64_t		pending_spinup_rip[VMC_MAX_VCPUS];

@@ -390,6 +390,14 @@ export class CompatServer {
         vm.parked = [];
         vm.handedOver = [];
         break;
+      case EventKind.NEW_PROTOCOL: {
+        // 14.0 bhyverun.c fbsdrun_set_capabilities: VM_CAP_IPI_EXIT is not in 13.1's enum.
+        const reason = 'no eager activation: bhyve enabled VM_CAP_IPI_EXIT (new-protocol bhyve starts its own APs)';
+        vm.plan = { action: 'pass-through', reason, spinupBias: 0 };
+        this.registry.record(vm, session.id, 'plan', null, null, reason);
+        this.options.logger.info({ vm: vm.name, jail: session.jail, session: session.id, reason }, 'plan');
+        break;
+      }
       default:
         break;
     }

@@ -45,6 +45,8 @@ export const EventKind = {
   PLANNED: 11,
   /** A SPINUP_AP raised on AP `arg` for vCPU `vcpu`, delivered on the BSP instead. */
   SPINUP_REROUTED: 12,
+  /** The bhyve enabled VM_CAP_IPI_EXIT (vcpu): a new-protocol bhyve, left alone. */
+  NEW_PROTOCOL: 13,
 } as const;
 export type EventKindCode = (typeof EventKind)[keyof typeof EventKind];
 const EVENT_NAMES = new Map<number, string>(
