@@ -103,7 +103,7 @@ export class CompatServer {
   async listen(dir: SocketDirectory): Promise<void> {
     const socketPath = path.join(dir.path, SOCKET_NAME);
     fs.mkdirSync(dir.path, { recursive: true, mode: 0o755 });
-    removeStaleSocket(socketPath);
+    await removeStaleSocket(socketPath);
     const server = net.createServer((socket) => this.accept(dir, socket));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -408,8 +408,8 @@ export class CompatServer {
   }
 }
 
-/** A socket file left by a daemon that died is removed; a live one is an error. */
-function removeStaleSocket(socketPath: string): void {
+/** A socket file left by a daemon that died is removed; one that answers is another daemon's. */
+async function removeStaleSocket(socketPath: string): Promise<void> {
   let stat: fs.Stats;
   try {
     stat = fs.lstatSync(socketPath);
@@ -417,5 +417,16 @@ function removeStaleSocket(socketPath: string): void {
     return;
   }
   if (!stat.isSocket()) throw new Error(`${socketPath} exists and is not a socket; remove it or choose another directory`);
+  const live = await new Promise<boolean>((resolve) => {
+    const probe = net.connect(socketPath);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+  if (live) {
+    throw new Error(`another vmm-compatd is already listening on ${socketPath}; stop it first (service vmm_compatd stop)`);
+  }
   fs.rmSync(socketPath, { force: true });
 }

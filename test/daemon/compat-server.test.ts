@@ -264,3 +264,20 @@ test('a VM destroyed and created again under the same name may be used by anothe
   assert.equal(server.registry.find('vm-reborn')?.jail, 'b');
   b.end();
 });
+
+test('a second daemon on the same directory refuses to start instead of stealing the socket', async () => {
+  const second = new CompatServer({
+    variant: 'window',
+    compatFreebsd13: true,
+    directories: [{ jail: 'host', path: hostDir }],
+    device,
+    peers,
+    logger,
+    deviceDir,
+  });
+  await assert.rejects(second.start(), /another vmm-compatd is already listening on .*vmm-compatd\.sock; stop it first/);
+  // The first one still serves.
+  const c = await Client.connect(hostDir);
+  c.send({ type: MessageType.PLAN_REQUEST, ncpus: 2, boot: 0 });
+  assert.equal((await c.next())?.type, MessageType.ERROR, 'answered (PLAN_REQUEST before HELLO) by the first daemon');
+});
