@@ -15,13 +15,13 @@
 #include "vmm13.h"
 
 /* 13.1 vmm.h VM_MAXCPU: 13.1 bhyve never runs more vCPUs than this. */
-#define	VMC_MAX_VCPUS		16
+#define	VMC_MAX_VCPUS		ABI13_VM_MAXCPU
 /* Size of the fd -> session table: fds above it are never vmm fds here. */
 #define	VMC_FD_TABLE		4096
 /* vmm.h VM_MAX_NAMELEN */
-#define	VMC_VM_NAME_MAX		229
+#define	VMC_VM_NAME_MAX		VM_MAX_NAMELEN
 /* Largest kernel cpuset_t handled (CPU_MAXSIZE 1024 bits on 14.x). */
-#define	VMC_CPUSET_MAX_BYTES	128
+#define	VMC_CPUSET_MAX_BYTES	ABI14_CPUSET_BYTES
 
 /* Kernel variants (docs/internals.md section 5 codes). */
 enum vmc_variant {

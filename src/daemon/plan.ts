@@ -1,6 +1,7 @@
 // planForVm: what the interposer in one legacy bhyve must do for one boot of one VM
 // (ARCHITECTURE.md section 3, steps 3-4).
 import { VARIANT_FACTS, type KernelVariant } from './kernel-variant';
+import { VmmConst } from '../abi/enums';
 
 export interface PlanDecision {
   /** APs to activate and debug-suspend before the BSP runs (empty: pass through). */
@@ -10,7 +11,7 @@ export interface PlanDecision {
 }
 
 /** 13.1 bhyve's limit (VM_MAXCPU in 13.1 vmm.h) and so the largest plan we accept. */
-export const LEGACY_MAX_VCPUS = 16;
+export const LEGACY_MAX_VCPUS = VmmConst.VM_MAXCPU_13;
 
 export function planForVm(variant: KernelVariant, ncpus: number, activeAps: readonly number[]): PlanDecision {
   if (!Number.isInteger(ncpus) || ncpus < 1 || ncpus > LEGACY_MAX_VCPUS) {

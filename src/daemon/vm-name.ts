@@ -1,7 +1,9 @@
 // VM names as the kernel accepts them: at most VM_MAX_NAMELEN (229) bytes (vmm.h; SPECNAMELEN
 // 255 - VM_MAX_PREFIXLEN 10 - VM_MAX_SUFFIXLEN 15 - 1), and usable as a devfs path component
 // (/dev/vmm/NAME). The daemon is stricter than the kernel about control characters.
-export const VM_MAX_NAMELEN = 229;
+import { VmmConst } from '../abi/enums';
+
+const VM_MAX_NAMELEN = VmmConst.VM_MAX_NAMELEN;
 
 export function vmNameProblem(name: string): string | null {
   const bytes = Buffer.byteLength(name, 'utf8');

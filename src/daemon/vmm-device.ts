@@ -6,6 +6,7 @@ import os from 'node:os';
 import { REQ13 } from '../abi/ioctls';
 import { cpusetFromBytes } from '../abi/cpuset';
 import { CpusetWhich } from '../abi/enums';
+import { VM_ACTIVATE_CPU, VM_CPUSET } from '../abi/structs';
 
 export type CpusetKind = 'active' | 'suspended' | 'debug';
 
@@ -93,8 +94,7 @@ class KoffiVmHandle implements VmHandle {
   ) {}
 
   private vcpuIoctl(operation: string, request: number, vcpu: number): void {
-    const arg = Buffer.alloc(4);
-    arg.writeInt32LE(vcpu, 0);
+    const arg = VM_ACTIVATE_CPU.encode({ vcpuid: vcpu });
     if (this.calls.ioctl(this.fd, request, arg) !== 0) {
       throw new VmmError(`${operation}(${this.name}, vcpu ${vcpu})`, koffi.errno());
     }
@@ -112,10 +112,7 @@ class KoffiVmHandle implements VmHandle {
 
   cpus(which: CpusetKind, cpusetBytes: number): number[] {
     const set = Buffer.alloc(cpusetBytes);
-    const arg = Buffer.alloc(16); // struct vm_cpuset {int which; int cpusetsize; cpuset_t *cpus;}
-    arg.writeInt32LE(CPUSET_WHICH[which], 0);
-    arg.writeInt32LE(cpusetBytes, 4);
-    arg.writeBigUInt64LE(BigInt(koffi.address(set)), 8);
+    const arg = VM_CPUSET.encode({ which: CPUSET_WHICH[which], cpusetsize: cpusetBytes, cpus: BigInt(koffi.address(set)) });
     if (this.calls.ioctl(this.fd, REQ13.VM_GET_CPUS, arg) !== 0) {
       throw new VmmError(`VM_GET_CPUS(${this.name}, ${which}, ${cpusetBytes} bytes)`, koffi.errno());
     }

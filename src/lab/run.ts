@@ -6,13 +6,15 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startKernelModel, type KernelModel } from './kernel/server';
+import { KERNEL_MODEL_VARIANTS, type KernelVariant } from './kernel/variant';
 import { standardGuest } from './guests';
 import { ARTIFACTS, requireArtifact } from '../native-paths';
 import { wrapEnvironment } from '../cli/commands/wrap';
 import { defaultConfig } from '../config/config';
 
-export const LAB_KERNELS = ['legacy13', 'window', 'fixed14'] as const;
-export type LabKernelName = (typeof LAB_KERNELS)[number];
+/** The kernel model's variants (src/lab/kernel/variant.ts). */
+export const LAB_KERNELS = KERNEL_MODEL_VARIANTS;
+export type LabKernelName = KernelVariant;
 export const LAB_BHYVES = ['13.1', '14.0'] as const;
 export type LabBhyve = (typeof LAB_BHYVES)[number];
 export type Outcome = 'poweroff' | 'reset' | 'halt' | 'triplefault' | 'hang' | 'bhyve-error';
