@@ -12,5 +12,9 @@ const header = path.join(root, 'native-bindings/include/vmm_abi_gen.h');
 if (fs.existsSync(generator)) {
   execFileSync(process.execPath, [generator, header], { stdio: 'inherit' });
 }
+const protocolGenerator = path.join(root, 'dist/src/daemon/gen-protocol-header.js');
+if (fs.existsSync(protocolGenerator)) {
+  execFileSync(process.execPath, [protocolGenerator, path.join(root, 'native-bindings/include/vmm_compat_proto_gen.h')], { stdio: 'inherit' });
+}
 const jobs = String(Math.max(1, require('node:os').availableParallelism?.() ?? 2));
 execFileSync('make', ['-s', '-j', jobs, '-C', path.join(root, 'native-bindings'), 'all', 'asan'], { stdio: 'inherit' });

@@ -23,23 +23,6 @@
 
 #include "shim.h"
 
-#define	PROTO_VERSION		1
-#define	HDR_BYTES		8
-#define	T_HELLO			1
-#define	T_PLAN_REQUEST		2
-#define	T_EVENT			3
-#define	T_WELCOME		101
-#define	T_PLAN			102
-#define	T_ERROR			199
-#define	HELLO_BYTES		304
-#define	PLAN_REQUEST_BYTES	8
-#define	EVENT_BYTES		24
-#define	WELCOME_BYTES		20
-#define	PLAN_BYTES		128
-#define	ERROR_BYTES		256
-#define	SOCKET_NAME		"vmm-compatd.sock"
-/* The daemon's ERROR code for a refusal (EPERM, 1 on FreeBSD and Linux). */
-#define	REFUSAL_CODE		1
 #define	CONNECT_TIMEOUT_MS	2000
 #define	PLAN_TIMEOUT_MS		10000
 #define	RETRY_INTERVAL_NS	1000000000ULL
@@ -85,7 +68,7 @@ header(uint8_t *frame, uint16_t type, uint32_t len)
 {
 
 	put32(frame, len);
-	put16(frame + 4, PROTO_VERSION);
+	put16(frame + 4, VMC_PROTO_VERSION);
 	put16(frame + 6, type);
 }
 
@@ -142,7 +125,7 @@ static int
 recv_reply(int fd, uint16_t want, uint8_t *body, size_t bodylen,
     char *why, size_t whylen, int timeout_ms, int *refused)
 {
-	uint8_t hdr[HDR_BYTES], err[ERROR_BYTES];
+	uint8_t hdr[VMC_PROTO_HDR_BYTES], err[VMC_ERROR_BYTES];
 	uint32_t len;
 	uint16_t type;
 
@@ -153,20 +136,20 @@ recv_reply(int fd, uint16_t want, uint8_t *body, size_t bodylen,
 	}
 	len = get32(hdr);
 	memcpy(&type, hdr + 6, 2);
-	if (type == T_ERROR && len == ERROR_BYTES) {
+	if (type == VMC_T_ERROR && len == VMC_ERROR_BYTES) {
 		if (recv_all(fd, err, sizeof(err), timeout_ms) != 0) {
 			snprintf(why, whylen, "truncated error reply");
 			return (-1);
 		}
-		err[ERROR_BYTES - 1] = '\0';
-		snprintf(why, whylen, "%s", (const char *)err + 4);
+		err[VMC_ERROR_BYTES - 1] = '\0';
+		snprintf(why, whylen, "%s", (const char *)err + VMC_ERROR_MESSAGE);
 		/*
 		 * Only EPERM is a verdict on this client (not its VM, not its
 		 * jail).  Anything else (a protocol version mismatch, the
 		 * daemon unable to open the VM) is the daemon's trouble: act
 		 * as if it were away.
 		 */
-		*refused = get32(err) == REFUSAL_CODE;
+		*refused = get32(err + VMC_ERROR_CODE) == VMC_PROTO_REFUSAL_CODE;
 		return (-1);
 	}
 	if (type != want || len != bodylen) {
@@ -204,12 +187,12 @@ connect_socket(char *why, size_t whylen)
 	if (connectat_p == NULL)
 		connectat_p = (connectat_fn)dlsym(RTLD_DEFAULT, "connectat");
 	if (connectat_p != NULL) {
-		snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", SOCKET_NAME);
+		snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", VMC_SOCKET_NAME);
 		r = connectat_p(shim_config.dirfd, s,
 		    (const struct sockaddr *)&sun, sizeof(sun));
 	} else {
 		/* No connectat (plain Linux): works until capability mode. */
-		if (strlen(shim_config.socket_dir) + sizeof(SOCKET_NAME) + 1 >
+		if (strlen(shim_config.socket_dir) + sizeof(VMC_SOCKET_NAME) + 1 >
 		    sizeof(sun.sun_path)) {
 			snprintf(why, whylen, "socket path too long");
 			close(s);
@@ -217,12 +200,12 @@ connect_socket(char *why, size_t whylen)
 		}
 		memcpy(sun.sun_path, shim_config.socket_dir,
 		    strlen(shim_config.socket_dir));
-		strcat(sun.sun_path, "/" SOCKET_NAME);
+		strcat(sun.sun_path, "/" VMC_SOCKET_NAME);
 		r = connect(s, (const struct sockaddr *)&sun, sizeof(sun));
 	}
 	if (r != 0) {
 		snprintf(why, whylen, "%s/%s: %s", shim_config.socket_dir,
-		    SOCKET_NAME, strerror(errno));
+		    VMC_SOCKET_NAME, strerror(errno));
 		close(s);
 		return (-1);
 	}
@@ -233,7 +216,7 @@ connect_socket(char *why, size_t whylen)
 static enum link_result
 connect_locked(struct vm_session *vs, char *why, size_t whylen)
 {
-	uint8_t hello[HDR_BYTES + HELLO_BYTES], welcome[WELCOME_BYTES];
+	uint8_t hello[VMC_PROTO_HDR_BYTES + VMC_HELLO_BYTES], welcome[VMC_WELCOME_BYTES];
 	struct kernel_facts f;
 	int s, refused;
 
@@ -241,30 +224,30 @@ connect_locked(struct vm_session *vs, char *why, size_t whylen)
 	if (s < 0)
 		return (LINK_DOWN);
 	memset(hello, 0, sizeof(hello));
-	header(hello, T_HELLO, HELLO_BYTES);
-	put32(hello + HDR_BYTES, (uint32_t)getpid());
-	put32(hello + HDR_BYTES + 4, 0);
-	memcpy(hello + HDR_BYTES + 8, vs->name, strlen(vs->name));
-	memcpy(hello + HDR_BYTES + 240, "13.1", 4);
+	header(hello, VMC_T_HELLO, VMC_HELLO_BYTES);
+	put32(hello + VMC_PROTO_HDR_BYTES + VMC_HELLO_PID, (uint32_t)getpid());
+	put32(hello + VMC_PROTO_HDR_BYTES + VMC_HELLO_FLAGS, 0);
+	memcpy(hello + VMC_PROTO_HDR_BYTES + VMC_HELLO_VM, vs->name, strlen(vs->name));
+	memcpy(hello + VMC_PROTO_HDR_BYTES + VMC_HELLO_BHYVE, "13.1", 4);
 	if (send_all(s, hello, sizeof(hello), 0) != 0) {
 		snprintf(why, whylen, "HELLO: %s", strerror(errno));
 		close(s);
 		return (LINK_DOWN);
 	}
-	if (recv_reply(s, T_WELCOME, welcome, sizeof(welcome), why, whylen,
+	if (recv_reply(s, VMC_T_WELCOME, welcome, sizeof(welcome), why, whylen,
 	    CONNECT_TIMEOUT_MS, &refused) != 0) {
 		close(s);
 		return (refused ? LINK_REFUSED : LINK_DOWN);
 	}
 	memset(&f, 0, sizeof(f));
-	if (facts_for_variant((int)get32(welcome + 4), &f) != 0) {
+	if (facts_for_variant((int)get32(welcome + VMC_WELCOME_VARIANT), &f) != 0) {
 		snprintf(why, whylen, "daemon named unknown variant %u",
-		    get32(welcome + 4));
+		    get32(welcome + VMC_WELCOME_VARIANT));
 		close(s);
 		return (LINK_DOWN);
 	}
-	f.cpuset_bytes = (int)get32(welcome + 8);
-	f.vmrun_abi = (int)get32(welcome + 12);
+	f.cpuset_bytes = (int)get32(welcome + VMC_WELCOME_KERNEL_CPUSET_BYTES);
+	f.vmrun_abi = (int)get32(welcome + VMC_WELCOME_VMRUN_ABI);
 	if (f.cpuset_bytes < 32 || f.cpuset_bytes > VMC_CPUSET_MAX_BYTES ||
 	    (f.vmrun_abi != 13 && f.vmrun_abi != 14)) {
 		snprintf(why, whylen, "daemon sent impossible kernel facts");
@@ -277,7 +260,7 @@ connect_locked(struct vm_session *vs, char *why, size_t whylen)
 	 */
 	if (!vs->facts_known)
 		session_set_facts(vs, &f);
-	vs->link_session = get32(welcome);
+	vs->link_session = get32(welcome + VMC_WELCOME_SESSION);
 	vs->link_fd = s;
 	return (LINK_OK);
 }
@@ -311,7 +294,7 @@ enum link_result
 link_plan(struct vm_session *vs, struct plan_reply *reply, char *why,
     size_t whylen)
 {
-	uint8_t req[HDR_BYTES + PLAN_REQUEST_BYTES], body[PLAN_BYTES];
+	uint8_t req[VMC_PROTO_HDR_BYTES + VMC_PLAN_REQUEST_BYTES], body[VMC_PLAN_BYTES];
 	int refused;
 
 	pthread_mutex_lock(&vs->link_lock);
@@ -319,27 +302,28 @@ link_plan(struct vm_session *vs, struct plan_reply *reply, char *why,
 		pthread_mutex_unlock(&vs->link_lock);
 		return (LINK_DOWN);
 	}
-	header(req, T_PLAN_REQUEST, PLAN_REQUEST_BYTES);
-	put32(req + HDR_BYTES, (uint32_t)atomic_load(&vs->ncpus));
-	put32(req + HDR_BYTES + 4, atomic_load(&vs->boot));
+	header(req, VMC_T_PLAN_REQUEST, VMC_PLAN_REQUEST_BYTES);
+	put32(req + VMC_PROTO_HDR_BYTES + VMC_PLAN_REQUEST_NCPUS,
+	    (uint32_t)atomic_load(&vs->ncpus));
+	put32(req + VMC_PROTO_HDR_BYTES + VMC_PLAN_REQUEST_BOOT, atomic_load(&vs->boot));
 	if (send_all(vs->link_fd, req, sizeof(req), 0) != 0) {
 		snprintf(why, whylen, "PLAN_REQUEST: %s", strerror(errno));
 		drop_locked(vs);
 		pthread_mutex_unlock(&vs->link_lock);
 		return (LINK_DOWN);
 	}
-	if (recv_reply(vs->link_fd, T_PLAN, body, sizeof(body), why, whylen,
+	if (recv_reply(vs->link_fd, VMC_T_PLAN, body, sizeof(body), why, whylen,
 	    PLAN_TIMEOUT_MS, &refused) != 0) {
 		drop_locked(vs);
 		pthread_mutex_unlock(&vs->link_lock);
 		return (refused ? LINK_REFUSED : LINK_DOWN);
 	}
 	pthread_mutex_unlock(&vs->link_lock);
-	reply->action = get32(body);
-	reply->spinup_bias = get32(body + 4);
-	reply->parked_mask = get64(body + 8);
-	reply->boot = get32(body + 16);
-	memcpy(reply->reason, body + 24, sizeof(reply->reason));
+	reply->action = get32(body + VMC_PLAN_ACTION);
+	reply->spinup_bias = get32(body + VMC_PLAN_SPINUP_BIAS);
+	reply->parked_mask = get64(body + VMC_PLAN_PARKED_MASK);
+	reply->boot = get32(body + VMC_PLAN_BOOT);
+	memcpy(reply->reason, body + VMC_PLAN_REASON, sizeof(reply->reason));
 	reply->reason[sizeof(reply->reason) - 1] = '\0';
 	return (LINK_OK);
 }
@@ -351,28 +335,28 @@ link_plan(struct vm_session *vs, struct plan_reply *reply, char *why,
 void
 link_event(struct vm_session *vs, int kind, int vcpu, int arg)
 {
-	uint8_t ev[HDR_BYTES + EVENT_BYTES];
+	uint8_t ev[VMC_PROTO_HDR_BYTES + VMC_EVENT_BYTES];
 	uint64_t now;
 	char why[128];
 
 	now = monotonic_ns();
 	memset(ev, 0, sizeof(ev));
-	header(ev, T_EVENT, EVENT_BYTES);
-	put32(ev + HDR_BYTES, (uint32_t)kind);
-	put32(ev + HDR_BYTES + 4, (uint32_t)vcpu);
-	put32(ev + HDR_BYTES + 8, (uint32_t)arg);
-	memcpy(ev + HDR_BYTES + 16, &now, 8);
+	header(ev, VMC_T_EVENT, VMC_EVENT_BYTES);
+	put32(ev + VMC_PROTO_HDR_BYTES + VMC_EVENT_KIND, (uint32_t)kind);
+	put32(ev + VMC_PROTO_HDR_BYTES + VMC_EVENT_VCPU, (uint32_t)vcpu);
+	put32(ev + VMC_PROTO_HDR_BYTES + VMC_EVENT_ARG, (uint32_t)arg);
+	memcpy(ev + VMC_PROTO_HDR_BYTES + VMC_EVENT_MONOTONIC_NS, &now, 8);
 	pthread_mutex_lock(&vs->link_lock);
 	if (vs->link_fd < 0 && now >= vs->link_retry_ns) {
 		vs->link_retry_ns = now + RETRY_INTERVAL_NS;
 		if (connect_locked(vs, why, sizeof(why)) == LINK_OK &&
 		    vs->fallback_pending) {
 			vs->fallback_pending = 0;
-			uint8_t fb[HDR_BYTES + EVENT_BYTES];
+			uint8_t fb[VMC_PROTO_HDR_BYTES + VMC_EVENT_BYTES];
 
 			memcpy(fb, ev, sizeof(fb));
-			put32(fb + HDR_BYTES, VMC_EV_FALLBACK);
-			put32(fb + HDR_BYTES + 4, (uint32_t)-1);
+			put32(fb + VMC_PROTO_HDR_BYTES + VMC_EVENT_KIND, VMC_EV_FALLBACK);
+			put32(fb + VMC_PROTO_HDR_BYTES + VMC_EVENT_VCPU, (uint32_t)-1);
 			(void)send_all(vs->link_fd, fb, sizeof(fb), MSG_DONTWAIT);
 		}
 	}

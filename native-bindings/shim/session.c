@@ -14,7 +14,6 @@
 
 #include "shim.h"
 
-#define	VARIANT_CACHE_NAME	"kernel-variant"
 
 struct shim_config shim_config = {
 	.dirfd = -1,
@@ -134,7 +133,7 @@ read_variant_cache(void)
 	ssize_t n;
 	int fd;
 
-	fd = openat(shim_config.dirfd, VARIANT_CACHE_NAME, O_RDONLY | O_CLOEXEC);
+	fd = openat(shim_config.dirfd, VMC_VARIANT_CACHE_NAME, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
 	n = read(fd, buf, sizeof(buf) - 1);

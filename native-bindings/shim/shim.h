@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include "vmm13.h"
+#include "vmm_compat_proto_gen.h"
 
 /* 13.1 vmm.h VM_MAXCPU: 13.1 bhyve never runs more vCPUs than this. */
 #define	VMC_MAX_VCPUS		ABI13_VM_MAXCPU
@@ -23,38 +24,18 @@
 /* Largest kernel cpuset_t handled (CPU_MAXSIZE 1024 bits on 14.x). */
 #define	VMC_CPUSET_MAX_BYTES	ABI14_CPUSET_BYTES
 
-/* Kernel variants (docs/internals.md section 5 codes). */
-enum vmc_variant {
-	VMC_VARIANT_UNKNOWN = 0,
-	VMC_VARIANT_LEGACY13 = 1,
-	VMC_VARIANT_WINDOW = 2,
-	VMC_VARIANT_FIXED14 = 3,
-	VMC_VARIANT_MAIN15 = 4,
-};
+/*
+ * Kernel variant codes (VMC_VARIANT_*), event kinds (VMC_EV_*) and the frame
+ * layout come from the daemon's tables (vmm_compat_proto_gen.h).
+ */
+#define	VMC_VARIANT_UNKNOWN	0
 
 /* bsp_attention bits. */
 #define	BSP_NEEDS_PLAN		0x1
 #define	BSP_PENDING_SPINUP	0x2
 
-/* Compat protocol event kinds (docs/internals.md section 5). */
-enum vmc_event {
-	VMC_EV_PARKED = 1,
-	VMC_EV_HANDOVER = 2,
-	VMC_EV_SPINUP_DUPLICATE = 3,
-	VMC_EV_ACTIVATE_HIDDEN = 4,
-	VMC_EV_SUSPEND = 5,
-	VMC_EV_REINIT = 6,
-	VMC_EV_FALLBACK = 7,
-	VMC_EV_PARKER_EXIT = 8,
-	VMC_EV_VMRUN_TRANSLATED = 9,
-	VMC_EV_CPUS_TRANSLATED = 10,
-	VMC_EV_PLANNED = 11,
-	VMC_EV_SPINUP_REROUTED = 12,
-	VMC_EV_NEW_PROTOCOL = 13,
-};
-
 struct kernel_facts {
-	int		variant;	/* enum vmc_variant */
+	int		variant;	/* VMC_VARIANT_* */
 	int		cpuset_bytes;	/* sizeof(kernel cpuset_t) */
 	int		vmrun_abi;	/* 13: 144-byte VM_RUN works; 14: translate */
 };
@@ -144,7 +125,7 @@ struct plan_reply {
 	uint32_t	spinup_bias;
 	uint64_t	parked_mask;
 	uint32_t	boot;
-	char		reason[104];
+	char		reason[VMC_PLAN_REASON_SIZE];
 };
 enum link_result { LINK_OK, LINK_DOWN, LINK_REFUSED };
 enum link_result link_connect(struct vm_session *vs, char *why, size_t whylen);

@@ -2,7 +2,8 @@
 # Included by native-bindings/Makefile; builds into build/ and build/asan/.
 SHIM_SRCS=	shim/interpose.c shim/session.c shim/daemon_link.c shim/kernel.c \
 		shim/plan.c shim/parker.c shim/handover.c shim/translate.c
-SHIM_HDRS=	shim/shim.h include/vmm13.h include/vmm_abi_gen.h include/fbsd_compat.h
+SHIM_HDRS=	shim/shim.h include/vmm13.h include/vmm_abi_gen.h include/fbsd_compat.h \
+		include/vmm_compat_proto_gen.h
 SHIM_CFLAGS=	-std=gnu11 -Wall -Wextra -Werror -fPIC -Iinclude -Ishim -pthread \
 		-fvisibility=hidden
 SHIM_LDFLAGS=	-shared -pthread -ldl -flto=auto
@@ -30,3 +31,11 @@ build/shim-tests/bad_input: shim/tests/bad_input.c include/vmm13.h include/vmm_a
 	$(CC) -std=gnu11 -Wall -Wextra -Werror -O1 -g -Iinclude -o $@ shim/tests/bad_input.c
 
 ALL_TARGETS	+= build/shim-tests/bad_input
+
+# The compat protocol's layout, generated from src/daemon/protocol.ts (npm run build).
+PROTO_GENERATOR	:= ../dist/src/daemon/gen-protocol-header.js
+include/vmm_compat_proto_gen.h: $(wildcard $(PROTO_GENERATOR))
+	@if [ ! -f $(PROTO_GENERATOR) ]; then \
+		echo "$@ is missing and $(PROTO_GENERATOR) is not built:" \
+		    "run 'npm run build' (or npx tsc) first" >&2; exit 1; fi
+	$(NODE) $(PROTO_GENERATOR) $@

@@ -94,17 +94,94 @@ export class ProtocolError extends Error {
   }
 }
 
-function readString(buf: Buffer, offset: number, size: number): string {
-  const field = buf.subarray(offset, offset + size);
-  const nul = field.indexOf(0);
-  if (nul < 0) throw new ProtocolError(`string field at offset ${offset} is not NUL-terminated`);
-  return field.subarray(0, nul).toString('utf8');
+type FieldKind = 'u32' | 'i32' | 'u64' | 'str';
+export interface ProtocolField {
+  readonly name: string;
+  readonly kind: FieldKind;
+  readonly offset: number;
+  /** Bytes; for 'str' the NUL-padded array size. */
+  readonly size: number;
 }
 
-function writeString(buf: Buffer, offset: number, size: number, value: string): void {
-  const bytes = Buffer.from(value, 'utf8');
-  // Always leave room for the terminating NUL; truncation of diagnostics is acceptable.
-  bytes.copy(buf, offset, 0, Math.min(bytes.length, size - 1));
+/**
+ * The body layout of every message, in one table: encode and decode read it, and
+ * gen-protocol-header.ts writes the same offsets for the C side (vmm_compat_proto_gen.h), so
+ * the interposer and the daemon cannot disagree.
+ */
+export const LAYOUT: Readonly<Record<MessageTypeCode, readonly ProtocolField[]>> = {
+  [MessageType.HELLO]: [
+    { name: 'pid', kind: 'u32', offset: 0, size: 4 },
+    { name: 'flags', kind: 'u32', offset: 4, size: 4 },
+    { name: 'vm', kind: 'str', offset: 8, size: VM_NAME_FIELD },
+    { name: 'bhyve', kind: 'str', offset: 240, size: BHYVE_TAG_FIELD },
+  ],
+  [MessageType.PLAN_REQUEST]: [
+    { name: 'ncpus', kind: 'u32', offset: 0, size: 4 },
+    { name: 'boot', kind: 'u32', offset: 4, size: 4 },
+  ],
+  [MessageType.EVENT]: [
+    { name: 'kind', kind: 'u32', offset: 0, size: 4 },
+    { name: 'vcpu', kind: 'i32', offset: 4, size: 4 },
+    { name: 'arg', kind: 'i32', offset: 8, size: 4 },
+    { name: 'monotonicNs', kind: 'u64', offset: 16, size: 8 },
+  ],
+  [MessageType.WELCOME]: [
+    { name: 'session', kind: 'u32', offset: 0, size: 4 },
+    { name: 'variant', kind: 'u32', offset: 4, size: 4 },
+    { name: 'kernelCpusetBytes', kind: 'u32', offset: 8, size: 4 },
+    { name: 'vmrunAbi', kind: 'u32', offset: 12, size: 4 },
+    { name: 'flags', kind: 'u32', offset: 16, size: 4 },
+  ],
+  [MessageType.PLAN]: [
+    { name: 'action', kind: 'u32', offset: 0, size: 4 },
+    { name: 'spinupBias', kind: 'u32', offset: 4, size: 4 },
+    { name: 'parkedMask', kind: 'u64', offset: 8, size: 8 },
+    { name: 'boot', kind: 'u32', offset: 16, size: 4 },
+    { name: 'reason', kind: 'str', offset: 24, size: PLAN_REASON_FIELD },
+  ],
+  [MessageType.ERROR]: [
+    { name: 'code', kind: 'i32', offset: 0, size: 4 },
+    { name: 'message', kind: 'str', offset: 4, size: ERROR_MESSAGE_FIELD },
+  ],
+};
+
+type FieldValue = number | bigint | string;
+
+function readField(body: Buffer, f: ProtocolField): FieldValue {
+  switch (f.kind) {
+    case 'u32':
+      return body.readUInt32LE(f.offset);
+    case 'i32':
+      return body.readInt32LE(f.offset);
+    case 'u64':
+      return body.readBigUInt64LE(f.offset);
+    case 'str': {
+      const field = body.subarray(f.offset, f.offset + f.size);
+      const nul = field.indexOf(0);
+      if (nul < 0) throw new ProtocolError(`string field ${f.name} is not NUL-terminated`);
+      return field.subarray(0, nul).toString('utf8');
+    }
+  }
+}
+
+function writeField(body: Buffer, f: ProtocolField, value: FieldValue): void {
+  switch (f.kind) {
+    case 'u32':
+      body.writeUInt32LE(Number(value), f.offset);
+      break;
+    case 'i32':
+      body.writeInt32LE(Number(value), f.offset);
+      break;
+    case 'u64':
+      body.writeBigUInt64LE(BigInt(value), f.offset);
+      break;
+    case 'str': {
+      const bytes = Buffer.from(String(value), 'utf8');
+      // Always leave room for the terminating NUL; truncation of diagnostics is acceptable.
+      bytes.copy(body, f.offset, 0, Math.min(bytes.length, f.size - 1));
+      break;
+    }
+  }
 }
 
 export function encode(msg: Message): Buffer {
@@ -114,91 +191,18 @@ export function encode(msg: Message): Buffer {
   frame.writeUInt16LE(PROTOCOL_VERSION, 4);
   frame.writeUInt16LE(msg.type, 6);
   const body = frame.subarray(HEADER_BYTES);
-  switch (msg.type) {
-    case MessageType.HELLO:
-      body.writeUInt32LE(msg.pid, 0);
-      body.writeUInt32LE(msg.flags, 4);
-      writeString(body, 8, VM_NAME_FIELD, msg.vm);
-      writeString(body, 240, BHYVE_TAG_FIELD, msg.bhyve);
-      break;
-    case MessageType.PLAN_REQUEST:
-      body.writeUInt32LE(msg.ncpus, 0);
-      body.writeUInt32LE(msg.boot, 4);
-      break;
-    case MessageType.EVENT:
-      body.writeUInt32LE(msg.kind, 0);
-      body.writeInt32LE(msg.vcpu, 4);
-      body.writeInt32LE(msg.arg, 8);
-      body.writeBigUInt64LE(msg.monotonicNs, 16);
-      break;
-    case MessageType.WELCOME:
-      body.writeUInt32LE(msg.session, 0);
-      body.writeUInt32LE(msg.variant, 4);
-      body.writeUInt32LE(msg.kernelCpusetBytes, 8);
-      body.writeUInt32LE(msg.vmrunAbi, 12);
-      body.writeUInt32LE(msg.flags, 16);
-      break;
-    case MessageType.PLAN:
-      body.writeUInt32LE(msg.action, 0);
-      body.writeUInt32LE(msg.spinupBias, 4);
-      body.writeBigUInt64LE(msg.parkedMask, 8);
-      body.writeUInt32LE(msg.boot, 16);
-      writeString(body, 24, PLAN_REASON_FIELD, msg.reason);
-      break;
-    case MessageType.ERROR:
-      body.writeInt32LE(msg.code, 0);
-      writeString(body, 4, ERROR_MESSAGE_FIELD, msg.message);
-      break;
-  }
+  const values = msg as unknown as Readonly<Record<string, FieldValue>>;
+  for (const f of LAYOUT[msg.type]) writeField(body, f, values[f.name]!);
   return frame;
 }
 
 function decodeBody(type: MessageTypeCode, body: Buffer): Message {
-  switch (type) {
-    case MessageType.HELLO:
-      return {
-        type,
-        pid: body.readUInt32LE(0),
-        flags: body.readUInt32LE(4),
-        vm: readString(body, 8, VM_NAME_FIELD),
-        bhyve: readString(body, 240, BHYVE_TAG_FIELD),
-      };
-    case MessageType.PLAN_REQUEST:
-      return { type, ncpus: body.readUInt32LE(0), boot: body.readUInt32LE(4) };
-    case MessageType.EVENT:
-      return {
-        type,
-        kind: body.readUInt32LE(0),
-        vcpu: body.readInt32LE(4),
-        arg: body.readInt32LE(8),
-        monotonicNs: body.readBigUInt64LE(16),
-      };
-    case MessageType.WELCOME:
-      return {
-        type,
-        session: body.readUInt32LE(0),
-        variant: body.readUInt32LE(4),
-        kernelCpusetBytes: body.readUInt32LE(8),
-        vmrunAbi: body.readUInt32LE(12),
-        flags: body.readUInt32LE(16),
-      };
-    case MessageType.PLAN: {
-      const action = body.readUInt32LE(0);
-      if (action !== PlanAction.PASS_THROUGH && action !== PlanAction.PARK) {
-        throw new ProtocolError(`PLAN action ${action} is not 0 (pass-through) or 1 (park)`);
-      }
-      return {
-        type,
-        action,
-        spinupBias: body.readUInt32LE(4),
-        parkedMask: body.readBigUInt64LE(8),
-        boot: body.readUInt32LE(16),
-        reason: readString(body, 24, PLAN_REASON_FIELD),
-      };
-    }
-    case MessageType.ERROR:
-      return { type, code: body.readInt32LE(0), message: readString(body, 4, ERROR_MESSAGE_FIELD) };
+  const fields: Record<string, FieldValue> = { type };
+  for (const f of LAYOUT[type]) fields[f.name] = readField(body, f);
+  if (type === MessageType.PLAN && fields.action !== PlanAction.PASS_THROUGH && fields.action !== PlanAction.PARK) {
+    throw new ProtocolError(`PLAN action ${String(fields.action)} is not 0 (pass-through) or 1 (park)`);
   }
+  return fields as unknown as Message;
 }
 
 function isKnownType(type: number): type is MessageTypeCode {

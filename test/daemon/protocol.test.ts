@@ -1,4 +1,9 @@
 import { test } from 'node:test';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { protocolDefines, protocolHeader } from '../../src/daemon/gen-protocol-header';
 import assert from 'node:assert/strict';
 import {
   BODY_BYTES,
@@ -112,4 +117,24 @@ test('fuzz: 20000 random and mutated frames never throw anything but ProtocolErr
   }
   assert.ok(protocolErrors > 1000, `expected many refusals, got ${protocolErrors}`);
   assert.ok(decoded > 100, `expected some mutated frames to stay valid, got ${decoded}`);
+});
+
+test('the generated C header carries every field of LAYOUT, and gcc compiles it with -Werror', () => {
+  const defines = new Map(protocolDefines());
+  assert.equal(defines.get('VMC_PLAN_PARKED_MASK'), '8');
+  assert.equal(defines.get('VMC_HELLO_BHYVE'), '240');
+  assert.equal(defines.get('VMC_EV_NEW_PROTOCOL'), '13');
+  assert.equal(defines.get('VMC_VARIANT_WINDOW'), '2');
+  assert.equal(defines.get('VMC_ERROR_MESSAGE_SIZE'), '252');
+  if (spawnSync('gcc', ['--version']).status !== 0) return;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'proto-h-'));
+  fs.writeFileSync(path.join(dir, 'vmm_compat_proto_gen.h'), protocolHeader());
+  fs.writeFileSync(
+    path.join(dir, 'check.c'),
+    '#include "vmm_compat_proto_gen.h"\n_Static_assert(VMC_PLAN_REASON + VMC_PLAN_REASON_SIZE == VMC_PLAN_BYTES, "plan");\n' +
+      '_Static_assert(VMC_HELLO_BHYVE + VMC_HELLO_BHYVE_SIZE == VMC_HELLO_BYTES, "hello");\nint main(void) { return VMC_T_HELLO - 1; }\n',
+  );
+  const r = spawnSync('gcc', ['-std=c11', '-Wall', '-Wextra', '-Werror', '-o', path.join(dir, 'check'), path.join(dir, 'check.c')], { encoding: 'utf8' });
+  fs.rmSync(dir, { recursive: true, force: true });
+  assert.equal(r.status, 0, r.stderr);
 });
