@@ -75,35 +75,21 @@ test('daemon SIGKILLed before the plan: the BSP is released and every AP starts'
   });
 });
 
-test('daemon SIGKILLed while APs are parked: handovers go on without it', async () => {
-  await withBench(async (bench, vm) => {
-    const daemon = await bench.startDaemon();
-    const run = bench.spawnBhyve({ bhyve: '13.1', vcpus: VCPUS, vmName: vm, shim: true, timeoutMs: 20000, guest: delayed });
-    await bench.waitForDaemonLog(/"msg":"plan"/);
-    daemon.kill('SIGKILL');
-    assertBooted(await run.result);
+for (const point of [
+  { name: 'while APs are parked: handovers go on without it', pattern: /"msg":"plan"/, guest: delayed },
+  { name: 'during a handover', pattern: /"event":"handover"/, guest: delayed },
+  { name: 'during suspend: bhyve still exits with the power-off status', pattern: /"event":"suspend"/, guest: undefined },
+]) {
+  test(`daemon SIGKILLed ${point.name}`, async () => {
+    await withBench(async (bench, vm) => {
+      const daemon = await bench.startDaemon();
+      const run = bench.spawnBhyve({ bhyve: '13.1', vcpus: VCPUS, vmName: vm, shim: true, timeoutMs: 20000, guest: point.guest });
+      await bench.waitForDaemonLog(point.pattern);
+      daemon.kill('SIGKILL');
+      assertBooted(await run.result);
+    });
   });
-});
-
-test('daemon SIGKILLed during a handover', async () => {
-  await withBench(async (bench, vm) => {
-    const daemon = await bench.startDaemon();
-    const run = bench.spawnBhyve({ bhyve: '13.1', vcpus: VCPUS, vmName: vm, shim: true, timeoutMs: 20000, guest: delayed });
-    await bench.waitForDaemonLog(/"event":"handover"/);
-    daemon.kill('SIGKILL');
-    assertBooted(await run.result);
-  });
-});
-
-test('daemon SIGKILLed during suspend: bhyve still exits with the power-off status', async () => {
-  await withBench(async (bench, vm) => {
-    const daemon = await bench.startDaemon();
-    const run = bench.spawnBhyve({ bhyve: '13.1', vcpus: VCPUS, vmName: vm, shim: true, timeoutMs: 20000 });
-    await bench.waitForDaemonLog(/"event":"suspend"/);
-    daemon.kill('SIGKILL');
-    assertBooted(await run.result);
-  });
-});
+}
 
 for (const point of [
   { name: 'after the plan (APs parked)', pattern: /"msg":"plan"/ },
