@@ -6,7 +6,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { LabBench, type BootResult } from '../src/lab/run';
+import { LabBench, compatEventsOf, type BootResult } from '../src/lab/run';
 import { buildSmpBoot } from '../src/lab/guests/smp-boot';
 import { ARTIFACTS, nativeArtifact, requireArtifact } from '../src/native-paths';
 
@@ -124,20 +124,6 @@ function benchPassthrough(): PassthroughResult[] {
 
 // ---- 2. plan delay and handover latency (16 vCPUs) -------------------------------------------
 
-interface CompatEventLine {
-  vm: string;
-  event: string;
-  vcpu: number;
-  arg: number;
-}
-
-function compatEvents(log: string): CompatEventLine[] {
-  return log
-    .split('\n')
-    .filter((l) => l.includes('"compat event"'))
-    .map((l) => JSON.parse(l) as CompatEventLine);
-}
-
 async function benchBoots(): Promise<{ boots: number; vcpus: number; planDelayUs: { p50: number; p99: number; max: number }; handoverUs: { samples: number; p50: number; p99: number; max: number }; allApsStarted: boolean }> {
   const boots = quick ? 5 : 30;
   const vcpus = 16;
@@ -155,7 +141,7 @@ async function benchBoots(): Promise<{ boots: number; vcpus: number; planDelayUs
       if ((i + 1) % 10 === 0 || i + 1 === boots) say(`  boot ${i + 1}/${boots} done`);
     }
     await bench.stopDaemon();
-    const ev = compatEvents(bench.daemonLog());
+    const ev = compatEventsOf(bench.daemonLog());
     const planned = ev.filter((e) => e.event === 'planned').map((e) => e.arg);
     const handovers = ev.filter((e) => e.event === 'handover').map((e) => e.arg);
     const result = {

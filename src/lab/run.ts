@@ -38,6 +38,23 @@ export interface LabResult extends BootResult {
   daemonLog?: string;
 }
 
+/** One `compat event` line of the daemon's JSON log (src/daemon/compat-server.ts event()). */
+export interface CompatEventLine {
+  vm: string;
+  jail: string;
+  event: string;
+  vcpu: number;
+  arg: number;
+}
+
+/** The compat events in a daemon log, in order. */
+export function compatEventsOf(log: string | undefined): CompatEventLine[] {
+  return (log ?? '')
+    .split('\n')
+    .filter((line) => line.includes('"compat event"'))
+    .map((line) => JSON.parse(line) as CompatEventLine);
+}
+
 /** guestStats().suspended, the model's record of how the VM was suspended. */
 const SUSPEND_OUTCOME: Readonly<Record<string, Outcome>> = {
   reset: 'reset',

@@ -2,7 +2,7 @@
 // section 3, steps 1-9).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { runLab, type LabKernelName, type LabBhyve, type LabOptions } from '../../src/lab/run';
+import { runLab, compatEventsOf, type LabKernelName, type LabBhyve, type LabOptions } from '../../src/lab/run';
 import { buildSmpBoot, SMP_BOOT_SIPI_VECTOR } from '../../src/lab/guests/smp-boot';
 import { Assembler } from '../../src/lab/guests/asm';
 import { jumpWhileWaitingMem, printDecimalBx, printString, sendIpi, startTscWait, waitNanoseconds } from '../../src/lab/guests/macros';
@@ -15,10 +15,7 @@ function shim(kernel: LabKernelName, bhyve: LabBhyve, vcpus: number, extra: Part
 }
 
 function events(daemonLog: string | undefined): string[] {
-  return (daemonLog ?? '')
-    .split('\n')
-    .filter((l) => l.includes('"compat event"'))
-    .map((l) => (JSON.parse(l) as { event: string }).event);
+  return compatEventsOf(daemonLog).map((e) => e.event);
 }
 
 for (const vcpus of [2, 4, 8, 16]) {
