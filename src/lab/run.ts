@@ -117,6 +117,8 @@ export interface BhyveRun {
 export interface BenchOptions {
   kernel: LabKernelName;
   compatFreebsd13?: boolean;
+  /** The host CPU count hw.vmm.maxcpu derives from (default LAB_DEFAULT_HOST_CPUS). */
+  hostCpus?: number;
   keep?: boolean;
 }
 
@@ -145,6 +147,7 @@ export class LabBench {
       root,
       variant: options.kernel,
       compatFreebsd13: options.compatFreebsd13 ?? true,
+      hostCpus: options.hostCpus,
     });
     const env: NodeJS.ProcessEnv = { ...process.env, VMMLAB_KERNEL_SOCK: socketPath, VMMLAB_ROOT: root };
     delete env.LD_PRELOAD;
@@ -334,6 +337,8 @@ export interface LabOptions {
   guest?: Uint8Array;
   vmName?: string;
   compatFreebsd13?: boolean;
+  /** The host CPU count hw.vmm.maxcpu derives from (default LAB_DEFAULT_HOST_CPUS). */
+  hostCpus?: number;
   /** Extra environment for bhyve (e.g. VMM_COMPAT_REQUIRE_DAEMON). */
   bhyveEnv?: Record<string, string>;
   sanitized?: boolean;
@@ -347,7 +352,12 @@ export interface LabOptions {
 
 export async function runLab(opts: LabOptions): Promise<LabResult> {
   const progress = opts.progress ?? (() => {});
-  const bench = await LabBench.start({ kernel: opts.kernel, compatFreebsd13: opts.compatFreebsd13, keep: opts.keep });
+  const bench = await LabBench.start({
+    kernel: opts.kernel,
+    compatFreebsd13: opts.compatFreebsd13,
+    hostCpus: opts.hostCpus,
+    keep: opts.keep,
+  });
   const vmName = opts.vmName ?? `lab-${process.pid}-${Date.now() % 100000}`;
   const boots: BootResult[] = [];
   let daemonLog: string | undefined;

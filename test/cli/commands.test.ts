@@ -162,6 +162,9 @@ test('lab usage errors exit 2 with a clear message', () => {
   const zero = run(['lab', '--vcpus', '0']);
   assert.equal(zero.status, 2);
   assert.match(zero.stderr, /--vcpus must be a whole number from 1 to 16, not "0"/);
+  const hosts = run(['lab', '--host-cpus', '2000']);
+  assert.equal(hosts.status, 2);
+  assert.match(hosts.stderr, /--host-cpus must be a whole number from 1 to 1024, not "2000"/);
   const kernel = run(['lab', '--kernel', 'linux']);
   assert.equal(kernel.status, 2);
   assert.match(kernel.stderr, /Allowed choices are legacy13, window, fixed14/);

@@ -105,6 +105,7 @@ test('vmm_dev.c vmmdev_ioctl: BHYVE_SNAPSHOT and COMPAT_FREEBSD12 requests are n
       compatFreebsd13: true,
       kernelCpusetBytes: 32,
       cpuMaxsizeBytes: 32,
+      hostCpus: 16,
       maxcpu: 16,
       sliceInstructions: 100,
     });

@@ -194,6 +194,31 @@ describe('topology and hw.vmm.maxcpu', () => {
     }
   });
 
+  test('vmm.c vmm_init (ee98f99d7a68): hw.vmm.maxcpu defaults to the host CPU count (mp_ncpus); 13.x keeps VM_MAXCPU 16 whatever the host', OPTS, async () => {
+    for (const [variant, hostCpus, expected] of [['window', 4, 4], ['fixed14', 64, 64], ['legacy13', 4, 16], ['legacy13', 64, 16]] as const) {
+      const lab = await startLab(variant, { hostCpus });
+      try {
+        assert.equal(lab.model.config.maxcpu, expected, `${variant} on a ${hostCpus}-CPU host`);
+        const t = await createVm(lab, `host${hostCpus}`, spinGuest());
+        assert.equal((await t.getTopology()).maxcpus, expected);
+        assert.equal(await t.setTopology(expected + 1, 1, 1, 0), EINVAL);
+        assert.equal(await t.setTopology(expected, 1, 1, 0), 0);
+        t.end();
+      } finally {
+        await lab.close();
+      }
+    }
+    // The tunable overrides the host count; 13.x has no tunable to set.
+    const tuned = await startLab('fixed14', { hostCpus: 4, maxcpu: 16 });
+    try {
+      assert.equal(tuned.model.config.maxcpu, 16);
+    } finally {
+      await tuned.close();
+    }
+    await assert.rejects(startLab('legacy13', { maxcpu: 8 }), /no hw.vmm.maxcpu tunable/);
+    await assert.rejects(startLab('window', { hostCpus: 0 }), /hostCpus must be an integer/);
+  });
+
   test('vmm.c vmm_init: hw.vmm.maxcpu is a read-only sysctl on newer kernels and absent on 13.x', OPTS, async () => {
     for (const [variant, expected] of [['legacy13', null], ['window', 32], ['fixed14', 8]] as const) {
       const lab = await startLab(variant, variant === 'fixed14' ? { maxcpu: 8 } : {});

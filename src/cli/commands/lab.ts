@@ -3,6 +3,7 @@ import { Command, Option } from 'commander';
 import { LAB_BHYVES, LAB_KERNELS, labSucceeded, runLab, type LabBhyve, type LabKernelName, type LabResult } from '../../lab/run';
 import { standardGuest, standardGuestNames } from '../../lab/guests';
 import { usageError } from '../usage';
+import { LAB_DEFAULT_HOST_CPUS, LAB_MAX_HOST_CPUS } from '../../lab/kernel/server';
 
 interface LabCliOptions {
   kernel: LabKernelName;
@@ -14,6 +15,7 @@ interface LabCliOptions {
   timeoutMs: string;
   shim?: boolean;
   compatFreebsd13: boolean;
+  hostCpus: string;
   demo?: boolean;
   keep?: boolean;
 }
@@ -76,6 +78,7 @@ export function registerLabCommand(program: Command): void {
     .option('--timeout-ms <n>', 'report a hang after this long', '20000')
     .option('--shim', 'run bhyve through vmm-compat wrap with a lab vmm-compatd')
     .option('--no-compat-freebsd13', 'fixed14 kernel without COMPAT_FREEBSD13 (no 144-byte VM_RUN)')
+    .option('--host-cpus <n>', `host CPU count hw.vmm.maxcpu defaults to (1..${LAB_MAX_HOST_CPUS}; legacy13 stays at 16)`, String(LAB_DEFAULT_HOST_CPUS))
     .option('--demo', 'the npm start demo: the bug, then the fix')
     .option('--keep', 'keep the lab directory for inspection')
     .action(async (opts: LabCliOptions) => {
@@ -85,6 +88,7 @@ export function registerLabCommand(program: Command): void {
       }
       const vcpus = positiveInt(opts.vcpus, '--vcpus', 16);
       const timeoutMs = positiveInt(opts.timeoutMs, '--timeout-ms', 3600000);
+      const hostCpus = positiveInt(opts.hostCpus, '--host-cpus', LAB_MAX_HOST_CPUS);
       if (opts.guest && opts.guestName) throw usageError('--guest and --guest-name cannot be combined');
       let guest: Uint8Array | undefined;
       if (opts.guest) {
@@ -111,6 +115,7 @@ export function registerLabCommand(program: Command): void {
         timeoutMs,
         guest,
         compatFreebsd13: opts.compatFreebsd13,
+        hostCpus,
         progress,
         keep: opts.keep,
       });

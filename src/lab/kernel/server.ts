@@ -25,7 +25,12 @@ export interface KernelModelOptions {
   compatFreebsd13?: boolean;
   /** sizeof(cpuset_t) in the kernel. Default 32 for legacy13 and window, 128 for fixed14. */
   kernelCpusetBytes?: number;
-  /** hw.vmm.maxcpu (vm->maxcpus of every VM). Default 16 for legacy13 (VM_MAXCPU), 32 otherwise. */
+  /**
+   * The host's CPU count (mp_ncpus), which hw.vmm.maxcpu defaults to where it exists (vmm.c
+   * vmm_init, ee98f99d7a68). Default LAB_DEFAULT_HOST_CPUS. Ignored by legacy13 (VM_MAXCPU 16).
+   */
+  hostCpus?: number;
+  /** hw.vmm.maxcpu set as a loader tunable: overrides hostCpus. legacy13 has no such tunable. */
   maxcpu?: number;
   /** Guest instructions per slice between two yields to the event loop. Default 2000. */
   sliceInstructions?: number;
@@ -49,6 +54,10 @@ export interface KernelModel {
 }
 
 export const DEFAULT_SLICE_INSTRUCTIONS = 2000;
+/** The lab's stand-in host: a 32-CPU machine unless --host-cpus says otherwise. */
+export const LAB_DEFAULT_HOST_CPUS = 32;
+/** The largest host the lab models (MAXCPU of amd64 GENERIC since UPDATING 20230803). */
+export const LAB_MAX_HOST_CPUS = 1024;
 
 function resolveConfig(opts: KernelModelOptions): KernelConfig {
   if (!isKernelModelVariant(opts.variant)) throw new Error(`unknown kernel variant ${JSON.stringify(opts.variant)}`);
@@ -57,7 +66,16 @@ function resolveConfig(opts: KernelModelOptions): KernelConfig {
   if (!Number.isInteger(kernelCpusetBytes) || kernelCpusetBytes < 8 || kernelCpusetBytes % 8 !== 0 || kernelCpusetBytes > 8192) {
     throw new Error(`kernelCpusetBytes must be a multiple of 8 between 8 and 8192, got ${kernelCpusetBytes}`);
   }
-  const maxcpu = opts.maxcpu ?? rules.defaultMaxcpu;
+  const hostCpus = opts.hostCpus ?? LAB_DEFAULT_HOST_CPUS;
+  if (!Number.isInteger(hostCpus) || hostCpus < 1 || hostCpus > LAB_MAX_HOST_CPUS) {
+    throw new Error(`hostCpus must be an integer between 1 and ${LAB_MAX_HOST_CPUS}, got ${hostCpus}`);
+  }
+  if (opts.maxcpu !== undefined && rules.compileTimeMaxcpu !== null) {
+    throw new Error(`the ${rules.variant} kernel has no hw.vmm.maxcpu tunable (VM_MAXCPU is ${rules.compileTimeMaxcpu})`);
+  }
+  // vmm.c vmm_init (K14): vm_maxcpu = mp_ncpus unless the hw.vmm.maxcpu tunable is set, then
+  // clamped to VM_MAXCPU (checked below). K13: the compile-time VM_MAXCPU.
+  const maxcpu = opts.maxcpu ?? rules.compileTimeMaxcpu ?? Math.min(hostCpus, kernelCpusetBytes * 8);
   // vmm.h VM_MAXCPU = MIN(0xffff - 1, CPU_SETSIZE): a vCPU id must fit the kernel's cpuset_t.
   const maxcpuLimit = Math.min(VM_MAXCPU_LIMIT, kernelCpusetBytes * 8);
   if (!Number.isInteger(maxcpu) || maxcpu < 1 || maxcpu > maxcpuLimit) {
@@ -72,6 +90,7 @@ function resolveConfig(opts: KernelModelOptions): KernelConfig {
     compatFreebsd13: opts.compatFreebsd13 ?? true,
     kernelCpusetBytes,
     cpuMaxsizeBytes: Math.max(rules.cpuMaxsizeBytes, kernelCpusetBytes),
+    hostCpus,
     maxcpu,
     sliceInstructions,
   };

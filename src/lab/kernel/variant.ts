@@ -42,9 +42,13 @@ export interface VariantRules {
   /** VM_CAP_MAX: 8 in 13.1 (no IPI_EXIT), 9 once VM_CAP_IPI_EXIT exists (0bda8d3e9f7a). */
   readonly capMax: number;
   readonly apStartup: ApStartup;
-  /** hw.vmm.maxcpu exists (vmm_init with vm_maxcpu; K14). 13.1 has the compile-time VM_MAXCPU only. */
+  /**
+   * hw.vmm.maxcpu exists (vmm_init with vm_maxcpu; K14, ee98f99d7a68): its default is the host's
+   * CPU count (mp_ncpus). 13.1 has the compile-time VM_MAXCPU (16) only, whatever the host.
+   */
   readonly maxcpuSysctl: boolean;
-  readonly defaultMaxcpu: number;
+  /** vm->maxcpus fixed at compile time (legacy13: VM_MAXCPU 16); null where hw.vmm.maxcpu exists. */
+  readonly compileTimeMaxcpu: number | null;
   /** sizeof(cpuset_t) in the kernel (MAXCPU / 8). */
   readonly defaultKernelCpusetBytes: number;
   /** CPU_MAXSIZE / NBBY: the VM_GET_CPUS upper bound (vmm_dev.c). */
@@ -68,7 +72,7 @@ const RULES: Readonly<Record<KernelVariant, VariantRules>> = {
     capMax: VM_CAP_MAX_13,
     apStartup: 'boot-state',
     maxcpuSysctl: false,
-    defaultMaxcpu: VmmConst.VM_MAXCPU_13,
+    compileTimeMaxcpu: VmmConst.VM_MAXCPU_13,
     defaultKernelCpusetBytes: CPUSET_BYTES_13,
     cpuMaxsizeBytes: CPUSET_BYTES_13,
     maxMemsegs: 3,
@@ -83,7 +87,7 @@ const RULES: Readonly<Record<KernelVariant, VariantRules>> = {
     capMax: VM_CAP_MAX_13 + 1,
     apStartup: 'ipi-exit-7c326ab5',
     maxcpuSysctl: true,
-    defaultMaxcpu: 32,
+    compileTimeMaxcpu: null,
     defaultKernelCpusetBytes: CPUSET_BYTES_13,
     cpuMaxsizeBytes: CPUSET_BYTES_13,
     maxMemsegs: 3,
@@ -98,7 +102,7 @@ const RULES: Readonly<Record<KernelVariant, VariantRules>> = {
     capMax: VM_CAP_MAX_13 + 1,
     apStartup: 'ipi-exit-b265a2e0',
     maxcpuSysctl: true,
-    defaultMaxcpu: 32,
+    compileTimeMaxcpu: null,
     defaultKernelCpusetBytes: CPUSET_BYTES_14,
     cpuMaxsizeBytes: CPUSET_BYTES_14,
     maxMemsegs: 4,
@@ -118,6 +122,8 @@ export interface KernelConfig {
   readonly kernelCpusetBytes: number;
   /** CPU_MAXSIZE / NBBY, never below kernelCpusetBytes. */
   readonly cpuMaxsizeBytes: number;
+  /** The host's CPU count (mp_ncpus) the model stands for. */
+  readonly hostCpus: number;
   /** hw.vmm.maxcpu (K14 vm_maxcpu) or K13's VM_MAXCPU: vm->maxcpus of every VM. */
   readonly maxcpu: number;
   /** Guest instructions per slice before the vCPU yields to the event loop. */
