@@ -20,7 +20,9 @@ import { maskOf, planForVm, LEGACY_MAX_VCPUS } from './plan';
 import type { VmmDevice } from './vmm-device';
 import { VmmError } from './vmm-device';
 import type { PeerInspector } from './peer';
-import { VmRegistry, type VmRecord } from './registry';
+import { VmRegistry, type Counters, type VmRecord } from './registry';
+import type { DaemonMetrics } from '../metrics/prometheus';
+import { KernelClock } from './kernel-clock';
 import { vmNameProblem } from './vm-name';
 
 export const SOCKET_NAME = 'vmm-compatd.sock';
@@ -47,6 +49,8 @@ export interface CompatServerOptions extends CompatSettings {
   registry?: VmRegistry;
   /** Directory holding the VM device nodes, for the ownership check (default /dev/vmm). */
   deviceDir?: string;
+  /** Prometheus metrics to count into (the daemon's; tests may leave it out). */
+  metrics?: DaemonMetrics;
 }
 
 const EPERM = 1;
@@ -68,6 +72,10 @@ export class CompatServer {
   private settings: CompatSettings;
   private readonly listeners = new Map<string, { server: net.Server; dir: SocketDirectory }>();
   private readonly sessions = new Set<Session>();
+  /** Open sessions per VM record: whether a VM is still connected, without a scan of every session. */
+  private readonly liveSessionsByVm = new Map<VmRecord, number>();
+  /** Open sessions per jail, for the metrics. */
+  private readonly openByJail = new Map<string, number>();
   private nextSession = 1;
   private readonly deviceDir: string;
 
@@ -79,6 +87,17 @@ export class CompatServer {
 
   get variant(): KernelVariant {
     return this.settings.variant;
+  }
+
+  /** Open interposer connections per socket directory's jail. */
+  openSessionsByJail(): ReadonlyMap<string, number> {
+    return this.openByJail;
+  }
+
+  /** Counts into the status counters and the Prometheus counters alike. */
+  private count(key: keyof Counters, jail: string, n = 1): void {
+    this.registry.counters[key] += n;
+    this.options.metrics?.count(key, jail, n);
   }
 
   async start(): Promise<void> {
@@ -115,6 +134,7 @@ export class CompatServer {
     // bhyve runs as root in its jail; nobody else needs the socket.
     fs.chmodSync(socketPath, 0o600);
     this.listeners.set(dir.path, { server, dir });
+    this.options.metrics?.addJail(dir.jail);
     this.writeVariantCache(dir);
     this.options.logger.info({ jail: dir.jail, socket: socketPath }, 'listening');
   }
@@ -167,7 +187,8 @@ export class CompatServer {
       vm: null,
     };
     this.sessions.add(session);
-    this.registry.counters.sessions++;
+    this.openByJail.set(dir.jail, (this.openByJail.get(dir.jail) ?? 0) + 1);
+    this.count('sessions', dir.jail);
     socket.on('data', (chunk: Buffer) => this.receive(session, chunk));
     socket.on('error', () => socket.destroy());
     socket.on('close', () => this.drop(session));
@@ -175,9 +196,13 @@ export class CompatServer {
 
   private drop(session: Session): void {
     if (!this.sessions.delete(session)) return;
+    this.openByJail.set(session.jail, (this.openByJail.get(session.jail) ?? 1) - 1);
     const vm = session.vm;
     if (vm) {
-      vm.connected = [...this.sessions].some((s) => s.vm === vm);
+      const live = (this.liveSessionsByVm.get(vm) ?? 1) - 1;
+      if (live > 0) this.liveSessionsByVm.set(vm, live);
+      else this.liveSessionsByVm.delete(vm);
+      vm.connected = live > 0;
       this.registry.record(vm, session.id, 'session-end', null, null);
       this.options.logger.info({ vm: vm.name, jail: session.jail, session: session.id }, 'session ended');
     }
@@ -206,7 +231,7 @@ export class CompatServer {
   }
 
   private fail(session: Session, err: ProtocolError): void {
-    this.registry.counters.protocolErrors++;
+    this.count('protocolErrors', session.jail);
     this.options.logger.warn(
       { jail: session.jail, session: session.id, vm: session.vm?.name, err: err.message },
       'protocol error; closing the connection',
@@ -217,7 +242,7 @@ export class CompatServer {
   }
 
   private refuse(session: Session, code: number, message: string, vm?: string): never {
-    this.registry.counters.refusals++;
+    this.count('refusals', session.jail);
     this.options.logger.warn({ jail: session.jail, session: session.id, vm, refused: message }, 'refused');
     throw new ProtocolError(message, code);
   }
@@ -267,6 +292,7 @@ export class CompatServer {
     vm.jail = session.jail;
     vm.instance = instance;
     vm.connected = true;
+    this.liveSessionsByVm.set(vm, (this.liveSessionsByVm.get(vm) ?? 0) + 1);
     vm.sessions.push(session.id);
     session.vm = vm;
     session.pid = creds.pid;
@@ -309,9 +335,10 @@ export class CompatServer {
     let reason: string;
     let failure: string | null = null;
     let spinupBias = 0;
+    const kernel = new KernelClock();
     let handle;
     try {
-      handle = this.options.device.openVm(vm.name);
+      handle = kernel.timed(kernel.time(() => this.options.device.openVm(vm.name)));
     } catch (err) {
       const why = err instanceof VmmError ? err.message : String(err);
       this.refuse(session, EBUSY, `cannot open the VM for eager activation: ${why}; the interposer plans alone`, vm.name);
@@ -345,20 +372,20 @@ export class CompatServer {
       handle.close();
     }
     const elapsedMs = Number(process.hrtime.bigint() - started) / 1e6;
-    this.registry.planLatenciesMs.push(elapsedMs);
-    if (this.registry.planLatenciesMs.length > 10000) this.registry.planLatenciesMs.shift();
+    const action = parked.length > 0 ? 'park' : 'pass-through';
+    this.options.metrics?.observePlan({ jail: session.jail, kernelVariant: variant, action, totalSeconds: elapsedMs / 1000, kernelSeconds: kernel.seconds });
     vm.vcpus = ncpus;
     vm.boot = boot;
-    vm.plan = { action: parked.length > 0 ? 'park' : 'pass-through', reason, spinupBias };
+    vm.plan = { action, reason, spinupBias };
     vm.preActivated = parked;
     vm.parked = [...parked];
     vm.handedOver = [];
     if (parked.length > 0) {
-      this.registry.counters.vmsShimmed++;
-      this.registry.counters.apsActivated += parked.length;
+      this.count('vmsShimmed', session.jail);
+      this.count('apsActivated', session.jail, parked.length);
     }
     this.registry.record(vm, session.id, 'plan', null, ncpus, reason);
-    log.info({ vcpus: ncpus, boot, parked, spinupBias, planMs: Number(elapsedMs.toFixed(3)), reason }, 'plan');
+    log.info({ vcpus: ncpus, boot, parked, spinupBias, planMs: Number(elapsedMs.toFixed(3)), kernelMs: Number((kernel.seconds * 1000).toFixed(3)), reason }, 'plan');
     this.send(session, {
       type: MessageType.PLAN,
       action: parked.length > 0 ? PlanAction.PARK : PlanAction.PASS_THROUGH,
@@ -376,7 +403,7 @@ export class CompatServer {
     this.registry.recordWireEvent(vm, session.id, kind, vcpu, arg);
     switch (kind) {
       case EventKind.HANDOVER:
-        this.registry.counters.handovers++;
+        this.count('handovers', session.jail);
         vm.parked = vm.parked.filter((v) => v !== vcpu);
         if (!vm.handedOver.includes(vcpu)) vm.handedOver.push(vcpu);
         break;
@@ -384,7 +411,7 @@ export class CompatServer {
         vm.parked = vm.parked.filter((v) => v !== vcpu);
         break;
       case EventKind.FALLBACK:
-        this.registry.counters.fallbacks++;
+        this.count('fallbacks', session.jail);
         break;
       case EventKind.REINIT:
         vm.parked = [];

@@ -4,7 +4,8 @@
 import pino, { type Logger } from 'pino';
 import type net from 'node:net';
 import type http from 'node:http';
-import { startMetricsServer } from '../metrics/prometheus';
+import { DaemonMetrics, startMetricsServer } from '../metrics/prometheus';
+import { VmRegistry } from './registry';
 import { CompatServer, type SocketDirectory } from './compat-server';
 import { startControlServer, statusReport } from './control-server';
 import { identifyKernel, type KernelVariant } from './kernel-variant';
@@ -80,6 +81,11 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   let { logger, destination } = makeLogger(config);
   const device = openVmmDevice(config.syscallLibrary);
   const { variant, why } = resolveVariant(config, device);
+  // The metrics exist (and count) even with metrics_listen off: a reload that turns the
+  // listener on then serves totals since start-up, as a counter should.
+  const registry = new VmRegistry();
+  const daemonMetrics = new DaemonMetrics(registry);
+  daemonMetrics.setKernelVariant(variant);
   const server = new CompatServer({
     variant,
     compatFreebsd13: config.compatFreebsd13,
@@ -88,17 +94,20 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     peers: options.peers ?? platformPeerInspector(config.deviceDir),
     logger,
     deviceDir: config.deviceDir,
+    registry,
+    metrics: daemonMetrics,
   });
+  daemonMetrics.openSessions = () => server.openSessionsByJail();
   await server.start();
   const startedAt = new Date();
   const control: net.Server = await startControlServer(config.socketDir, () => statusReport(server, startedAt));
-  let metrics: http.Server | null = null;
+  let metricsServer: http.Server | null = null;
   const startMetrics = async (c: Config): Promise<void> => {
-    if (metrics) await new Promise<void>((resolve) => metrics!.close(() => resolve()));
-    metrics = null;
+    if (metricsServer) await new Promise<void>((resolve) => metricsServer!.close(() => resolve()));
+    metricsServer = null;
     if (!c.metricsListen) return;
     try {
-      metrics = await startMetricsServer(c.metricsListen.host, c.metricsListen.port, server.registry);
+      metricsServer = await startMetricsServer(c.metricsListen.host, c.metricsListen.port, daemonMetrics);
       logger.info({ metrics: `http://${c.metricsListen.host}:${c.metricsListen.port}/metrics` }, 'metrics listening');
     } catch (err) {
       logger.error({ err: String(err), metricsListen: c.metricsListen }, 'cannot serve metrics; continuing without');
@@ -134,6 +143,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     const nextVariant = next.kernelVariant === 'auto' ? server.variant : next.kernelVariant;
     if (nextVariant !== server.variant || next.compatFreebsd13 !== config.compatFreebsd13) {
       server.update({ variant: nextVariant, compatFreebsd13: next.compatFreebsd13 });
+      daemonMetrics.setKernelVariant(nextVariant);
       applied.push(`kernel_variant=${nextVariant}`, `compat_freebsd13=${next.compatFreebsd13 ? 'yes' : 'no'}`);
     }
     const wanted = new Map(directoriesOf(next).map((d) => [d.path, d]));
@@ -165,7 +175,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const stop = async (): Promise<void> => {
     await server.stop();
     await new Promise<void>((resolve) => control.close(() => resolve()));
-    if (metrics) await new Promise<void>((resolve) => metrics!.close(() => resolve()));
+    if (metricsServer) await new Promise<void>((resolve) => metricsServer!.close(() => resolve()));
     logger.info('vmm-compatd stopped; running VMs are untouched');
     logger.flush?.();
   };

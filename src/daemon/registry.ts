@@ -52,8 +52,6 @@ export class VmRegistry {
     refusals: 0,
     protocolErrors: 0,
   };
-  /** Plan latencies in milliseconds, for the histogram. */
-  readonly planLatenciesMs: number[] = [];
 
   vm(name: string, jail: string): VmRecord {
     let record = this.vms.get(name);
@@ -103,6 +101,15 @@ export class VmRegistry {
 
   recordWireEvent(vm: VmRecord, session: number, kind: number, vcpu: number, arg: number): VmEventRecord {
     return this.record(vm, session, eventKindName(kind), vcpu, arg);
+  }
+
+  /** VMs with a live interposer session, per jail (the metrics' gauge). */
+  connectedByJail(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const vm of this.vms.values()) {
+      if (vm.connected) counts.set(vm.jail, (counts.get(vm.jail) ?? 0) + 1);
+    }
+    return counts;
   }
 
   all(): VmRecord[] {

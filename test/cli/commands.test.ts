@@ -66,12 +66,16 @@ test('status without --json is a table; without a daemon it names the fix', () =
   assert.match(missing.stderr, /cannot reach vmm-compatd .* is it running\? \(service vmm_compatd status\)/);
 });
 
-test('metrics: Prometheus counters and the plan latency histogram on loopback', async () => {
+test('metrics: Prometheus counters by jail, the plan latency histograms and the process metrics on loopback', async () => {
   const body = await getMetrics(metricsPort);
-  assert.match(body, /^vmm_compat_aps_activated_total 3$/m);
-  assert.match(body, /^vmm_compat_handovers_total 3$/m);
-  assert.match(body, /^vmm_compat_plan_latency_seconds_count 1$/m);
+  assert.match(body, /^vmm_compat_aps_activated_total\{jail="host"\} 3$/m);
+  assert.match(body, /^vmm_compat_handovers_total\{jail="host"\} 3$/m);
+  assert.match(body, /^vmm_compat_plan_latency_seconds_count\{jail="host",kernel_variant="window",action="park"\} 1$/m);
+  assert.match(body, /^vmm_compat_plan_kernel_seconds_count\{jail="host",kernel_variant="window",action="park"\} 1$/m);
   assert.match(body, /# TYPE vmm_compat_plan_latency_seconds histogram/);
+  assert.match(body, /^vmm_compat_info\{version="[^"]+",protocol_version="1",kernel_variant="window"\} 1$/m);
+  assert.match(body, /^process_resident_memory_bytes \d+/m);
+  assert.match(body, /^nodejs_eventloop_lag_seconds /m);
 });
 
 test('doctor: every check passes on the lab host except the ones it cannot see, each failure with a fix', () => {
