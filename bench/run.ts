@@ -1,7 +1,7 @@
 // npm run bench: every performance figure the README quotes, measured side by side in one run
 // on this machine, written to bench/results/<date>-<commit>.json and bench/results/latest.json.
 // Options: --quick (fewer rounds, for a smoke run), --only NAME[,NAME] (passthrough, boot,
-// parked, storm).
+// parked, storm, scale).
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -9,6 +9,7 @@ import path from 'node:path';
 import { LabBench, compatEventsOf, type BootResult } from '../src/lab/run';
 import { buildSmpBoot } from '../src/lab/guests/smp-boot';
 import { ARTIFACTS, nativeArtifact, requireArtifact } from '../src/native-paths';
+import { runScale, type ScaleResult } from '../src/lab/scale/run';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -271,6 +272,39 @@ async function benchStorm(): Promise<{ vms: number; vcpusPerVm: number; vmsWithA
   }
 }
 
+// ---- 5. one daemon, 1,000 connected sessions -----------------------------------------------------
+
+/** The targets of the scale section, checked against what this run measured. */
+function scaleTargets(r: ScaleResult): Record<string, { target: string; measured: number | null; met: boolean }> {
+  const storm100 = r.storms.find((s) => s.size === 100);
+  const t = (target: string, measured: number | null, met: boolean) => ({ target, measured, met });
+  return {
+    daemonOwnShareOfOnePlanP99Ms: t('<= 1 ms p99 with every session connected', r.singlePlan.daemonOwnMs.p99, r.singlePlan.daemonOwnMs.p99 <= 1),
+    storm100AllPlannedMs: t('<= 1000 ms, every storm', storm100?.allPlannedMs.max ?? null, storm100 !== undefined && storm100.allPlannedMs.max <= 1000),
+    daemonPeakRssMiB: t('< 150 MiB', r.daemon.peakRssMiB, r.daemon.peakRssMiB < 150),
+    fdsReleasedWhenSessionsEnd: t('back to the count before the sessions', r.daemon.fds.afterSessionsEnded, r.daemon.fds.afterSessionsEnded <= r.daemon.fds.beforeSessions),
+    statusMaxMs: t('< 100 ms, every probe', r.status.ms.max, r.status.failures === 0 && r.status.ms.max < 100),
+  };
+}
+
+async function benchScale(): Promise<ScaleResult & { targets: ReturnType<typeof scaleTargets> }> {
+  const r = await runScale(
+    quick
+      ? { sessions: 200, singlePlans: 50, storms: [{ size: 10, count: 3 }, { size: 100, count: 1 }], jails: 3, idleMs: 500, driverProcesses: 4, progress: (l) => say(`  ${l}`) }
+      : { sessions: 1000, singlePlans: 200, storms: [{ size: 10, count: 10 }, { size: 100, count: 5 }], jails: 3, idleMs: 2000, driverProcesses: 10, progress: (l) => say(`  ${l}`) },
+  );
+  const targets = scaleTargets(r);
+  say(
+    `scale: ${r.sessions} sessions; one plan: client p50 ${r.singlePlan.clientMs.p50} / p99 ${r.singlePlan.clientMs.p99} ms, ` +
+      `kernel p99 ${r.singlePlan.kernelMs.p99} ms, daemon's own p99 ${r.singlePlan.daemonOwnMs.p99} ms; ` +
+      r.storms.map((s) => `storm of ${s.size}: all planned within ${s.allPlannedMs.max} ms`).join(', ') +
+      `; peak RSS ${r.daemon.peakRssMiB} MiB; fds ${r.daemon.fds.beforeSessions} -> ${r.daemon.fds.allConnected} -> ${r.daemon.fds.afterSessionsEnded}; ` +
+      `status max ${r.status.ms.max} ms; /metrics max ${r.metrics.ms.max} ms`,
+  );
+  for (const [name, x] of Object.entries(targets)) if (!x.met) say(`  scale target NOT met: ${name} ${x.measured} (${x.target})`);
+  return { ...r, targets };
+}
+
 async function main(): Promise<void> {
   const commit = (() => {
     try {
@@ -289,6 +323,7 @@ async function main(): Promise<void> {
   if (enabled('boot')) report.boot = await benchBoots();
   if (enabled('parked')) report.parkedAp = await benchParked();
   if (enabled('storm')) report.storm = await benchStorm();
+  if (enabled('scale')) report.scale = await benchScale();
   const dir = path.resolve(__dirname, '..', '..', 'bench', 'results');
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${report.date as string}-${commit}.json`.replace(/:/g, '-'));

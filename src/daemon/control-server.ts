@@ -48,14 +48,16 @@ export async function startControlServer(dir: string, report: () => StatusReport
       }
       const newline = buffered.indexOf('\n');
       if (newline < 0) return;
-      let reply: unknown;
+      let request: { op?: unknown };
       try {
-        const request = JSON.parse(buffered.slice(0, newline)) as { op?: unknown };
-        reply = request.op === 'status' ? report() : { error: `unknown op ${JSON.stringify(request.op)}; known: status` };
+        request = JSON.parse(buffered.slice(0, newline)) as { op?: unknown };
       } catch {
-        reply = { error: 'request is not JSON' };
+        socket.end(JSON.stringify({ error: 'request is not JSON' }) + '\n');
+        return;
       }
-      socket.end(JSON.stringify(reply) + '\n');
+      socket.removeAllListeners('data');
+      if (request.op === 'status') void writeStatus(socket, report());
+      else socket.end(JSON.stringify({ error: `unknown op ${JSON.stringify(request.op)}; known: status` }) + '\n');
     });
   });
   await new Promise<void>((resolve, reject) => {
@@ -64,6 +66,31 @@ export async function startControlServer(dir: string, report: () => StatusReport
   });
   fs.chmodSync(socketPath, 0o600);
   return server;
+}
+
+/** Longest stretch of status serialisation between two turns of the event loop. */
+const STATUS_SLICE_MS = 2;
+
+/**
+ * The same JSON line as JSON.stringify(report), written in slices of at most about
+ * STATUS_SLICE_MS: with thousands of VMs a status request then holds a plan up for one slice
+ * at most, not for the whole report.
+ */
+async function writeStatus(socket: net.Socket, report: StatusReport): Promise<void> {
+  const { vms, ...head } = report;
+  let text = `${JSON.stringify(head).slice(0, -1)},"vms":[`;
+  let sliceStart = performance.now();
+  for (let i = 0; i < vms.length; i++) {
+    text += (i > 0 ? ',' : '') + JSON.stringify(vms[i]);
+    if (performance.now() - sliceStart >= STATUS_SLICE_MS) {
+      socket.write(text);
+      text = '';
+      await new Promise((resolve) => setImmediate(resolve));
+      if (socket.destroyed) return;
+      sliceStart = performance.now();
+    }
+  }
+  socket.end(`${text}]}\n`);
 }
 
 /** Client side: asks a running daemon; rejects with a message that names the fix. */

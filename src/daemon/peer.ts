@@ -62,6 +62,11 @@ export class LinuxPeerInspector implements PeerInspector {
     } catch {
       return false;
     }
+    // Newest descriptors first (procfs lists them in ascending order): the interposer connects
+    // right after bhyve opens the device, so at HELLO the VM's descriptor is among the highest.
+    // Every descriptor is still looked at before a refusal; the order only makes the usual
+    // success cheap (one readlink instead of one per descriptor the peer holds).
+    entries.reverse();
     return entries.some((entry) => {
       try {
         return fs.readlinkSync(`/proc/${pid}/fd/${entry}`) === wanted;

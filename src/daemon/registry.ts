@@ -38,6 +38,8 @@ export interface Counters {
 }
 
 const EVENTS_PER_VM = 500;
+/** The order of localeCompare, with one collator instead of one per comparison. */
+const BY_NAME = new Intl.Collator();
 /** VMs remembered; past this the longest-disconnected records are forgotten first. */
 const MAX_VMS = 2000;
 
@@ -113,6 +115,6 @@ export class VmRegistry {
   }
 
   all(): VmRecord[] {
-    return [...this.vms.values()].sort((a, b) => a.name.localeCompare(b.name));
+    return [...this.vms.values()].sort((a, b) => BY_NAME.compare(a.name, b.name));
   }
 }
