@@ -34,7 +34,24 @@ function percentile(xs: number[], p: number): number {
 
 const round = (x: number, digits = 2): number => Number(x.toFixed(digits));
 
-// ---- 1. pass-through cost of the interposer --------------------------------------------------
+// ---- 1. pass-through cost of the interposer, beside the two floors -------------------------
+
+/** What is preloaded in front of the lab bridge for one measurement. */
+type Interposer = 'none' | 'product' | 'tailJump' | 'callTest';
+const INTERPOSERS: readonly Interposer[] = ['none', 'product', 'tailJump', 'callTest'];
+
+function interposerLibrary(which: Interposer): string | null {
+  switch (which) {
+    case 'none':
+      return null;
+    case 'product':
+      return nativeArtifact(ARTIFACTS.interposer);
+    case 'tailJump':
+      return requireArtifact('bench/libfloor_tailjump.so');
+    case 'callTest':
+      return requireArtifact('bench/libfloor_calltest.so');
+  }
+}
 
 interface PassthroughResult {
   request: string;
@@ -43,20 +60,37 @@ interface PassthroughResult {
   /** Medians over the rounds. */
   baselineNsPerCall: number;
   interposerNsPerCall: number;
-  /** Medians of the per-round (back-to-back) differences and ratios. */
+  /** Medians of the per-round (back-to-back) differences and ratios against no interposer. */
   addedNsPerCall: number;
   ratio: number;
+  /** The minimal interposer this request is held against: tail-jump, or call-and-test for VM_RUN. */
+  floor: 'tail-jump' | 'call-and-test';
+  /** What that floor adds, measured in the same interleaved rounds. */
+  floorAddedNsPerCall: number;
+  /** Median of the per-round differences, product minus its floor. */
+  aboveFloorNsPerCall: number;
+  /** Both floors, for the record. */
+  tailJumpAddedNsPerCall: number;
+  callTestAddedNsPerCall: number;
+  /** Exact instructions per call (callgrind), absolute, and added over no interposer. */
+  instructionsPerCall: Record<Interposer, number> | null;
   addedInstructionsPerCall: number | null;
+  floorAddedInstructionsPerCall: number | null;
+  target: { aboveFloorNsAtMost: number; met: boolean };
 }
 
-function passthroughOnce(request: string, withInterposer: boolean, iterations: number): number {
+function loopEnv(which: Interposer): NodeJS.ProcessEnv {
+  const preload = [interposerLibrary(which), nativeArtifact(ARTIFACTS.bridge)].filter(Boolean).join(' ');
+  return { ...process.env, LD_PRELOAD: preload, VMMLAB_BRIDGE_MODE: 'loopback', VMMLAB_ROOT: os.tmpdir() };
+}
+
+function passthroughOnce(request: string, which: Interposer, iterations: number): number {
   const loop = requireArtifact('bench/passthrough');
-  const preload = [withInterposer ? nativeArtifact(ARTIFACTS.interposer) : null, nativeArtifact(ARTIFACTS.bridge)].filter(Boolean).join(' ');
-  // Pin to one core where taskset exists: the two variants then share one cache and clock.
+  // Pin to one core where taskset exists: every variant then shares one cache and clock.
   const hasTaskset = spawnSync('taskset', ['--version']).status === 0;
   const argv = hasTaskset ? ['taskset', '-c', String(os.availableParallelism() - 1), loop] : [loop];
   const out = execFileSync(argv[0]!, [...argv.slice(1), 'bench-vm', request, String(iterations)], {
-    env: { ...process.env, LD_PRELOAD: preload, VMMLAB_BRIDGE_MODE: 'loopback', VMMLAB_ROOT: os.tmpdir() },
+    env: loopEnv(which),
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'ignore'],
   });
@@ -64,13 +98,12 @@ function passthroughOnce(request: string, withInterposer: boolean, iterations: n
 }
 
 /** Instructions per call, exactly, from callgrind: (Ir(2N) - Ir(N)) / (calls(2N) - calls(N)). */
-function instructionsPerCall(request: string, withInterposer: boolean): number | null {
+function instructionsPerCall(request: string, which: Interposer): number | null {
   if (spawnSync('valgrind', ['--version']).status !== 0) return null;
   const loop = requireArtifact('bench/passthrough');
-  const preload = [withInterposer ? nativeArtifact(ARTIFACTS.interposer) : null, nativeArtifact(ARTIFACTS.bridge)].filter(Boolean).join(' ');
   const refs = (n: number): number => {
     const r = spawnSync('valgrind', ['--tool=callgrind', '--callgrind-out-file=/dev/null', loop, 'bench-vm', request, String(n)], {
-      env: { ...process.env, LD_PRELOAD: preload, VMMLAB_BRIDGE_MODE: 'loopback', VMMLAB_ROOT: os.tmpdir() },
+      env: loopEnv(which),
       encoding: 'utf8',
     });
     const m = /refs:\s+([\d,]+)/.exec(r.stderr);
@@ -86,38 +119,48 @@ function benchPassthrough(): PassthroughResult[] {
   const iterations = quick ? 200000 : 500000;
   const results: PassthroughResult[] = [];
   for (const request of ['run', 'getreg']) {
-    say(`pass-through ${request}: ${rounds} interleaved rounds of ${iterations} calls...`);
-    const base: number[] = [];
-    const shim: number[] = [];
+    say(`pass-through ${request}: ${rounds} interleaved rounds of ${iterations} calls, no interposer / libvmmcompat.so / tail-jump floor / call-and-test floor...`);
+    const ns: Record<Interposer, number[]> = { none: [], product: [], tailJump: [], callTest: [] };
     for (let r = 0; r < rounds; r++) {
-      // Interleaved, alternating order: drift on a shared machine hits both sides alike.
-      if (r % 2 === 0) {
-        base.push(passthroughOnce(request, false, iterations));
-        shim.push(passthroughOnce(request, true, iterations));
-      } else {
-        shim.push(passthroughOnce(request, true, iterations));
-        base.push(passthroughOnce(request, false, iterations));
+      // Interleaved, the order rotated every round: drift on a shared machine hits all alike.
+      for (let k = 0; k < INTERPOSERS.length; k++) {
+        const which = INTERPOSERS[(r + k) % INTERPOSERS.length]!;
+        ns[which].push(passthroughOnce(request, which, iterations));
       }
     }
-    const baseline = median(base);
-    const interposed = median(shim);
-    // Each round's pair ran back to back: the median of the pairwise figures cancels the
-    // drift of a shared machine better than the difference of the two medians.
-    const pairedAdded = median(shim.map((x, i) => x - base[i]!));
-    const pairedRatio = median(shim.map((x, i) => x / base[i]!));
-    const baseInstr = instructionsPerCall(request, false);
-    const shimInstr = instructionsPerCall(request, true);
+    // Each round's four ran back to back: the median of the per-round differences cancels the
+    // drift of a shared machine better than the difference of two medians.
+    const paired = (a: Interposer, b: Interposer): number => median(ns[a].map((x, i) => x - ns[b][i]!));
+    const floor: Interposer = request === 'run' ? 'callTest' : 'tailJump';
+    const instr = spawnSync('valgrind', ['--version']).status === 0
+      ? (Object.fromEntries(INTERPOSERS.map((w) => [w, round(instructionsPerCall(request, w)!, 1)])) as Record<Interposer, number>)
+      : null;
+    const aboveFloor = paired('product', floor);
+    const allowed = request === 'run' ? 10 : 5;
     const result: PassthroughResult = {
       request: request === 'run' ? 'VM_RUN (0xC0907601, an AP)' : 'VM_GET_REGISTER (0xC0107615)',
       rounds,
       iterationsPerRound: iterations,
-      baselineNsPerCall: round(baseline),
-      interposerNsPerCall: round(interposed),
-      addedNsPerCall: round(pairedAdded),
-      ratio: round(pairedRatio, 4),
-      addedInstructionsPerCall: baseInstr !== null && shimInstr !== null ? round(shimInstr - baseInstr, 1) : null,
+      baselineNsPerCall: round(median(ns.none)),
+      interposerNsPerCall: round(median(ns.product)),
+      addedNsPerCall: round(paired('product', 'none')),
+      ratio: round(median(ns.product.map((x, i) => x / ns.none[i]!)), 4),
+      floor: floor === 'callTest' ? 'call-and-test' : 'tail-jump',
+      floorAddedNsPerCall: round(paired(floor, 'none')),
+      aboveFloorNsPerCall: round(aboveFloor),
+      tailJumpAddedNsPerCall: round(paired('tailJump', 'none')),
+      callTestAddedNsPerCall: round(paired('callTest', 'none')),
+      instructionsPerCall: instr,
+      addedInstructionsPerCall: instr ? round(instr.product - instr.none, 1) : null,
+      floorAddedInstructionsPerCall: instr ? round(instr[floor] - instr.none, 1) : null,
+      target: { aboveFloorNsAtMost: allowed, met: aboveFloor <= allowed },
     };
-    say(`pass-through ${result.request}: ${result.baselineNsPerCall} -> ${result.interposerNsPerCall} ns/call (+${result.addedNsPerCall} ns, x${result.ratio}), +${result.addedInstructionsPerCall ?? '?'} instructions`);
+    say(
+      `pass-through ${result.request}: ${result.baselineNsPerCall} -> ${result.interposerNsPerCall} ns/call ` +
+        `(+${result.addedNsPerCall} ns, x${result.ratio}, +${result.addedInstructionsPerCall ?? '?'} instructions); ` +
+        `${result.floor} floor +${result.floorAddedNsPerCall} ns (+${result.floorAddedInstructionsPerCall ?? '?'} instructions); ` +
+        `product above its floor by ${result.aboveFloorNsPerCall} ns (target <= ${allowed}${result.target.met ? ', met' : ', NOT met'})`,
+    );
     results.push(result);
   }
   return results;

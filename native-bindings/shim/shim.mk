@@ -25,6 +25,18 @@ build/bench/passthrough: bench/passthrough.c include/vmm13.h include/vmm_abi_gen
 
 ALL_TARGETS	+= build/bench/passthrough
 
+# The two floors the benchmark measures the interposer against (never installed): a tail jump
+# to the next ioctl, and a call that tests VM_RUN's exit code. Same compiler flags as the shim.
+build/bench/libfloor_tailjump.so: bench/floor_tailjump.c
+	@mkdir -p build/bench
+	$(CC) $(SHIM_CFLAGS) -O2 -shared -o $@ bench/floor_tailjump.c -ldl
+
+build/bench/libfloor_calltest.so: bench/floor_calltest.c include/vmm13.h include/vmm_abi_gen.h
+	@mkdir -p build/bench
+	$(CC) $(SHIM_CFLAGS) -O2 -shared -o $@ bench/floor_calltest.c -ldl
+
+ALL_TARGETS	+= build/bench/libfloor_tailjump.so build/bench/libfloor_calltest.so
+
 # Bad input against the interposer (test/native/interposer.test.ts runs it sanitized).
 build/shim-tests/bad_input: shim/tests/bad_input.c include/vmm13.h include/vmm_abi_gen.h
 	@mkdir -p build/shim-tests
