@@ -65,6 +65,8 @@ interface Session {
   reader: FrameReader;
   pid: number | null;
   vm: VmRecord | null;
+  /** A plan and the messages that came after it, waiting for the plan's turn. */
+  queued: Message[];
 }
 
 export class CompatServer {
@@ -76,6 +78,13 @@ export class CompatServer {
   private readonly liveSessionsByVm = new Map<VmRecord, number>();
   /** Open sessions per jail, for the metrics. */
   private readonly openByJail = new Map<string, number>();
+  /**
+   * Sessions whose next message is a plan, in arrival order. One plan runs per turn of the
+   * event loop: a plan blocks in the kernel's ioctls, and a storm of them handled in one
+   * turn would keep `status`, new sessions and the other events waiting for all of them.
+   */
+  private readonly planTurns: Session[] = [];
+  private planTurnScheduled = false;
   private nextSession = 1;
   private readonly deviceDir: string;
 
@@ -185,6 +194,7 @@ export class CompatServer {
       reader: new FrameReader(),
       pid: null,
       vm: null,
+      queued: [],
     };
     this.sessions.add(session);
     this.openByJail.set(dir.jail, (this.openByJail.get(dir.jail) ?? 0) + 1);
@@ -218,16 +228,57 @@ export class CompatServer {
     }
     for (const msg of messages) {
       if (session.socket.destroyed) return;
-      try {
-        this.handle(session, msg);
-      } catch (err) {
-        if (err instanceof ProtocolError) {
-          this.fail(session, err);
-          return;
+      if (session.queued.length > 0 || msg.type === MessageType.PLAN_REQUEST) {
+        // A plan waits for its turn; whatever the session sends after it waits behind it.
+        session.queued.push(msg);
+        if (session.queued.length === 1) {
+          this.planTurns.push(session);
+          this.schedulePlanTurn();
         }
-        throw err;
+      } else if (!this.dispatch(session, msg)) {
+        return;
       }
     }
+  }
+
+  /** Handles one message; false when it closed the session. */
+  private dispatch(session: Session, msg: Message): boolean {
+    try {
+      this.handle(session, msg);
+      return true;
+    } catch (err) {
+      if (err instanceof ProtocolError) {
+        this.fail(session, err);
+        return false;
+      }
+      throw err;
+    }
+  }
+
+  private schedulePlanTurn(): void {
+    if (this.planTurnScheduled) return;
+    this.planTurnScheduled = true;
+    setImmediate(() => this.planTurn());
+  }
+
+  /** The oldest waiting plan, then the session's messages behind it up to its next plan. */
+  private planTurn(): void {
+    this.planTurnScheduled = false;
+    const session = this.planTurns.shift();
+    if (session) {
+      while (session.queued.length > 0) {
+        const msg = session.queued.shift()!;
+        if (session.socket.destroyed || !this.dispatch(session, msg)) {
+          session.queued.length = 0;
+          break;
+        }
+        if (session.queued[0]?.type === MessageType.PLAN_REQUEST) {
+          this.planTurns.push(session);
+          break;
+        }
+      }
+    }
+    if (this.planTurns.length > 0) this.schedulePlanTurn();
   }
 
   private fail(session: Session, err: ProtocolError): void {
