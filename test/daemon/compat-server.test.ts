@@ -281,3 +281,29 @@ test('a second daemon on the same directory refuses to start instead of stealing
   c.send({ type: MessageType.PLAN_REQUEST, ncpus: 2, boot: 0 });
   assert.equal((await c.next())?.type, MessageType.ERROR, 'answered (PLAN_REQUEST before HELLO) by the first daemon');
 });
+
+test('a plan waits for its turn of the event loop, and what the session sent after it waits behind it (order kept)', async () => {
+  newVm('vm-order');
+  const c = await Client.connect(hostDir);
+  c.send(hello('vm-order'));
+  assert.equal((await c.next())?.type, MessageType.WELCOME);
+  // One write: the plan, then a handover of AP 1. Handled out of order, the plan would undo the
+  // handover (it resets parked and handedOver for the new boot).
+  c.send(
+    Buffer.concat([
+      encode({ type: MessageType.PLAN_REQUEST, ncpus: 4, boot: 0 }),
+      encode({ type: MessageType.EVENT, kind: EventKind.HANDOVER, vcpu: 1, arg: 10, monotonicNs: 1n }),
+    ]),
+  );
+  assert.equal((await c.next())?.type, MessageType.PLAN);
+  const deadline = Date.now() + 2000;
+  while (!server.registry.find('vm-order')?.handedOver.includes(1)) {
+    assert.ok(Date.now() < deadline, 'the handover after the plan was recorded');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  const vm = server.registry.find('vm-order')!;
+  assert.deepEqual(vm.parked, [2, 3]);
+  const kinds = vm.events.map((e) => e.kind);
+  assert.ok(kinds.indexOf('plan') < kinds.indexOf('handover'), kinds.join(','));
+  c.end();
+});
