@@ -69,12 +69,18 @@ $(VC_PROTO_HEADER):
 
 node-modules: build/production/node_modules
 
-build/production/node_modules: package.json package-lock.json
+# npm pack leaves package-lock.json out of a release tarball: there npm
+# resolves package.json's ranges (the port uses its node-modules distfile).
+build/production/node_modules: package.json
 	rm -rf build/production
 	mkdir -p build/production
-	cp package.json package-lock.json build/production/
-	cd build/production && $(NPM) ci --omit=dev --ignore-scripts \
-	    --no-audit --no-fund $(NPM_FLAGS)
+	cp package.json build/production/
+	if [ -f package-lock.json ]; then \
+	    cp package-lock.json build/production/ && cd build/production && \
+	    $(NPM) ci --omit=dev --ignore-scripts --no-audit --no-fund $(NPM_FLAGS); \
+	else \
+	    cd build/production && $(NPM) install --omit=dev --ignore-scripts \
+	        --no-package-lock --no-audit --no-fund $(NPM_FLAGS); fi
 
 # koffi loads its native part from the optional package for the platform it
 # runs on; --os/--cpu make npm pick FreeBSD's whatever machine this runs on.
@@ -151,6 +157,11 @@ uninstall:
 	    rm -f $(DESTDIR)$(PREFIX)/etc/rc.d/vmm_compatd; fi
 	for p in docs/man/*.8; do rm -f "$(DESTDIR)$(VC_MAN8DIR)/$${p##*/}.gz"; done
 	-rmdir $(DESTDIR)$(VC_PKGDIR)/legacy13 $(DESTDIR)$(VC_PKGDIR) $(DESTDIR)$(VC_LIBDIR)
+
+# The port's copy of the rc.d script, with the port's substitutions.
+packaging/freebsd/files/vmm_compatd.in: rc.d/vmm_compatd
+	sed -e 's|/usr/local/bin/node|%%LOCALBASE%%/bin/node|g' \
+	    -e 's|/usr/local/|%%PREFIX%%/|g' rc.d/vmm_compatd > $@
 
 clean:
 	rm -rf build
