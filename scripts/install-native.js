@@ -48,6 +48,7 @@ function main() {
     say(`then run "npm rebuild vmm-compat" where the package is installed. The other commands work without them.`);
     return 0;
   }
+  say(linux ? 'building the interposer and the lab for this machine (cc, make)...' : 'building the interposer for this machine (cc, make)...');
   // The headers generated from dist/ ship with the package; make them if they were left out.
   const ok = linux ? run(make, ['-s', '-C', 'native-bindings', `NODE=${process.execPath}`, 'all']) : run(make, [`NODE=${process.execPath}`, 'all']);
   if (!ok) {
