@@ -179,3 +179,10 @@ test('a lab boot through the staged command, daemon and interposer starts every 
   const bug = JSON.parse(without.stdout) as { apsStarted: number[] };
   assert.deepEqual(bug.apsStarted, [], describeRun('staged lab without the shim', without));
 });
+
+test('the installed newsyslog entry is the one docs/configuration.md shows', () => {
+  const entry = fs.readFileSync(path.join(REPO_ROOT, 'docs', 'newsyslog.conf.sample'), 'utf8').split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#'));
+  assert.equal(entry.length, 1);
+  const doc = fs.readFileSync(path.join(REPO_ROOT, 'docs', 'configuration.md'), 'utf8');
+  assert.ok(doc.split('\n').some((l) => l.trim() === entry[0]!.trim()), `configuration.md does not show: ${entry[0]}`);
+});

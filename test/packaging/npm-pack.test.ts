@@ -91,3 +91,9 @@ test('without a C compiler the install step says what is missing and how to fini
   assert.notEqual(lab.code, 0);
   assert.match(lab.stderr, /is missing: build the C parts .*npm rebuild vmm-compat/);
 });
+
+test('a newcomer\'s npm install meets no unreviewed install script: allowScripts covers every dependency that has one', async () => {
+  const r = await run('npm', ['install-scripts', 'ls'], { cwd: REPO_ROOT });
+  assert.equal(r.code, 0, describeRun('npm install-scripts ls', r));
+  assert.match(r.stdout, /No packages with unreviewed install scripts/);
+});
