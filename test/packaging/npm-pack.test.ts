@@ -11,7 +11,7 @@ import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { REPO_ROOT, run, tempDir, type RunResult } from '../service/helpers';
+import { REPO_ROOT, run, tempDir, which, type RunResult } from '../service/helpers';
 
 let packed: string[] = [];
 let tarball = '';
@@ -96,4 +96,25 @@ test('a newcomer\'s npm install meets no unreviewed install script: allowScripts
   const r = await run('npm', ['install-scripts', 'ls'], { cwd: REPO_ROOT });
   assert.equal(r.code, 0, describeRun('npm install-scripts ls', r));
   assert.match(r.stdout, /No packages with unreviewed install scripts/);
+});
+
+test('the tarball builds and installs as the port does: FreeBSD\'s make, with neither node nor npm', async () => {
+  const bmake = which('bmake');
+  assert.ok(bmake, 'bmake (FreeBSD\'s make) is not installed: apt-get install bmake (.ci/run installs it)');
+  const work = tempDir('port-work');
+  const untar = await run('tar', ['-xzf', tarball, '-C', work]);
+  assert.equal(untar.code, 0, describeRun('tar', untar));
+  const wrksrc = path.join(work, 'package');
+  // NODE and NPM that fail: the build must need only cc (the generated headers ship with the
+  // tarball), the install only the node_modules it is given (the port's second distfile; here
+  // the empty project's production tree).
+  const noNode = ['NODE=/bin/false', 'NPM=/bin/false'];
+  const build = await run(bmake, ['-C', wrksrc, ...noNode, 'all'], { timeoutMs: 120000 });
+  assert.equal(build.code, 0, describeRun('bmake all', build));
+  const stage = path.join(work, 'stage');
+  const install = await run(bmake, ['-C', wrksrc, ...noNode, 'install', `DESTDIR=${stage}`, 'INSTALL_RC_SCRIPT=no', `NODE_MODULES=${path.join(app, 'node_modules')}`], { timeoutMs: 120000 });
+  assert.equal(install.code, 0, describeRun('bmake install', install));
+  for (const rel of ['lib/vmm-compat/libvmmcompat.so', 'libexec/vmm-compat/dist/src/cli/main.js', 'libexec/vmm-compat/node_modules/koffi/package.json', 'share/man/man8/vmm-compat.8.gz']) {
+    assert.ok(fs.existsSync(path.join(stage, 'usr', 'local', rel)), rel);
+  }
 });
