@@ -27,7 +27,10 @@ export function nativeArtifact(name: string, variant: 'normal' | 'asan' = 'norma
 export function requireArtifact(name: string, variant: 'normal' | 'asan' = 'normal'): string {
   const file = nativeArtifact(name, variant);
   if (!fs.existsSync(file)) {
-    throw new Error(`${file} is missing: build the native parts first (npm run build)`);
+    throw new Error(
+      `${file} is missing: build the C parts (needs cc and make): "npm run build" in a source checkout, ` +
+        '"npm rebuild vmm-compat" where the package is installed',
+    );
   }
   return file;
 }

@@ -1,5 +1,9 @@
 # libvmmcompat.so: the interposer preloaded into legacy 13.1 bhyve.
 # Included by native-bindings/Makefile; builds into build/ and build/asan/.
+# The top-level Makefile also runs it alone ("make -f shim/shim.mk
+# build/libvmmcompat.so") with FreeBSD's make, for the installed library: keep
+# the rules up to that target readable by both makes. CFLAGS and LDFLAGS (a
+# port's) are added to that build.
 SHIM_SRCS=	shim/interpose.c shim/session.c shim/daemon_link.c shim/kernel.c \
 		shim/plan.c shim/parker.c shim/handover.c shim/translate.c
 SHIM_HDRS=	shim/shim.h include/vmm13.h include/vmm_abi_gen.h include/fbsd_compat.h \
@@ -10,7 +14,7 @@ SHIM_LDFLAGS=	-shared -pthread -ldl -flto=auto
 
 build/libvmmcompat.so: $(SHIM_SRCS) $(SHIM_HDRS)
 	@mkdir -p build
-	$(CC) $(SHIM_CFLAGS) -O2 -flto=auto -o $@ $(SHIM_SRCS) $(SHIM_LDFLAGS)
+	$(CC) $(SHIM_CFLAGS) -O2 -flto=auto $(CFLAGS) -o $@ $(SHIM_SRCS) $(SHIM_LDFLAGS) $(LDFLAGS)
 
 build/asan/libvmmcompat.so: $(SHIM_SRCS) $(SHIM_HDRS)
 	@mkdir -p build/asan

@@ -106,6 +106,8 @@ export interface BhyveSpec {
   direct?: boolean;
   /** The socket directory bhyve is given (a jail's); default the bench's host directory. */
   socketDir?: string;
+  /** With shim: this libvmmcompat.so instead of the one in native-bindings/build (an installed one). */
+  interposer?: string;
 }
 
 export interface BhyveRun {
@@ -234,6 +236,7 @@ export class LabBench {
       env.ASAN_OPTIONS = 'detect_leaks=0:abort_on_error=1';
       env.UBSAN_OPTIONS = 'halt_on_error=1:print_stacktrace=1';
     }
+    const interposer = spec.interposer ?? (spec.shim ? requireArtifact(ARTIFACTS.interposer, variant) : '');
     let command: string;
     let args: string[];
     if (spec.shim && spec.direct) {
@@ -243,7 +246,7 @@ export class LabBench {
         env,
         wrapEnvironment(env, {
           socketDir: spec.socketDir ?? this.socketDir,
-          interposer: requireArtifact(ARTIFACTS.interposer, variant),
+          interposer,
           preloadFirst: sanitizerRuntime,
           extraPreload: [bridge],
           requireDaemon: Boolean(spec.requireDaemon),
@@ -258,7 +261,7 @@ export class LabBench {
         'wrap',
         '--config', path.join(this.root, 'vmm-compat.conf'),
         '--socket-dir', spec.socketDir ?? this.socketDir,
-        '--interposer', requireArtifact(ARTIFACTS.interposer, variant),
+        '--interposer', interposer,
         ...sanitizerRuntime.flatMap((lib) => ['--preload-first', lib]),
         ...(spec.requireDaemon ? ['--require-daemon'] : []),
         '--extra-preload', bridge,
@@ -348,6 +351,8 @@ export interface LabOptions {
   collectDaemonLog?: boolean;
   /** Keep the lab directory (for debugging). */
   keep?: boolean;
+  /** With shim: the libvmmcompat.so to preload (default: native-bindings/build's). */
+  interposer?: string;
 }
 
 export async function runLab(opts: LabOptions): Promise<LabResult> {
@@ -378,6 +383,7 @@ export async function runLab(opts: LabOptions): Promise<LabResult> {
         timeoutMs: opts.timeoutMs,
         env: opts.bhyveEnv,
         sanitized: opts.sanitized,
+        interposer: opts.interposer,
       });
       const result = await run.result;
       progress(`  ${result.outcome} after ${result.elapsedMs} ms, APs started: ${result.apsStarted.join(',') || 'none'}`);

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import path from 'node:path';
 import { Command, Option } from 'commander';
 import { LAB_BHYVES, LAB_KERNELS, labSucceeded, runLab, type LabBhyve, type LabKernelName, type LabResult } from '../../lab/run';
 import { standardGuest, standardGuestNames } from '../../lab/guests';
@@ -18,6 +19,7 @@ interface LabCliOptions {
   hostCpus: string;
   demo?: boolean;
   keep?: boolean;
+  interposer?: string;
 }
 
 function positiveInt(value: string, flag: string, max: number): number {
@@ -81,6 +83,7 @@ export function registerLabCommand(program: Command): void {
     .option('--host-cpus <n>', `host CPU count hw.vmm.maxcpu defaults to (1..${LAB_MAX_HOST_CPUS}; legacy13 stays at 16)`, String(LAB_DEFAULT_HOST_CPUS))
     .option('--demo', 'the npm start demo: the bug, then the fix')
     .option('--keep', 'keep the lab directory for inspection')
+    .option('--interposer <lib>', 'with --shim: the libvmmcompat.so to preload (default: the one built in native-bindings/build), e.g. an installed one')
     .action(async (opts: LabCliOptions) => {
       if (opts.demo) {
         process.exitCode = await demo();
@@ -90,6 +93,10 @@ export function registerLabCommand(program: Command): void {
       const timeoutMs = positiveInt(opts.timeoutMs, '--timeout-ms', 3600000);
       const hostCpus = positiveInt(opts.hostCpus, '--host-cpus', LAB_MAX_HOST_CPUS);
       if (opts.guest && opts.guestName) throw usageError('--guest and --guest-name cannot be combined');
+      if (opts.interposer !== undefined) {
+        if (!opts.shim) throw usageError('--interposer needs --shim (without the shim nothing is preloaded)');
+        if (!fs.existsSync(opts.interposer)) throw usageError(`--interposer ${opts.interposer} not found`);
+      }
       let guest: Uint8Array | undefined;
       if (opts.guest) {
         try {
@@ -118,6 +125,7 @@ export function registerLabCommand(program: Command): void {
         hostCpus,
         progress,
         keep: opts.keep,
+        interposer: opts.interposer === undefined ? undefined : path.resolve(opts.interposer),
       });
       process.stdout.write(opts.json ? JSON.stringify(result) + '\n' : summarize(result) + '\n');
       process.exitCode = labSucceeded(result) ? 0 : 1;
