@@ -278,8 +278,10 @@ interface AbiChange {
 const ABI14_CHANGES = [
   {
     replaces: 'VM_RUN',
-    spec: row('VM_RUN', NUM.RUN, 'inout', VM_RUN_14, {
-      notes: 'vm_exit and cpuset through pointers (e17eca32); IPI cpuset copied out only for VM_EXITCODE_IPI',
+    // _IOW, not _IOWR: sys/amd64/include/vmm_dev.h at e17eca32 (read_file id 940066618). The
+    // kernel writes the exit and the cpuset through the pointers, never the struct itself.
+    spec: row('VM_RUN', NUM.RUN, 'in', VM_RUN_14, {
+      notes: '_IOW; vm_exit and cpuset through pointers (e17eca32); IPI cpuset copied out only for VM_EXITCODE_IPI',
     }),
   },
   {
@@ -422,7 +424,7 @@ function requestMap<K extends string>(abi: AbiName): Readonly<Record<K, number>>
 
 /** Every 13.1 request number by FreeBSD name: REQ13.VM_RUN === 0xC0907601. */
 export const REQ13: Readonly<Record<Ioctl13Name, number>> = requestMap<Ioctl13Name>('13.1');
-/** Every 14.0 request number by name: REQ14.VM_RUN === 0xC0207601, REQ14.VM_RUN_13 === 0xC0907601. */
+/** Every 14.0 request number by name: REQ14.VM_RUN === 0x80207601, REQ14.VM_RUN_13 === 0xC0907601. */
 export const REQ14: Readonly<Record<Ioctl14Name, number>> = requestMap<Ioctl14Name>('14.0');
 
 /** How a 14.0 entry relates to 13.1, for tables and diagnostics. */

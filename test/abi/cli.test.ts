@@ -63,9 +63,9 @@ test('abi --abi 14.0 --json marks what differs from 13.1', () => {
     { ...byName.get('VM_RUN'), notes: undefined },
     {
       name: 'VM_RUN',
-      request: '0xC0207601',
+      request: '0x80207601',
       len: 32,
-      dir: 'inout',
+      dir: 'in',
       num: 1,
       struct: 'vm_run',
       notes: undefined,
@@ -93,7 +93,7 @@ test('abi without --json prints an aligned table', () => {
   assert.ok(header);
   const runLine = lines.find((l) => l.startsWith('VM_RUN '));
   assert.ok(runLine);
-  assert.equal(runLine.indexOf('0xC0207601'), header.indexOf('REQUEST'), 'REQUEST column aligned');
+  assert.equal(runLine.indexOf('0x80207601'), header.indexOf('REQUEST'), 'REQUEST column aligned');
   assert.match(runLine, /13\.1: 0xC0907601/);
   assert.match(lines.find((l) => l.startsWith('VM_RUN_13 ')) ?? '', /COMPAT_FREEBSD13/);
 });

@@ -2,7 +2,7 @@
 // IOCNUM, direction and struct layout; these tests check that the result is FreeBSD's.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { iocDir, iocGroup, iocLen, iocNum, IOC_IN, IOC_INOUT, IOC_OUT, IOC_VOID, VMM_IOC_GROUP } from '../../src/abi/ioccom';
+import { ioc, iocDir, iocGroup, iocLen, iocNum, IOC_IN, IOC_INOUT, IOC_OUT, IOC_VOID, VMM_IOC_GROUP } from '../../src/abi/ioccom';
 import {
   ABI_NAMES,
   argLayoutOf,
@@ -81,7 +81,7 @@ test('REQ13 / REQ14 hold every ioctl of their table', () => {
   assert.deepEqual(Object.keys(REQ14).sort(), ioctlTable('14.0').map((d) => d.name).sort());
   assert.equal(REQ13.VM_RUN, 0xc0907601);
   assert.equal(REQ13.VM_ACTIVATE_CPU, 0x8004765a);
-  assert.equal(REQ14.VM_RUN, 0xc0207601);
+  assert.equal(REQ14.VM_RUN, 0x80207601);
   assert.equal(REQ14.VM_STATS, 0xc2207632);
   assert.ok(Object.isFrozen(REQ13) && Object.isFrozen(REQ14));
 });
@@ -160,4 +160,20 @@ test('compareWith13 marks what moved', () => {
   assert.deepEqual(compareWith13(run), { differsFrom13: true, request13: 0xc0907601 });
   assert.deepEqual(compareWith13(run13), { differsFrom13: true, same13As: 'VM_RUN' });
   assert.deepEqual(compareWith13(act), { differsFrom13: false });
+});
+
+// sys/amd64/include/vmm_dev.h at e17eca32 (read_file id 940066618):
+//   #define VM_RUN _IOW('v', IOCNUM_RUN, struct vm_run)
+// with struct vm_run { int cpuid; cpuset_t *cpuset; size_t cpusetsize; struct vm_exit *vm_exit; }.
+// An earlier edition of the research notes said _IOWR (0xC0207601): a kernel without
+// COMPAT_FREEBSD13 would answer that number with ENOTTY.
+test('14.0 VM_RUN is _IOW with the 32-byte struct vm_run: 0x80207601 (vmm_dev.h at e17eca32)', () => {
+  const run = ioctlByName('14.0', 'VM_RUN');
+  assert.ok(run);
+  assert.equal(run.dir, 'in');
+  assert.equal(run.len, 32);
+  assert.equal(run.struct, 'vm_run');
+  assert.equal(run.request, ioc(IOC_IN, VMM_IOC_GROUP, IocNum.RUN, 32));
+  assert.equal(run.request, 0x80207601);
+  assert.notEqual(run.request, 0xc0207601, 'the _IOWR number is not the kernel\'s');
 });

@@ -204,7 +204,7 @@ export class VmThread {
     const exitAddr = memory.alloc(VM_EXIT.size);
     const cpusetAddr = memory.alloc(Buffer.alloc(cpusetsize, 0xaa));
     const arg = VM_RUN_14.encode({ cpuid, cpuset: cpusetAddr, cpusetsize: BigInt(cpusetsize), vm_exit: exitAddr });
-    const r = await this.client.ioctl(this.file, 0xc0207601, arg, memory);
+    const r = await this.client.ioctl(this.file, 0x80207601, arg, memory);
     return { ret: r.ret, exit: r.ret === 0 ? VM_EXIT.decode(memory.bytes(exitAddr)) : null, cpuset: memory.bytes(cpusetAddr) };
   }
 
