@@ -69,9 +69,9 @@ export class VmmKernel {
     this.devDir = path.join(root, 'dev', 'vmm');
     this.memDir = path.join(root, 'mem');
     this.devmemDir = path.join(root, 'dev', 'vmm.io');
-    if (config.rules.vmmctl) fs.writeFileSync(path.join(root, 'dev', 'vmmctl'), '', { mode: 0o600 });
     fs.mkdirSync(this.devDir, { recursive: true });
     fs.mkdirSync(this.memDir, { recursive: true });
+    if (config.rules.vmmctl) fs.writeFileSync(path.join(root, 'dev', 'vmmctl'), '', { mode: 0o600 });
     this.ioctls = buildIoctlTable(config);
     this.slicing = new SliceBudget(config.sliceInstructions);
   }
