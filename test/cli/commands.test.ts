@@ -167,7 +167,7 @@ test('lab usage errors exit 2 with a clear message', () => {
   assert.match(hosts.stderr, /--host-cpus must be a whole number from 1 to 1024, not "2000"/);
   const kernel = run(['lab', '--kernel', 'linux']);
   assert.equal(kernel.status, 2);
-  assert.match(kernel.stderr, /Allowed choices are legacy13, window, fixed14/);
+  assert.match(kernel.stderr, /Allowed choices are legacy13, window, fixed13, fixed14, main15/);
   const guest = run(['lab', '--guest', '/nonexistent/guest.bin']);
   assert.equal(guest.status, 2);
   assert.match(guest.stderr, /cannot read --guest \/nonexistent\/guest\.bin: ENOENT/);

@@ -15,6 +15,10 @@ interface LabCliOptions {
   timeoutMs: string;
   shim?: boolean;
   compatFreebsd13: boolean;
+  compatFreebsd14: boolean;
+  osreldate?: string;
+  bootrom?: boolean;
+  fbuf?: boolean;
   hostCpus: string;
   demo?: boolean;
   keep?: boolean;
@@ -29,7 +33,7 @@ function positiveInt(value: string, flag: string, max: number): number {
 export function summarize(r: LabResult): string {
   const missing = r.apsExpected.filter((ap) => !r.apsStarted.includes(ap));
   const lines = [
-    `kernel ${r.kernel}, bhyve ${r.bhyve}, ${r.vcpus} vCPU${r.vcpus === 1 ? '' : 's'}, ${r.shim ? 'with' : 'without'} the shim`,
+    `kernel ${r.kernel}, bhyve ${r.bhyve}, ${r.vcpus} vCPU${r.vcpus === 1 ? '' : 's'}, ${r.shim ? 'with' : 'without'} the shim${r.bootrom ? ', boot ROM' : ''}`,
     `  guest says: ${r.guestOutput.trim().replace(/\n/g, ' | ') || '(nothing)'}`,
     `  APs started: ${r.apsStarted.length > 0 ? r.apsStarted.join(',') : 'none'}${missing.length > 0 ? ` (never started: ${missing.join(',')})` : ''}`,
     `  outcome: ${r.outcome} (bhyve exit ${r.bhyveExit.status ?? `signal ${r.bhyveExit.signal}`}) after ${r.elapsedMs} ms`,
@@ -77,7 +81,11 @@ export function registerLabCommand(program: Command): void {
     .option('--guest-name <name>', 'a standard guest by name (default smp-boot)')
     .option('--timeout-ms <n>', 'report a hang after this long', '20000')
     .option('--shim', 'run bhyve through vmm-compat wrap with a lab vmm-compatd')
-    .option('--no-compat-freebsd13', 'fixed14 kernel without COMPAT_FREEBSD13 (no 144-byte VM_RUN)')
+    .option('--no-compat-freebsd13', 'fixed14/main15 kernel without COMPAT_FREEBSD13 (no 144-byte VM_RUN)')
+    .option('--no-compat-freebsd14', 'main15 kernel without COMPAT_FREEBSD14 (no 32-byte VM_ALLOC/GET_MEMSEG)')
+    .option('--osreldate <n>', 'kern.osreldate the kernel reports (default: the variant\'s; main15 1500068)')
+    .option('--bootrom', 'boot through a boot ROM (VM_BOOTROM segment, the x86 reset vector) instead of a loader')
+    .option('--fbuf', 'add the framebuffer device (a VM_FRAMEBUFFER segment)')
     .option('--host-cpus <n>', `host CPU count hw.vmm.maxcpu defaults to (1..${LAB_MAX_HOST_CPUS}; legacy13 stays at 16)`, String(LAB_DEFAULT_HOST_CPUS))
     .option('--demo', 'the npm start demo: the bug, then the fix')
     .option('--keep', 'keep the lab directory for inspection')
@@ -89,6 +97,7 @@ export function registerLabCommand(program: Command): void {
       const vcpus = positiveInt(opts.vcpus, '--vcpus', 16);
       const timeoutMs = positiveInt(opts.timeoutMs, '--timeout-ms', 3600000);
       const hostCpus = positiveInt(opts.hostCpus, '--host-cpus', LAB_MAX_HOST_CPUS);
+      const osreldate = opts.osreldate === undefined ? undefined : positiveInt(opts.osreldate, '--osreldate', 0x7fffffff);
       if (opts.guest && opts.guestName) throw usageError('--guest and --guest-name cannot be combined');
       let guest: Uint8Array | undefined;
       if (opts.guest) {
@@ -115,6 +124,10 @@ export function registerLabCommand(program: Command): void {
         timeoutMs,
         guest,
         compatFreebsd13: opts.compatFreebsd13,
+        compatFreebsd14: opts.compatFreebsd14,
+        ...(osreldate !== undefined ? { osreldate } : {}),
+        bootrom: Boolean(opts.bootrom),
+        fbuf: Boolean(opts.fbuf),
         hostCpus,
         progress,
         keep: opts.keep,
