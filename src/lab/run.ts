@@ -210,7 +210,6 @@ export class LabBench {
       ...extraArgs,
     ];
     if (this.options.compatFreebsd13 === false) args.push('--no-compat-freebsd13');
-    if (this.options.compatFreebsd14 === false) args.push('--no-compat-freebsd14');
     const socket = path.join(this.socketDir, 'vmm-compatd.sock');
     fs.rmSync(socket, { force: true });
     const child = spawn(process.execPath, args, { env: this.env, stdio: ['ignore', out, out] });

@@ -103,7 +103,7 @@ test('doctor on a static binary and a broken configuration', () => {
   fs.writeFileSync(conf, 'kernel_variant = sometimes\n');
   const r = run(['doctor', '--config', conf]);
   assert.equal(r.status, 1);
-  assert.match(r.stdout, /FAIL {2}configuration: .*broken\.conf:1: kernel_variant must be auto or one of legacy13, window, fixed14, main15, not "sometimes"/);
+  assert.match(r.stdout, /FAIL {2}configuration: .*broken\.conf:1: kernel_variant must be auto or one of legacy13, window, fixed13, fixed14, main15, not "sometimes"/);
   const staticBin = path.join(bench.root, 'static-bhyve');
   const cc = spawnSync('gcc', ['-static', '-x', 'c', '-o', staticBin, '-'], { input: 'int main(void){return 0;}\n' });
   if (cc.status !== 0) return; // no static libc here: the dynamic case is covered above
