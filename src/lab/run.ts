@@ -71,7 +71,7 @@ const SUSPEND_OUTCOME: Readonly<Record<string, Outcome>> = {
  * destroyed under a running bhyve (15.0: VM_SUSPEND_DESTROY) ends with 4, as 15.0's own
  * vmexit_suspend ends it (13.1 alone would say "invalid reason" and exit 100).
  */
-const EXPECTED_STATUS: Readonly<Record<string, number>> = { reset: 0, poweroff: 1, halt: 2, triplefault: 3, destroy: 4 };
+const EXPECTED_STATUS: Readonly<Record<string, number>> = { reset: 0, poweroff: 1, halt: 2, triplefault: 3, destroyed: 4 };
 
 function killTree(child: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): void {
   if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
