@@ -33,6 +33,13 @@ build/shim-tests/bad_input: shim/tests/bad_input.c include/vmm13.h include/vmm_a
 
 ALL_TARGETS	+= build/shim-tests/bad_input
 
+# 13.1 memory-segment requests through the interposer (test/native/memseg.test.ts).
+build/shim-tests/memseg_input: shim/tests/memseg_input.c include/vmm13.h include/vmm_abi_gen.h
+	@mkdir -p build/shim-tests
+	$(CC) -std=gnu11 -Wall -Wextra -Werror -O1 -g -Iinclude -o $@ shim/tests/memseg_input.c
+
+ALL_TARGETS	+= build/shim-tests/memseg_input
+
 # The compat protocol's layout, generated from src/daemon/protocol.ts (npm run build).
 PROTO_GENERATOR	:= ../dist/src/daemon/gen-protocol-header.js
 include/vmm_compat_proto_gen.h: $(wildcard $(PROTO_GENERATOR))
