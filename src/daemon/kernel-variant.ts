@@ -104,3 +104,29 @@ export function identifyKernel(osreldate: number): Identification {
       'changes after the last sources read (sys/dev/vmm/vmm_dev.c at 012895d5) are not known',
   };
 }
+
+/**
+ * What kern.osreldate cannot tell about a kernel of this variant, and who finds out instead
+ * (`vmm-compat probe` prints it).
+ */
+export function cannotTell(variant: KernelVariant): string[] {
+  switch (variant) {
+    case 'legacy13':
+      return [];
+    case 'window':
+      return ['the exact commit: osreldate does not separate 7c326ab5..b265a2e0 from the kernels around it'];
+    case 'fixed13':
+      return ['whether hw.vmm.maxcpu was lowered below 16 (vmm-compat doctor reads it)'];
+    case 'fixed14':
+      return [
+        'whether the kernel has COMPAT_FREEBSD13 (the interposer asks the kernel at open; doctor reads kern.conftxt)',
+        "the kernel's VM_GET_CPUS size rule (the interposer tries 13.1's 32 bytes first and widens only on ERANGE)",
+      ];
+    case 'main15':
+      return [
+        'whether the kernel has COMPAT_FREEBSD13 and COMPAT_FREEBSD14 (the interposer asks the kernel at open; doctor reads kern.conftxt)',
+        'whether the segment ids are the guest-NUMA ones (the interposer asks the kernel at open)',
+        'changes on main after sys/dev/vmm/vmm_dev.c at 012895d5, the newest source read',
+      ];
+  }
+}
