@@ -152,3 +152,19 @@ test('15.0 destroy (VM_SUSPEND_DESTROY) under a running 13.1 bhyve: "invalid rea
   assert.match(shimmed.stderr, /was destroyed while running \(VM_SUSPEND_DESTROY\); bhyve exits with status 4/);
   assert.equal(events(shimmed.log, 'vm-destroyed').length, 1);
 });
+
+test('a 13.2..13.5 kernel that an admin set to fixed14 still boots through the shim: VM_GET_CPUS goes out with 13.1\'s 32 bytes first', async () => {
+  const bench = await LabBench.start({ kernel: 'fixed13' });
+  try {
+    // The daemon believes 14.0's 128-byte cpuset; the kernel's is 32 and CPU_MAXSIZE/NBBY too.
+    await bench.startDaemon(['--kernel', 'fixed14']);
+    const r = await bench.spawnBhyve({ bhyve: '13.1', vcpus: 4, vmName: 'misnamed', shim: true, timeoutMs: 20000, guest });
+    const result = await r.result;
+    assert.deepEqual(result.apsStarted, [1, 2, 3], result.bhyveStderr);
+    assert.equal(result.outcome, 'poweroff');
+    assert.match(bench.daemonLog(), /"kernelVariant":"fixed14"/);
+    assert.equal(events(bench.daemonLog(), 'cpus-translated').length, 0, 'no translation: the caller\'s size worked');
+  } finally {
+    await bench.close();
+  }
+});

@@ -44,19 +44,26 @@ export function summarize(r: LabResult): string {
 
 async function demo(): Promise<number> {
   const say = (s: string): void => void process.stdout.write(s + '\n');
-  say('vmm-compat lab: legacy FreeBSD 13.1 bhyve, 4 vCPUs, on three kernels (the lab\'s vmm.ko model)\n');
-  const runs: { title: string; kernel: LabKernelName; shim: boolean }[] = [
+  say('vmm-compat lab: legacy FreeBSD 13.1 bhyve, 4 vCPUs, on four kernels (the lab\'s vmm.ko model)\n');
+  const runs: { title: string; kernel: LabKernelName; shim: boolean; bootrom?: boolean }[] = [
     { title: '1. 13.0/13.1 kernel (what 13.1 bhyve was written for)', kernel: 'legacy13', shim: false },
     { title: '2. main kernel from 7c326ab5 (late 2022): the APs never start', kernel: 'window', shim: false },
     { title: '3. the same kernel with vmm-compat (libvmmcompat.so + vmm-compatd)', kernel: 'window', shim: true },
     { title: '4. a 14.x kernel: VM_GET_CPUS wants a 128-byte cpuset, 13.1 bhyve aborts', kernel: 'fixed14', shim: false },
     { title: '5. the same kernel with vmm-compat', kernel: 'fixed14', shim: true },
+    {
+      title: '6. 15.0/main, UEFI-style boot through a ROM: the bootrom\'s segment id moved, 13.1 bhyve cannot map it',
+      kernel: 'main15',
+      shim: false,
+      bootrom: true,
+    },
+    { title: '7. the same kernel and ROM with vmm-compat', kernel: 'main15', shim: true, bootrom: true },
   ];
   let failures = 0;
   for (const run of runs) {
     say(run.title);
     try {
-      const result = await runLab({ kernel: run.kernel, bhyve: '13.1', vcpus: 4, shim: run.shim, timeoutMs: 20000 });
+      const result = await runLab({ kernel: run.kernel, bhyve: '13.1', vcpus: 4, shim: run.shim, bootrom: run.bootrom, timeoutMs: 20000 });
       say(summarize(result) + '\n');
       const expectedToBoot = run.kernel === 'legacy13' || run.shim;
       if (labSucceeded(result) !== expectedToBoot) failures++;
@@ -65,7 +72,7 @@ async function demo(): Promise<number> {
       failures++;
     }
   }
-  say(failures === 0 ? 'Without the shim 13.1 bhyve fails on both newer kernels; with it every AP starts.' : `${failures} demo run(s) did not behave as expected.`);
+  say(failures === 0 ? 'Without the shim 13.1 bhyve fails on every newer kernel; with it every AP starts.' : `${failures} demo run(s) did not behave as expected.`);
   return failures === 0 ? 0 : 1;
 }
 
