@@ -248,3 +248,20 @@ test('vmm_dev.c vmmdev_lookup_and_destroy on 15.0: a running vCPU returns VM_EXI
     await lab.close();
   }
 });
+
+test('vmm.c vmm_init on main15 and fixed13: hw.vmm.maxcpu defaults to the host CPU count (--host-cpus); VM_SET_TOPOLOGY beyond it is EINVAL', OPTS, async () => {
+  for (const variant of ['main15', 'fixed13'] as const) {
+    const lab = await startLab(variant, { hostCpus: 8 });
+    try {
+      const control = await connectKernel(lab.model.socketPath);
+      assert.equal((await control.sysctl('hw.vmm.maxcpu')).old.readUInt32LE(0), 8);
+      control.end();
+      const t = await createVm(lab, `topo-${variant}`, spinGuest());
+      assert.equal(await t.setTopology(8, 1, 1, 0), 0);
+      assert.equal(await t.setTopology(16, 1, 1, 0), EINVAL, '13.1 bhyve -c 16 on an 8-CPU host: exit 71');
+      t.end();
+    } finally {
+      await lab.close();
+    }
+  }
+});
