@@ -214,7 +214,12 @@ on_set_topology(struct vm_session *vs, int fd, unsigned long request,
 static __attribute__((noreturn)) void
 exit_destroyed(struct vm_session *vs, int vcpu)
 {
+	static atomic_int exiting;
 
+	/* Every vCPU thread sees the reason; exit(3) may run only once. */
+	if (atomic_exchange(&exiting, 1) != 0)
+		for (;;)
+			pause();
 	link_event(vs, VMC_EV_VM_DESTROYED, vcpu, VM15_SUSPEND_DESTROY);
 	shim_warn("VM %s was destroyed while running (VM_SUSPEND_DESTROY); "
 	    "bhyve exits with status 4, as a 15.0 bhyve does", vs->name);
