@@ -26,6 +26,7 @@ interface Entry {
   differsFrom13?: boolean;
   request13?: string;
   same13As?: string;
+  device?: string;
 }
 
 function parseEntries(stdout: string): Entry[] {
@@ -125,6 +126,8 @@ test('abi --abi 15.0 --json: the NUMA memseg, its COMPAT_FREEBSD14 forms, VM_RUN
   assert.deepEqual(pick('VMMCTL_VM_CREATE'), { request: '0xC1285600', len: 296, dir: 'inout', compat: undefined });
   assert.deepEqual(pick('VMMCTL_VM_DESTROY'), { request: '0xC1285601', len: 296, dir: 'inout', compat: undefined });
   assert.equal(byName.get('VM_ALLOC_MEMSEG_14')?.same13As, 'VM_ALLOC_MEMSEG');
+  assert.equal(byName.get('VMMCTL_VM_CREATE')?.device, '/dev/vmmctl');
+  assert.equal(byName.get('VM_RUN')?.device, undefined);
   assert.equal(byName.has('VM_STATS_OLD'), false, '15.0 names it VM_STATS_13');
   const ids = run('abi', '--abi', '15.0', '--segids', '--json');
   assert.deepEqual(JSON.parse(ids.stdout), {

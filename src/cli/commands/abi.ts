@@ -21,6 +21,8 @@ export interface AbiJsonEntry {
   request13?: string;
   /** 14.0 only: the 13.1 ioctl that has this request number under another name. */
   same13As?: string;
+  /** The device node the request is for when it is not /dev/vmm/NAME (15.0: /dev/vmmctl). */
+  device?: string;
 }
 
 export function abiJson(abi: AbiName): AbiJsonEntry[] {
@@ -35,6 +37,7 @@ export function abiJson(abi: AbiName): AbiJsonEntry[] {
     };
     if (def.compat !== undefined) entry.compat = def.compat;
     if (def.notes !== undefined) entry.notes = def.notes;
+    if (def.device !== undefined) entry.device = def.device;
     if (abi !== '13.1') {
       const cmp = compareWith13(def);
       entry.differsFrom13 = cmp.differsFrom13;
