@@ -65,7 +65,7 @@ describe('window kernel (7c326ab5)', () => {
       assert.equal(await t.activate(0), 0);
       // The BSP's next exit is its console write: no SPINUP_AP, no IPI exit.
       assert.equal(consoleChar(await t.run(0)), 'D');
-      assert.deepEqual(lab.model.vmSets('win-inactive'), { active: [0], debug: [], suspended: [], startup: [] });
+      assert.deepEqual(lab.model.vmSets('win-inactive'), { active: [0], debug: [], suspended: [], startup: [], withoutThread: [] });
       t.end();
     } finally {
       await lab.close();

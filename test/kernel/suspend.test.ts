@@ -58,7 +58,7 @@ for (const variant of ['legacy13', 'window', 'fixed14'] as const) {
         assert.equal(lab.model.guestStats('susp')?.suspended, 'poweroff');
 
         assert.equal(await t.reinit(), 0);
-        assert.deepEqual(lab.model.vmSets('susp'), { active: [], debug: [], suspended: [], startup: [] });
+        assert.deepEqual(lab.model.vmSets('susp'), { active: [], debug: [], suspended: [], startup: [], withoutThread: [] });
         assert.equal(lab.model.guestStats('susp')?.suspended, null);
         assert.equal((await bsp.run(0)).ret, EINVAL, 'after VM_REINIT no vCPU is active');
         assert.equal(await t.activate(0), 0);

@@ -15,6 +15,7 @@ import type { KernelConfig } from './variant';
 import { Vm } from './vm';
 import { vmNameFromSysctl } from './vm-name';
 import type { CallContext } from './wait';
+import type { VcpuExit } from './exit';
 
 export interface GuestStats {
   /** Guest instructions retired per vCPU id (0 for ids never allocated). */
@@ -32,7 +33,34 @@ export interface VmSets {
   debug: number[];
   suspended: number[];
   startup: number[];
+  /**
+   * Active vCPUs that no live thread runs: none entered VM_RUN on them since they were
+   * activated, or the thread that did has exited (its connection closed). Such a vCPU blocks
+   * every rendezvous and suspend (vmm.c vm_handle_rendezvous, vm_handle_suspend).
+   */
+  withoutThread: number[];
 }
+
+/**
+ * One call into the model as the lab's fault injection sees it (VmmKernel.tap): the open of a
+ * VM's device, or an ioctl on it as it enters the kernel and as it leaves. A lab hook only: the
+ * product never sees it.
+ */
+export interface KernelTapEvent {
+  phase: 'open' | 'enter' | 'leave';
+  pid: number;
+  vm: string;
+  /** The request number; 0 for an open. */
+  request: number;
+  /** The argument as copied in (null for an open). Per-vCPU requests start with the vCPU id. */
+  arg: Buffer | null;
+  /** leave: 0 on success, else the errno. */
+  errno: number;
+  /** leave of a VM_RUN (either form) that succeeded: the exit the caller gets. */
+  exit: VcpuExit | null;
+}
+
+export type KernelTap = (event: KernelTapEvent) => void;
 
 export const SYSCTL_CREATE = 'hw.vmm.create';
 export const SYSCTL_DESTROY = 'hw.vmm.destroy';
@@ -62,6 +90,7 @@ export class VmmKernel {
   private readonly ioctls: ReadonlyMap<number, IoctlEntry>;
   private readonly slicing: SliceBudget;
   private generation = 0;
+  private readonly taps = new Set<KernelTap>();
 
   constructor(config: KernelConfig, root: string) {
     this.config = config;
@@ -182,7 +211,9 @@ export class VmmKernel {
   open(pid: number, name: string): number {
     const vm = this.vms.get(name);
     if (vm === undefined) fail(Errno.ENOENT, `/dev/vmm/${name}`);
-    return this.files.open(pid, vm).id;
+    const id = this.files.open(pid, vm).id;
+    this.notify({ phase: 'open', pid, vm: name, request: 0, arg: null, errno: 0, exit: null });
+    return id;
   }
 
   /**
@@ -221,10 +252,46 @@ export class VmmKernel {
     // devmemsw has no d_ioctl: devfs answers ENODEV.
     if (file.kind === 'devmem') fail(Errno.ENODEV, 'device memory has no ioctls');
     vm.callsInProgress++;
+    if (this.taps.size === 0) {
+      try {
+        return await vmmdevIoctl(vm, this.ioctls.get(request), arg, ctx);
+      } finally {
+        vm.callsInProgress--;
+      }
+    }
+    const entry = this.ioctls.get(request);
+    this.notify({ phase: 'enter', pid, vm: vm.name, request, arg, errno: 0, exit: null });
+    let errno = 0;
     try {
-      return await vmmdevIoctl(vm, this.ioctls.get(request), arg, ctx);
+      return await vmmdevIoctl(vm, entry, arg, ctx);
+    } catch (error) {
+      errno = error instanceof KernelError ? error.errno : -1;
+      throw error;
     } finally {
       vm.callsInProgress--;
+      const isRun = entry?.def.name.startsWith('VM_RUN') === true && arg.length >= 4;
+      const exit = errno === 0 && isRun ? vm.vcpu(arg.readInt32LE(0))?.exit ?? null : null;
+      this.notify({ phase: 'leave', pid, vm: vm.name, request, arg, errno, exit });
+    }
+  }
+
+  /**
+   * The lab's fault-injection hook: every open of a VM device and every ioctl on one, as it
+   * enters and as it leaves the model. Listeners run synchronously, before the call goes on
+   * (enter) or before its reply is sent (leave). Returns the function that removes the listener.
+   */
+  tap(listener: KernelTap): () => void {
+    this.taps.add(listener);
+    return () => this.taps.delete(listener);
+  }
+
+  private notify(event: KernelTapEvent): void {
+    for (const listener of [...this.taps]) {
+      try {
+        listener(event);
+      } catch (error) {
+        console.error('vmm kernel model: a tap listener failed:', error);
+      }
     }
   }
 
@@ -288,6 +355,10 @@ export class VmmKernel {
       debug: vm.debug.ids(),
       suspended: vm.suspended.ids(),
       startup: vm.startup.ids(),
+      withoutThread: vm.active.ids().filter((id) => {
+        const runner = vm.vcpu(id)?.runner ?? null;
+        return runner === null || runner.aborted;
+      }),
     };
   }
 

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import { KernelConnection, type InternalErrorSink } from './connection';
-import { VmmKernel, type GuestStats, type VmSets } from './kernel';
+import { VmmKernel, type GuestStats, type KernelTap, type VmSets } from './kernel';
 import {
   VM_MAXCPU_LIMIT,
   isKernelModelVariant,
@@ -14,7 +14,7 @@ import {
 } from './variant';
 
 export type { KernelVariant } from './variant';
-export type { GuestStats, VmSets } from './kernel';
+export type { GuestStats, VmSets, KernelTap, KernelTapEvent } from './kernel';
 
 export interface KernelModelOptions {
   socketPath: string;
@@ -55,6 +55,11 @@ export interface KernelModel {
   vmSets(vm: string): VmSets | undefined;
   /** hw.vmm.destroy from the harness: false when no such VM. */
   destroyVm(vm: string): boolean;
+  /**
+   * Lab-only hook (fault injection): calls `listener` synchronously on every open of a VM
+   * device and every ioctl on one, as it enters and as it leaves. Returns the remover.
+   */
+  tap(listener: KernelTap): () => void;
 }
 
 export const DEFAULT_SLICE_INSTRUCTIONS = 2000;
@@ -145,6 +150,7 @@ export async function startKernelModel(opts: KernelModelOptions): Promise<Kernel
     vmNames: () => kernel.vmNames(),
     guestStats: (vm) => kernel.guestStats(vm),
     vmSets: (vm) => kernel.vmSets(vm),
+    tap: (listener) => kernel.tap(listener),
     destroyVm(vm: string): boolean {
       if (kernel.vm(vm) === undefined) return false;
       void kernel.destroyVm(vm);

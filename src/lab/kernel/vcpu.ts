@@ -52,6 +52,11 @@ export class Vcpu {
   intinfo = 0n;
   /** INIT rendezvous handlers run on this vCPU (vlapic_handle_init): diagnostics. */
   vlapicResets = 0;
+  /**
+   * The life of the thread that last entered VM_RUN on this vCPU (its connection's signal), or
+   * null: the lab's ground truth for "an active vCPU that no thread runs" (VmSets.withoutThread).
+   */
+  runner: AbortSignal | null = null;
   /** Instructions retired by earlier incarnations (before VM_REINIT re-ran vcpu_init). */
   private retired = 0;
 
@@ -85,6 +90,7 @@ export class Vcpu {
     this.exitCpuset.clear();
     this.exitRip = null;
     this.intinfo = 0n;
+    this.runner = null;
   }
 
   get x2apicMode(): boolean {

@@ -42,6 +42,7 @@ const KERNEL_EXITS_PER_SLICE = 64;
 export async function vmRun(vm: Vm, vcpu: Vcpu, ctx: CallContext): Promise<void> {
   if (!vm.active.has(vcpu.id)) fail(Errno.EINVAL, `vCPU ${vcpu.id} is not active`);
   if (vm.suspended.has(vcpu.id)) fail(Errno.EINVAL, `vCPU ${vcpu.id} is suspended`);
+  vcpu.runner = ctx.signal;
   // vmmops_run enters the guest at vcpu->nextrip, which becomes the RIP register.
   vcpu.exitRip = null;
   const slicing = vm.slicing;
