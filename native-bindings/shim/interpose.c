@@ -212,7 +212,7 @@ on_set_topology(struct vm_session *vs, int fd, unsigned long request,
  * at TRIPLEFAULT (4), so 5 is never one of them.
  */
 static __attribute__((noreturn)) void
-exit_destroyed(struct vm_session *vs, int vcpu)
+exit_destroyed(struct vm_session *vs, int vcpu, int how)
 {
 	static atomic_int exiting;
 
@@ -220,10 +220,33 @@ exit_destroyed(struct vm_session *vs, int vcpu)
 	if (atomic_exchange(&exiting, 1) != 0)
 		for (;;)
 			pause();
-	link_event(vs, VMC_EV_VM_DESTROYED, vcpu, VM15_SUSPEND_DESTROY);
-	shim_warn("VM %s was destroyed while running (VM_SUSPEND_DESTROY); "
-	    "bhyve exits with status 4, as a 15.0 bhyve does", vs->name);
+	link_event(vs, VMC_EV_VM_DESTROYED, vcpu, how);
+	if (how == VM15_SUSPEND_DESTROY)
+		shim_warn("VM %s was destroyed while running "
+		    "(VM_SUSPEND_DESTROY); bhyve exits with status 4, as a "
+		    "15.0 bhyve does", vs->name);
+	else
+		shim_warn("VM %s was destroyed while running (VM_RUN on vCPU "
+		    "%d: ENXIO, the device is gone); bhyve exits with status "
+		    "4, as a 15.0 bhyve does", vs->name, vcpu);
 	exit(4);
+}
+
+/*
+ * A vCPU thread that was not inside VM_RUN when the VM was destroyed finds
+ * the device gone at its next VM_RUN: ENXIO (destroy_dev refuses new calls;
+ * vmm_dev.c without a softc is ENXIO too).  15.0's bhyve ends there with 4
+ * (fbsdrun_start_thread: "We get here if the VM was destroyed
+ * asynchronously", exit(4)); 13.1's with 1, the power-off status, and which
+ * of the two a destroy gives would depend on where each thread was.  On a
+ * kernel that destroys with VM_SUSPEND_DESTROY (it answered the 15.0
+ * VM_GET_MEMSEG at open) the interposer makes it 4 either way.
+ */
+static int
+vm_destroyed_under_us(const struct vm_session *vs, int error)
+{
+
+	return (error != 0 && errno == ENXIO && vs->memseg15);
 }
 
 static __attribute__((noinline)) int
@@ -231,6 +254,8 @@ vm_run_slow(struct vm_session *vs, struct vm_run *vr, int error)
 {
 
 	for (;;) {
+		if (vm_destroyed_under_us(vs, error))
+			exit_destroyed(vs, vr->cpuid, -ENXIO);
 		if (error == 0 && vr->vm_exit.exitcode == VM_EXITCODE_SPINUP_AP) {
 			if (spinup_ap_exit(vs, vr->cpuid, &vr->vm_exit) ==
 			    SPINUP_DELIVER)
@@ -240,7 +265,8 @@ vm_run_slow(struct vm_session *vs, struct vm_run *vr, int error)
 			if (error == 0 &&
 			    vr->vm_exit.exitcode == VM_EXITCODE_SUSPENDED &&
 			    vr->vm_exit.u.suspended.how == VM15_SUSPEND_DESTROY)
-				exit_destroyed(vs, vr->cpuid);
+				exit_destroyed(vs, vr->cpuid,
+				    VM15_SUSPEND_DESTROY);
 			if (error == 0 &&
 			    vr->vm_exit.exitcode == VM_EXITCODE_SUSPENDED &&
 			    atomic_exchange(&vs->suspend_reported, 1) == 0)
@@ -266,9 +292,9 @@ vm_run_first(struct vm_session *vs, struct vm_run *vr)
 }
 
 /*
- * VM_RUN, the one hot compat request: forward, then look at the exit code
- * only.  The BSP before its plan, translations, SPINUP_AP and SUSPENDED
- * exits are out of line.
+ * VM_RUN, the one hot compat request: forward, then look at the error and
+ * the exit code only.  The BSP before its plan, translations, errors,
+ * SPINUP_AP and SUSPENDED exits are out of line.
  */
 static int
 on_vm_run(struct vm_session *vs, int fd, unsigned long request, void *arg)
@@ -286,8 +312,8 @@ on_vm_run(struct vm_session *vs, int fd, unsigned long request, void *arg)
 		return (vm_run_first(vs, vr));
 	error = shim_next_ioctl(fd, request, arg);
 	exitcode = (unsigned)vr->vm_exit.exitcode;
-	if (__builtin_expect(error == 0 && exitcode < 32 &&
-	    ((1u << exitcode) & COMPAT_EXITS) != 0, 0))
+	if (__builtin_expect(error != 0 || (exitcode < 32 &&
+	    ((1u << exitcode) & COMPAT_EXITS) != 0), 0))
 		return (vm_run_slow(vs, vr, error));
 	return (error);
 }

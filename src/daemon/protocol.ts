@@ -48,8 +48,9 @@ export const EventKind = {
   /** The bhyve enabled VM_CAP_IPI_EXIT (vcpu): a new-protocol bhyve, left alone. */
   NEW_PROTOCOL: 13,
   /**
-   * The VM was destroyed under the running bhyve (VM_EXITCODE_SUSPENDED with 15.0's
-   * VM_SUSPEND_DESTROY on vcpu): the interposer ends bhyve with status 4, as a 15.0 bhyve does.
+   * The VM was destroyed under the running bhyve: VM_EXITCODE_SUSPENDED with 15.0's
+   * VM_SUSPEND_DESTROY on vcpu (arg 5), or vcpu's next VM_RUN refused with ENXIO (arg -6). The
+   * interposer ends bhyve with status 4, as a 15.0 bhyve does.
    */
   VM_DESTROYED: 14,
   /** A memory-segment request was translated for a 15.0 kernel (arg: the 13.1 IOCNUM, 14..17). */

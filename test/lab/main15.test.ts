@@ -6,6 +6,8 @@ import { compatEventsOf, LabBench, LAB_KERNELS, runLab, type LabKernelName, type
 import { buildSmpBoot } from '../../src/lab/guests/smp-boot';
 import { standardGuests } from '../../src/lab/guests';
 import { Assembler } from '../../src/lab/guests/asm';
+import { printString } from '../../src/lab/guests/macros';
+import { VmExitcode } from '../../src/abi/enums';
 
 const guest = buildSmpBoot({ apWaitMs: 1000 });
 
@@ -166,5 +168,46 @@ test('a 13.2..13.5 kernel that an admin set to fixed14 still boots through the s
     assert.equal(events(bench.daemonLog(), 'cpus-translated').length, 0, 'no translation: the caller\'s size worked');
   } finally {
     await bench.close();
+  }
+});
+
+/** Writes one character to the console, then spins forever: one INOUT exit, then only a destroy ends it. */
+function printThenSpin(): Uint8Array {
+  const a = new Assembler();
+  printString(a, 'x');
+  return a.label('spin').pause().jmp('spin').bytes();
+}
+
+test('15.0 destroy while the BSP is in userland: its next VM_RUN gets ENXIO; with the shim bhyve still exits 4 as a 15.0 bhyve does ("destroyed asynchronously"), not 1', async () => {
+  for (const shim of [false, true]) {
+    const bench = await LabBench.start({ kernel: 'main15' });
+    try {
+      if (shim) await bench.startDaemon();
+      const vm = `between-runs-${shim ? 'shim' : 'plain'}`;
+      const loaded = await bench.loadGuest({ vmName: vm, guest: printThenSpin(), shim, timeoutMs: 20000 });
+      assert.equal(loaded.status, 0, loaded.stderr);
+      // The destroy lands as the BSP's VM_RUN returns its console exit, so the BSP is in userland
+      // (vmexit_inout) when the device goes: its next VM_RUN is refused with ENXIO (destroy_dev).
+      let destroyed = false;
+      bench.model.tap((e) => {
+        if (!destroyed && e.vm === vm && e.phase === 'leave' && e.exit?.exitcode === VmExitcode.INOUT) {
+          destroyed = bench.model.destroyVm(vm);
+        }
+      });
+      const r = await bench.spawnBhyve({ bhyve: '13.1', vcpus: 1, vmName: vm, shim, timeoutMs: 20000, bootrom: false }).result;
+      assert.ok(destroyed);
+      if (!shim) {
+        // 13.1 bhyverun.c fbsdrun_start_thread: vm_loop returns on a VM_RUN error, then exit(1).
+        assert.equal(r.bhyveExit.status, 1, r.bhyveStderr);
+        assert.match(r.bhyveStderr, /vm_run error -1, errno 6/);
+      } else {
+        assert.equal(r.bhyveExit.status, 4, r.bhyveStderr);
+        assert.match(r.bhyveStderr, /was destroyed while running/);
+        await bench.stopDaemon();
+        assert.equal(events(bench.daemonLog(), 'vm-destroyed').length, 1);
+      }
+    } finally {
+      await bench.close();
+    }
   }
 });

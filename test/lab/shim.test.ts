@@ -3,10 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { runLab, compatEventsOf, type LabKernelName, type LabBhyve, type LabOptions } from '../../src/lab/run';
-import { buildSmpBoot, SMP_BOOT_SIPI_VECTOR } from '../../src/lab/guests/smp-boot';
-import { Assembler } from '../../src/lab/guests/asm';
-import { jumpWhileWaitingMem, printDecimalBx, printString, sendIpi, startTscWait, waitNanoseconds } from '../../src/lab/guests/macros';
-import { ICR_INIT_ASSERT, ICR_STARTUP } from '../../src/lab/guests/conventions';
+import { buildSmpBoot } from '../../src/lab/guests/smp-boot';
+import { buildApStartsAp } from '../../src/lab/guests/ap-starts-ap';
 
 const guest = buildSmpBoot({ apWaitMs: 1000 });
 
@@ -120,48 +118,9 @@ test('sanitized: the ASan+UBSan interposer and bridge boot a window VM cleanly',
   assert.doesNotMatch(r.bhyveStderr, /AddressSanitizer|runtime error/);
 });
 
-/**
- * A guest whose AP 1 starts AP 2 (as Linux may online a CPU from any CPU): the BSP starts only
- * AP 1 and waits for two check-ins.
- */
-function apStartsApGuest(): Uint8Array {
-  const a = new Assembler(0);
-  a.jmpNear('bsp');
-  a.padTo(0x10).label('online').dw(0);
-  a.label('bspDest').dw(1);
-  a.label('apDest').dw(2);
-  a.label('wait').dd(0);
-  a.label('apWait').dd(0);
-  a.label('limit').dd(2_000_000_000);
-  a.padTo(0x40).label('bsp');
-  sendIpi(a, 'bspDest', ICR_INIT_ASSERT);
-  waitNanoseconds(a, 10_000, 'wait');
-  sendIpi(a, 'bspDest', ICR_STARTUP | SMP_BOOT_SIPI_VECTOR);
-  waitNanoseconds(a, 200_000, 'wait');
-  startTscWait(a, 'wait');
-  a.label('poll').load('ax', 'online').aluImm('cmp', 'ax', 2).jae('done').pause();
-  jumpWhileWaitingMem(a, 'wait', 'limit', 'poll');
-  a.label('done');
-  printString(a, 'online=');
-  a.load('bx', 'online').incReg('bx');
-  printDecimalBx(a);
-  printString(a, '\n');
-  a.movImm16('dx', 0x404).movImm16('ax', 0x3400).outDxAx();
-  a.label('bsp.park').cli().hlt().jmp('bsp.park');
-  a.padTo(0x1000).label('trampoline');
-  a.movImm16('ax', 0x1000).movToSegment('ds', 'ax');
-  a.lockIncMem16('online');
-  a.movImm32('ecx', 0x802).rdmsr().aluImm('cmp', 'ax', 1).jne('ap.park');
-  sendIpi(a, 'apDest', ICR_INIT_ASSERT);
-  waitNanoseconds(a, 10_000, 'apWait');
-  sendIpi(a, 'apDest', ICR_STARTUP | SMP_BOOT_SIPI_VECTOR);
-  a.label('ap.park').cli().hlt().jmp('ap.park');
-  return a.bytes();
-}
-
 for (const kernel of ['window', 'fixed14'] as const) {
   test(`${kernel} + shim: a SPINUP_AP raised on AP 1 is delivered on the BSP (13.1 bhyverun.c asserts fromcpu == BSP)`, async () => {
-    const r = await shim(kernel, '13.1', 3, { guest: apStartsApGuest() });
+    const r = await shim(kernel, '13.1', 3, { guest: buildApStartsAp() });
     assert.equal(r.outcome, 'poweroff', r.bhyveStderr);
     assert.deepEqual(r.apsStarted, [1, 2]);
     assert.equal(r.guestOutput, 'online=3\n');
