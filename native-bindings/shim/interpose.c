@@ -212,7 +212,7 @@ on_set_topology(struct vm_session *vs, int fd, unsigned long request,
  * at TRIPLEFAULT (4), so 5 is never one of them.
  */
 static __attribute__((noreturn)) void
-exit_destroyed(struct vm_session *vs, int vcpu, int how)
+exit_destroyed(struct vm_session *vs, int vcpu, int how, const char *request)
 {
 	static atomic_int exiting;
 
@@ -226,9 +226,9 @@ exit_destroyed(struct vm_session *vs, int vcpu, int how)
 		    "(VM_SUSPEND_DESTROY); bhyve exits with status 4, as a "
 		    "15.0 bhyve does", vs->name);
 	else
-		shim_warn("VM %s was destroyed while running (VM_RUN on vCPU "
-		    "%d: ENXIO, the device is gone); bhyve exits with status "
-		    "4, as a 15.0 bhyve does", vs->name, vcpu);
+		shim_warn("VM %s was destroyed while running (%s: ENXIO, the "
+		    "device is gone); bhyve exits with status 4, as a 15.0 "
+		    "bhyve does", vs->name, request);
 	exit(4);
 }
 
@@ -238,9 +238,11 @@ exit_destroyed(struct vm_session *vs, int vcpu, int how)
  * vmm_dev.c without a softc is ENXIO too).  15.0's bhyve ends there with 4
  * (fbsdrun_start_thread: "We get here if the VM was destroyed
  * asynchronously", exit(4)); 13.1's with 1, the power-off status, and which
- * of the two a destroy gives would depend on where each thread was.  On a
- * kernel that destroys with VM_SUSPEND_DESTROY (it answered the 15.0
- * VM_GET_MEMSEG at open) the interposer makes it 4 either way.
+ * of the two a destroy gives would depend on where each thread was.  An AP
+ * thread that had just started asks VM_GET_CPUS first and asserts on the
+ * answer (vm_loop), so a destroy there aborts bhyve.  On a kernel that
+ * destroys with VM_SUSPEND_DESTROY (it answered the 15.0 VM_GET_MEMSEG at
+ * open) the interposer ends both the way the destroy ends elsewhere: 4.
  */
 static int
 vm_destroyed_under_us(const struct vm_session *vs, int error)
@@ -255,7 +257,7 @@ vm_run_slow(struct vm_session *vs, struct vm_run *vr, int error)
 
 	for (;;) {
 		if (vm_destroyed_under_us(vs, error))
-			exit_destroyed(vs, vr->cpuid, -ENXIO);
+			exit_destroyed(vs, vr->cpuid, -ENXIO, "VM_RUN");
 		if (error == 0 && vr->vm_exit.exitcode == VM_EXITCODE_SPINUP_AP) {
 			if (spinup_ap_exit(vs, vr->cpuid, &vr->vm_exit) ==
 			    SPINUP_DELIVER)
@@ -266,7 +268,7 @@ vm_run_slow(struct vm_session *vs, struct vm_run *vr, int error)
 			    vr->vm_exit.exitcode == VM_EXITCODE_SUSPENDED &&
 			    vr->vm_exit.u.suspended.how == VM15_SUSPEND_DESTROY)
 				exit_destroyed(vs, vr->cpuid,
-				    VM15_SUSPEND_DESTROY);
+				    VM15_SUSPEND_DESTROY, "VM_RUN");
 			if (error == 0 &&
 			    vr->vm_exit.exitcode == VM_EXITCODE_SUSPENDED &&
 			    atomic_exchange(&vs->suspend_reported, 1) == 0)
@@ -329,8 +331,12 @@ on_activate_cpu(struct vm_session *vs, int fd, unsigned long request,
 static int
 on_get_cpus(struct vm_session *vs, int fd, unsigned long request, void *arg)
 {
+	int error;
 
-	return (get_cpus(vs, fd, request, arg));
+	error = get_cpus(vs, fd, request, arg);
+	if (vm_destroyed_under_us(vs, error))
+		exit_destroyed(vs, -1, -ENXIO, "VM_GET_CPUS");
+	return (error);
 }
 
 /*

@@ -49,7 +49,8 @@ export const EventKind = {
   NEW_PROTOCOL: 13,
   /**
    * The VM was destroyed under the running bhyve: VM_EXITCODE_SUSPENDED with 15.0's
-   * VM_SUSPEND_DESTROY on vcpu (arg 5), or vcpu's next VM_RUN refused with ENXIO (arg -6). The
+   * VM_SUSPEND_DESTROY on vcpu (arg 5), or a VM_RUN on vcpu or a VM_GET_CPUS (vcpu -1) refused
+   * with ENXIO (arg -6), the device being gone. The
    * interposer ends bhyve with status 4, as a 15.0 bhyve does.
    */
   VM_DESTROYED: 14,

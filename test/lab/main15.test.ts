@@ -8,6 +8,7 @@ import { standardGuests } from '../../src/lab/guests';
 import { Assembler } from '../../src/lab/guests/asm';
 import { printString } from '../../src/lab/guests/macros';
 import { VmExitcode } from '../../src/abi/enums';
+import { REQ13 } from '../../src/abi/ioctls';
 
 const guest = buildSmpBoot({ apWaitMs: 1000 });
 
@@ -205,6 +206,39 @@ test('15.0 destroy while the BSP is in userland: its next VM_RUN gets ENXIO; wit
         assert.match(r.bhyveStderr, /was destroyed while running/);
         await bench.stopDaemon();
         assert.equal(events(bench.daemonLog(), 'vm-destroyed').length, 1);
+      }
+    } finally {
+      await bench.close();
+    }
+  }
+});
+
+test('15.0 destroy as a new AP thread starts: its vm_active_cpus gets ENXIO; 13.1 bhyve alone aborts on vm_loop\'s assert, with the shim it exits 4', async () => {
+  for (const shim of [false, true]) {
+    const bench = await LabBench.start({ kernel: 'main15' });
+    try {
+      if (shim) await bench.startDaemon();
+      const vm = `new-ap-${shim ? 'shim' : 'plain'}`;
+      // The BSP's spinup_ap activates AP 1 and starts its thread (bhyverun.c fbsdrun_addcpu); the
+      // thread's first call is vm_active_cpus (vm_loop). The device goes just as that call arrives.
+      let apActivated = false;
+      let destroyed = false;
+      bench.model.tap((e) => {
+        if (e.vm !== vm || destroyed) return;
+        if (e.phase === 'leave' && e.request === REQ13.VM_ACTIVATE_CPU && e.errno === 0 && e.arg?.readInt32LE(0) === 1) apActivated = true;
+        if (apActivated && e.phase === 'enter' && e.request === REQ13.VM_GET_CPUS) destroyed = bench.model.destroyVm(vm);
+      });
+      // Through the loader: without the shim a ROM boot would already fail on this kernel.
+      const loaded = await bench.loadGuest({ vmName: vm, guest: buildSmpBoot({ apWaitMs: 4000 }), shim, timeoutMs: 20000 });
+      assert.equal(loaded.status, 0, loaded.stderr);
+      const r = await bench.spawnBhyve({ bhyve: '13.1', vcpus: 2, vmName: vm, shim, timeoutMs: 20000, bootrom: false }).result;
+      assert.ok(destroyed);
+      if (!shim) {
+        assert.equal(r.bhyveExit.signal, 'SIGABRT', r.bhyveStderr);
+        assert.match(r.bhyveStderr, /vm_loop: Assertion/);
+      } else {
+        assert.equal(r.bhyveExit.status, 4, r.bhyveStderr);
+        assert.match(r.bhyveStderr, /was destroyed while running \(VM_GET_CPUS: ENXIO, the device is gone\)/);
       }
     } finally {
       await bench.close();

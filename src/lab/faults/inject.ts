@@ -47,6 +47,7 @@ type Who = 'daemon' | 'bhyve';
 type Trigger = (event: KernelTapEvent, who: Who) => boolean;
 
 const ERANGE = 34;
+const ENXIO = 6;
 
 function vcpuArg(e: KernelTapEvent): number | null {
   return e.arg !== null && e.arg.length >= 4 ? e.arg.readInt32LE(0) : null;
@@ -103,12 +104,12 @@ function triggerFor(c: FaultCase): Trigger {
     case 'reinit':
       return (e, who) => who === 'bhyve' && e.phase === 'enter' && e.request === REQ13.VM_REINIT;
     case 'vm-destroyed':
+      // Inside VM_RUN: the VM_SUSPEND_DESTROY exit; a thread in userland: ENXIO at its next VM_RUN.
       return (e, who) =>
         who === 'bhyve' &&
         e.phase === 'leave' &&
         isRun(e) &&
-        e.exit?.exitcode === VmExitcode.SUSPENDED &&
-        decodeSuspended(e.exit.u).how === VmSuspendHow15.DESTROY;
+        (e.errno === ENXIO || (e.exit?.exitcode === VmExitcode.SUSPENDED && decodeSuspended(e.exit.u).how === VmSuspendHow15.DESTROY));
   }
 }
 
@@ -178,6 +179,7 @@ export async function runFaultCase(c: FaultCase, options: FaultCaseOptions = {})
     const trigger = triggerFor(c);
     const scenario = EVENT_SPECS[c.event].scenario;
     let injected = false;
+    let destroyScheduled = false;
     let current: BhyveRun | null = null;
 
     const inject = (): void => {
@@ -210,14 +212,9 @@ export async function runFaultCase(c: FaultCase, options: FaultCaseOptions = {})
         const orphans = bench.model.vmSets(vm)?.withoutThread ?? [];
         if (orphans.length > 0) problems.push(`at VM_SUSPEND, active vCPUs without a thread: ${orphans.join(',')}`);
       }
-      // The VM goes away under the running bhyve once it starts its last AP.
-      if (
-        scenario === 'destroy-while-running' &&
-        who === 'bhyve' &&
-        e.phase === 'leave' &&
-        e.request === REQ13.VM_ACTIVATE_CPU &&
-        vcpuArg(e) === c.vcpus - 1
-      ) {
+      // The VM goes away under the running bhyve as its last AP's thread first enters VM_RUN.
+      if (scenario === 'destroy-while-running' && !destroyScheduled && who === 'bhyve' && e.phase === 'enter' && isRun(e) && vcpuArg(e) === c.vcpus - 1) {
+        destroyScheduled = true;
         setImmediate(() => bench.model.destroyVm(vm));
       }
       if (!injected && trigger(e, who)) inject();
@@ -245,7 +242,7 @@ export async function runFaultCase(c: FaultCase, options: FaultCaseOptions = {})
         await afterKilledBhyve(bench, vm, c, bootTimeoutMs, boots, problems);
       }
       if (c.fault === 'daemon-sigstop') await checkDaemonServes(bench, vm, problems);
-      if (c.fault === 'daemon-sigkill' && daemon.signalCode === null && daemon.exitCode === null) {
+      if (c.fault === 'daemon-sigkill' && injected && daemon.signalCode === null && daemon.exitCode === null) {
         if (!(await until(() => daemon.signalCode !== null, 2000))) problems.push('the SIGKILLed daemon is still running');
       }
       // Destroyable: a VM still there goes with hw.vmm.destroy and leaves nothing behind.

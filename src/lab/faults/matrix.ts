@@ -226,7 +226,7 @@ export const EVENT_SPECS: Readonly<Record<EventKind, EventKindSpec>> = {
   },
   'vm-destroyed': {
     kind: 'vm-destroyed',
-    moment: "a bhyve VM_RUN leaves with VM_EXITCODE_SUSPENDED, VM_SUSPEND_DESTROY (the VM destroyed under it)",
+    moment: 'a bhyve VM_RUN leaves with VM_SUSPEND_DESTROY or ENXIO: the VM destroyed under it as its last AP first ran',
     scenario: 'destroy-while-running',
     cannotOccur: (k) =>
       variantRules(k.kernel).suspendDestroy

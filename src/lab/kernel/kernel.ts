@@ -7,7 +7,7 @@ import { suspendHowName, VmmConst, VmSuspendHow, VmSuspendHow15 } from '../../ab
 import { REQ15 } from '../../abi/ioctls';
 import { VMMCTL_VM_CREATE, VMMCTL_VM_DESTROY } from '../../abi/structs';
 import { Errno, KernelError, fail } from './errno';
-import { FileTable } from './files';
+import { FileTable, type FileKind } from './files';
 import { vmmdevIoctl } from './ioctl-dispatch';
 import { buildIoctlTable, type IoctlEntry } from './ioctl-table';
 import { SliceBudget } from './slicing';
@@ -248,30 +248,31 @@ export class VmmKernel {
     if (file.kind === 'ctl') return this.vmmctlIoctl(request, arg).then(() => arg);
     const vm = file.vm;
     if (vm === null) return fail(Errno.EBADF, 'no VM');
-    if (vm.destroyed || vm.dying) fail(Errno.ENXIO, `VM ${vm.name} was destroyed`);
-    // devmemsw has no d_ioctl: devfs answers ENODEV.
-    if (file.kind === 'devmem') fail(Errno.ENODEV, 'device memory has no ioctls');
-    vm.callsInProgress++;
-    if (this.taps.size === 0) {
-      try {
-        return await vmmdevIoctl(vm, this.ioctls.get(request), arg, ctx);
-      } finally {
-        vm.callsInProgress--;
-      }
-    }
-    const entry = this.ioctls.get(request);
+    if (this.taps.size === 0) return this.vmIoctl(vm, file.kind, request, arg, ctx);
     this.notify({ phase: 'enter', pid, vm: vm.name, request, arg, errno: 0, exit: null });
     let errno = 0;
     try {
-      return await vmmdevIoctl(vm, entry, arg, ctx);
+      return await this.vmIoctl(vm, file.kind, request, arg, ctx);
     } catch (error) {
       errno = error instanceof KernelError ? error.errno : -1;
       throw error;
     } finally {
-      vm.callsInProgress--;
-      const isRun = entry?.def.name.startsWith('VM_RUN') === true && arg.length >= 4;
+      const isRun = this.ioctls.get(request)?.def.name.startsWith('VM_RUN') === true && arg.length >= 4;
       const exit = errno === 0 && isRun ? vm.vcpu(arg.readInt32LE(0))?.exit ?? null : null;
       this.notify({ phase: 'leave', pid, vm: vm.name, request, arg, errno, exit });
+    }
+  }
+
+  /** vmmdev_ioctl on a VM's device: ENXIO once it is being destroyed. */
+  private async vmIoctl(vm: Vm, kind: FileKind, request: number, arg: Buffer, ctx: CallContext): Promise<Buffer> {
+    if (vm.destroyed || vm.dying) fail(Errno.ENXIO, `VM ${vm.name} was destroyed`);
+    // devmemsw has no d_ioctl: devfs answers ENODEV.
+    if (kind === 'devmem') fail(Errno.ENODEV, 'device memory has no ioctls');
+    vm.callsInProgress++;
+    try {
+      return await vmmdevIoctl(vm, this.ioctls.get(request), arg, ctx);
+    } finally {
+      vm.callsInProgress--;
     }
   }
 
