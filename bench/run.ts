@@ -1,7 +1,8 @@
 // npm run bench: every performance figure the README quotes, measured side by side in one run
 // on this machine, written to bench/results/<date>-<commit>.json and bench/results/latest.json.
 // Options: --quick (fewer rounds, for a smoke run), --only NAME[,NAME] (passthrough, boot,
-// parked, storm, scale).
+// parked, storm, scale). The fault matrix and the reboot soak are their own scripts
+// (npm run faults, npm run soak, bench/faults.ts and bench/soak.ts).
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -10,6 +11,7 @@ import { LabBench, compatEventsOf, type BootResult } from '../src/lab/run';
 import { buildSmpBoot } from '../src/lab/guests/smp-boot';
 import { ARTIFACTS, nativeArtifact, requireArtifact } from '../src/native-paths';
 import { runScale, type ScaleResult } from '../src/lab/scale/run';
+import { replaceLatestKeepingOthers } from './results-file';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -372,7 +374,8 @@ async function main(): Promise<void> {
   const file = path.join(dir, `${report.date as string}-${commit}.json`.replace(/:/g, '-'));
   const text = JSON.stringify(report, null, 2) + '\n';
   fs.writeFileSync(file, text);
-  if (!quick && only === null) fs.writeFileSync(path.join(dir, 'latest.json'), text);
+  // latest.json: this run's sections replace theirs; `npm run faults` and `npm run soak` keep theirs.
+  if (!quick && only === null) replaceLatestKeepingOthers(report);
   say(`report written to ${path.relative(process.cwd(), file)}`);
 }
 

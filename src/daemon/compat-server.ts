@@ -344,7 +344,7 @@ export class CompatServer {
     vm.instance = instance;
     vm.connected = true;
     this.liveSessionsByVm.set(vm, (this.liveSessionsByVm.get(vm) ?? 0) + 1);
-    vm.sessions.push(session.id);
+    this.registry.addSession(vm, session.id);
     session.vm = vm;
     session.pid = creds.pid;
     this.registry.record(vm, session.id, 'session', null, null, `pid ${creds.pid}, bhyve ${bhyve || 'unknown'}`);

@@ -22,7 +22,10 @@ export interface VmRecord {
   preActivated: number[];
   parked: number[];
   handedOver: number[];
+  /** The most recent sessions (at most SESSIONS_PER_VM), oldest first. */
   sessions: number[];
+  /** Every session the VM ever had: `sessions` keeps only the latest. */
+  sessionsTotal: number;
   connected: boolean;
   events: VmEventRecord[];
 }
@@ -38,6 +41,12 @@ export interface Counters {
 }
 
 const EVENTS_PER_VM = 500;
+/**
+ * Session ids remembered per VM. A VM rebooted by vm-bhyve gets a new bhyve, hence a new session,
+ * on every reset: unbounded, the list grew for as long as the VM kept rebooting (the reboot soak
+ * found it).
+ */
+export const SESSIONS_PER_VM = 64;
 /** The order of localeCompare, with one collator instead of one per comparison. */
 const BY_NAME = new Intl.Collator();
 /** VMs remembered; past this the longest-disconnected records are forgotten first. */
@@ -69,6 +78,7 @@ export class VmRegistry {
         parked: [],
         handedOver: [],
         sessions: [],
+        sessionsTotal: 0,
         connected: false,
         events: [],
       };
@@ -91,6 +101,13 @@ export class VmRegistry {
 
   find(name: string): VmRecord | undefined {
     return this.vms.get(name);
+  }
+
+  /** A new session of the VM: remembered among the latest SESSIONS_PER_VM, and counted. */
+  addSession(vm: VmRecord, session: number): void {
+    vm.sessions.push(session);
+    if (vm.sessions.length > SESSIONS_PER_VM) vm.sessions.splice(0, vm.sessions.length - SESSIONS_PER_VM);
+    vm.sessionsTotal++;
   }
 
   record(vm: VmRecord, session: number, kind: string, vcpu: number | null, arg: number | null, detail?: string): VmEventRecord {

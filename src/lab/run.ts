@@ -196,13 +196,15 @@ export class LabBench {
   /** Starts vmm-compatd for this bench's kernel, over the lab bridge; resolves once it listens. */
   /**
    * opts.logLevel null: no --log-level (the file decides); opts.identify: no --kernel, so the
-   * daemon identifies the kernel itself (kern.osreldate through the bridge).
+   * daemon identifies the kernel itself (kern.osreldate through the bridge); opts.nodeFlags: for
+   * Node itself (the soak's --heapsnapshot-signal).
    */
-  async startDaemon(extraArgs: string[] = [], opts: { logLevel?: string | null; identify?: boolean } = {}): Promise<ChildProcess> {
+  async startDaemon(extraArgs: string[] = [], opts: { logLevel?: string | null; identify?: boolean; nodeFlags?: string[] } = {}): Promise<ChildProcess> {
     const config = path.join(this.root, 'vmm-compat.conf');
     if (!fs.existsSync(config)) fs.writeFileSync(config, '# lab: everything comes from the command line\n');
     const out = fs.openSync(this.daemonLogFile, 'a');
     const args = [
+      ...(opts.nodeFlags ?? []),
       path.resolve(__dirname, '..', 'cli', 'main.js'),
       'daemon',
       '--config', config,

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { VmRegistry } from '../../src/daemon/registry';
+import { SESSIONS_PER_VM, VmRegistry } from '../../src/daemon/registry';
 
 test('the registry forgets the oldest disconnected VMs past its bound, never a connected one', () => {
   const registry = new VmRegistry();
@@ -19,4 +19,15 @@ test('events per VM roll off at 500, newest kept', () => {
   for (let i = 0; i < 600; i++) registry.record(vm, 1, 'handover', i % 16, i);
   assert.equal(vm.events.length, 500);
   assert.equal(vm.events[499]?.arg, 599);
+});
+
+test('a VM rebooted 1,000 times keeps the latest 64 session ids and counts them all (the reboot soak\'s status record stays bounded)', () => {
+  const registry = new VmRegistry();
+  const vm = registry.vm('rebooted', 'host');
+  for (let session = 1; session <= 1000; session++) registry.addSession(vm, session);
+  assert.equal(vm.sessions.length, SESSIONS_PER_VM);
+  assert.equal(SESSIONS_PER_VM, 64);
+  assert.equal(vm.sessions[0], 1000 - SESSIONS_PER_VM + 1);
+  assert.equal(vm.sessions[SESSIONS_PER_VM - 1], 1000, 'the newest is kept');
+  assert.equal(vm.sessionsTotal, 1000);
 });

@@ -1,12 +1,17 @@
-// Faults at every point of the compat sequence: the daemon or bhyve SIGKILLed before the plan,
-// while APs are parked, during a handover and during suspend. No VM may hang; a daemon that is
-// gone makes the interposer act alone (ARCHITECTURE.md section 3, failure policy).
-import { test } from 'node:test';
+// Faults at every point of the compat sequence (docs/design.md, failure policy): a slice of the
+// fault matrix (src/lab/faults/matrix.ts; the whole table is `npm run faults`), generated from
+// the same table: every event kind and every fault, across kernels and vCPU counts. Then the
+// failure-policy cases the table does not cover: no daemon at all, --require-daemon, a daemon
+// that answers garbage, and a daemon restarted while a VM boots.
+import { describe, test } from 'node:test';
 import net from 'node:net';
 import path from 'node:path';
 import assert from 'node:assert/strict';
 import { LabBench, type BootResult } from '../../src/lab/run';
 import { buildSmpBoot } from '../../src/lab/guests/smp-boot';
+import { EVENT_KINDS, FAULTS, faultMatrix, representativeSlice } from '../../src/lab/faults/matrix';
+import { runFaultCase, type FaultCaseResult } from '../../src/lab/faults/inject';
+import { formatFaultReport, summarizeFaults } from '../../src/lab/faults/run';
 
 const VCPUS = 4;
 let serial = 0;
@@ -27,7 +32,31 @@ function assertBooted(r: BootResult): void {
   assert.equal(r.bhyveExit.status, 1);
 }
 
-const delayed = buildSmpBoot({ apWaitMs: 1000, startDelayMs: 400 });
+const matrix = faultMatrix();
+const slice = representativeSlice(matrix);
+const sliceResults: FaultCaseResult[] = [];
+
+// Each case has its own kernel model and daemon; a SIGSTOPped daemon's 5 s overlap the others.
+describe('fault matrix slice', { concurrency: 3 }, () => {
+  for (const c of slice) {
+    test(`${c.id}: ${c.fault} at ${c.event}${c.point > 0 ? ` (AP ${c.point})` : ''} on ${c.kernel.name} with ${c.vcpus} vCPUs`, async () => {
+      const r = await runFaultCase(c);
+      sliceResults.push(r);
+      assert.notEqual(r.outcome, 'failed', r.problems.join('\n'));
+    });
+  }
+});
+
+test('fault matrix slice: every event kind and every fault injected, across kernels; the counts', (t) => {
+  assert.deepEqual(new Set(slice.map((c) => c.event)), new Set(EVENT_KINDS), 'every event kind');
+  for (const fault of FAULTS) assert.ok(slice.filter((c) => c.fault === fault).length >= 4, `${fault} at least four times`);
+  assert.ok(new Set(slice.map((c) => c.kernel.kernel)).size >= 4, 'four kernel variants at least');
+  assert.equal(sliceResults.length, slice.length);
+  const report = summarizeFaults(sliceResults, matrix.skipped, null);
+  for (const line of formatFaultReport(report)) t.diagnostic(line);
+  assert.equal(report.byOutcome.failed, 0);
+  assert.equal(report.injected, slice.length);
+});
 
 test('no daemon at all: the interposer plans alone from the cached kernel variant, loudly', async () => {
   await withBench(async (bench, vm) => {
@@ -60,60 +89,6 @@ test('wrap --require-daemon (VMM_COMPAT_REQUIRE_DAEMON=1) without a daemon: bhyv
     assert.deepEqual(bench.model.vmSets(vm)?.active ?? [], [], 'no vCPU was activated');
   });
 });
-
-test('daemon SIGKILLed before the plan: the BSP is released and every AP starts', async () => {
-  await withBench(async (bench, vm) => {
-    const daemon = await bench.startDaemon();
-    const run = bench.spawnBhyve({ bhyve: '13.1', vcpus: VCPUS, vmName: vm, shim: true, timeoutMs: 20000, guest: delayed });
-    await bench.waitForDaemonLog(/"session started"/);
-    daemon.kill('SIGSTOP'); // freeze it where it is, then kill it: the plan request sees EOF
-    const planned = /"msg":"plan"/.test(bench.daemonLog());
-    daemon.kill('SIGKILL');
-    const r = await run.result;
-    assertBooted(r);
-    if (!planned) assert.match(r.bhyveStderr, /FALLBACK/);
-  });
-});
-
-for (const point of [
-  { name: 'while APs are parked: handovers go on without it', pattern: /"msg":"plan"/, guest: delayed },
-  { name: 'during a handover', pattern: /"event":"handover"/, guest: delayed },
-  { name: 'during suspend: bhyve still exits with the power-off status', pattern: /"event":"suspend"/, guest: undefined },
-]) {
-  test(`daemon SIGKILLed ${point.name}`, async () => {
-    await withBench(async (bench, vm) => {
-      const daemon = await bench.startDaemon();
-      const run = bench.spawnBhyve({ bhyve: '13.1', vcpus: VCPUS, vmName: vm, shim: true, timeoutMs: 20000, guest: point.guest });
-      await bench.waitForDaemonLog(point.pattern);
-      daemon.kill('SIGKILL');
-      assertBooted(await run.result);
-    });
-  });
-}
-
-for (const point of [
-  { name: 'after the plan (APs parked)', pattern: /"msg":"plan"/ },
-  { name: 'during a handover', pattern: /"event":"handover"/ },
-  { name: 'during suspend', pattern: /"event":"suspend"/ },
-]) {
-  test(`bhyve SIGKILLed ${point.name}: the daemon drops the session and a new bhyve on the same VM boots`, async () => {
-    await withBench(async (bench, vm) => {
-      await bench.startDaemon();
-      const guest = point.name.includes('suspend') ? undefined : delayed;
-      const run = bench.spawnBhyve({ bhyve: '13.1', vcpus: VCPUS, vmName: vm, shim: true, timeoutMs: 20000, guest });
-      await bench.waitForDaemonLog(point.pattern);
-      bench.kill(run);
-      await run.result;
-      await bench.waitForDaemonLog(/"session ended"/);
-      // A killed 13.1 bhyve leaves its VM active; vm-bhyve destroys it before the next start
-      // (bhyvectl --destroy), since vm_reinit refuses unless every active vCPU is suspended.
-      bench.model.destroyVm(vm);
-      const again = bench.spawnBhyve({ bhyve: '13.1', vcpus: VCPUS, vmName: vm, shim: true, timeoutMs: 20000 });
-      assertBooted(await again.result);
-      assert.equal(bench.daemon?.exitCode ?? null, null, 'the daemon is still running');
-    });
-  });
-}
 
 test('a daemon that answers garbage: the sanitized interposer treats it as absent and the VM boots', async () => {
   await withBench(async (bench, vm) => {

@@ -12,8 +12,8 @@ import { VARIANT_FACTS } from '../../daemon/kernel-variant';
 import { AP_STARTS_AP_STARTED, buildApStartsAp } from '../guests/ap-starts-ap';
 import { buildSmpBoot } from '../guests/smp-boot';
 import type { KernelTapEvent } from '../kernel/server';
-import { LabBench, type BhyveRun, type BootResult, type Outcome } from '../run';
-import { DAEMON_STOP_MS, EVENT_SPECS, type FaultCase } from './matrix';
+import { LabBench, compatEventsOf, type BhyveRun, type BootResult, type Outcome } from '../run';
+import { DAEMON_STOP_MS, EVENT_SPECS, type FaultCase, type FaultKernel, type Scenario } from './matrix';
 
 /** How a case ended when every check passed, or `failed`. */
 export const FAULT_OUTCOMES = ['booted', 'exited-with-message', 'killed-then-rebooted', 'failed'] as const;
@@ -77,8 +77,18 @@ function triggerFor(c: FaultCase): Trigger {
       return (e, who) => who === 'bhyve' && e.phase === 'enter' && e.request === REQ13.VM_SUSPEND_CPU && vcpuArg(e) === lastAp;
     case 'handover':
       return (e, who) => who === 'bhyve' && e.phase === 'enter' && e.request === REQ13.VM_RESUME_CPU && vcpuArg(e) === c.point;
-    case 'spinup-correction':
-      return (e, who) => who === 'bhyve' && vcpuArg(e) === 0 && spinupTarget(e) !== null;
+    case 'spinup-correction': {
+      // smp-boot starts AP 1 first: a first SPINUP_AP on the BSP naming another vCPU needs the
+      // correction (window: CPU_FFS is one-based, so it names 2).
+      let first = true;
+      return (e, who) => {
+        if (who !== 'bhyve' || vcpuArg(e) !== 0) return false;
+        const target = spinupTarget(e);
+        if (target === null || !first) return false;
+        first = false;
+        return target !== 1;
+      };
+    }
     case 'spinup-duplicate': {
       const started = new Set<number>();
       return (e, who) => {
@@ -128,21 +138,32 @@ function allAps(vcpus: number): number[] {
 /** The guest's bounded waits end as soon as every AP checked in; long bounds absorb a loaded machine. */
 const AP_WAIT_MS = 4000;
 
-function bootsFor(c: FaultCase): BootSpec[] {
-  const standard: BootSpec = { guest: buildSmpBoot({ apWaitMs: AP_WAIT_MS }), expect: 'poweroff', aps: allAps(c.vcpus) };
-  switch (EVENT_SPECS[c.event].scenario) {
+function bootsFor(scenario: Scenario, vcpus: number): BootSpec[] {
+  const standard: BootSpec = { guest: buildSmpBoot({ apWaitMs: AP_WAIT_MS }), expect: 'poweroff', aps: allAps(vcpus) };
+  switch (scenario) {
     case 'boot':
       return [standard];
     case 'ap-starts-ap':
       return [{ guest: buildApStartsAp(), expect: 'poweroff', aps: [...AP_STARTS_AP_STARTED] }];
     case 'restart-ap':
       // The wait for a re-run that never comes (the swallowed SIPI) is the whole apWaitMs.
-      return [{ guest: buildSmpBoot({ apWaitMs: 1000, restartAp: 1 }), expect: 'poweroff', aps: allAps(c.vcpus) }];
+      return [{ guest: buildSmpBoot({ apWaitMs: 1000, restartAp: 1 }), expect: 'poweroff', aps: allAps(vcpus) }];
     case 'reset-then-boot':
-      return [{ guest: buildSmpBoot({ apWaitMs: AP_WAIT_MS, finalAction: 'reset' }), expect: 'reset', aps: allAps(c.vcpus) }, standard];
+      return [{ guest: buildSmpBoot({ apWaitMs: AP_WAIT_MS, finalAction: 'reset' }), expect: 'reset', aps: allAps(vcpus) }, standard];
     case 'destroy-while-running':
       return [{ guest: buildSmpBoot({ apWaitMs: AP_WAIT_MS }), expect: 'destroyed', aps: null }];
   }
+}
+
+/** The VM goes away under the running bhyve as its last AP's thread first enters VM_RUN. */
+function destroyAsLastApRuns(bench: LabBench, vm: string, vcpus: number): Trigger {
+  let scheduled = false;
+  return (e, who) => {
+    if (scheduled || who !== 'bhyve' || e.phase !== 'enter' || !isRun(e) || vcpuArg(e) !== vcpus - 1) return false;
+    scheduled = true;
+    setImmediate(() => bench.model.destroyVm(vm));
+    return true;
+  };
 }
 
 async function until(check: () => boolean, timeoutMs: number): Promise<boolean> {
@@ -179,7 +200,7 @@ export async function runFaultCase(c: FaultCase, options: FaultCaseOptions = {})
     const trigger = triggerFor(c);
     const scenario = EVENT_SPECS[c.event].scenario;
     let injected = false;
-    let destroyScheduled = false;
+    const destroyer = destroyAsLastApRuns(bench, vm, c.vcpus);
     let current: BhyveRun | null = null;
 
     const inject = (): void => {
@@ -212,16 +233,12 @@ export async function runFaultCase(c: FaultCase, options: FaultCaseOptions = {})
         const orphans = bench.model.vmSets(vm)?.withoutThread ?? [];
         if (orphans.length > 0) problems.push(`at VM_SUSPEND, active vCPUs without a thread: ${orphans.join(',')}`);
       }
-      // The VM goes away under the running bhyve as its last AP's thread first enters VM_RUN.
-      if (scenario === 'destroy-while-running' && !destroyScheduled && who === 'bhyve' && e.phase === 'enter' && isRun(e) && vcpuArg(e) === c.vcpus - 1) {
-        destroyScheduled = true;
-        setImmediate(() => bench.model.destroyVm(vm));
-      }
+      if (scenario === 'destroy-while-running') destroyer(e, who);
       if (!injected && trigger(e, who)) inject();
     });
 
     try {
-      for (const spec of bootsFor(c)) {
+      for (const spec of bootsFor(scenario, c.vcpus)) {
         current = bench.spawnBhyve({ bhyve: '13.1', vcpus: c.vcpus, vmName: vm, shim: true, timeoutMs: bootTimeoutMs, guest: spec.guest });
         const r = await current.result;
         boots.push(r);
@@ -342,4 +359,52 @@ async function checkDaemonServes(bench: LabBench, vm: string, problems: string[]
   } catch (error) {
     problems.push(`after SIGCONT the daemon does not answer status: ${error instanceof Error ? error.message : String(error)}`);
   }
+}
+
+/**
+ * A fault-free run of one scenario: what the daemon recorded (its compat events, and
+ * 'a plan with spinupBias > 0'). The fault matrix confirms its skipped combinations with it: the
+ * product never had the skipped event to handle there. Only a hang or a run that could not
+ * start counts as a problem: the scenario's guest may well not boot where the event cannot
+ * occur (an AP starting an AP on a 13.1 kernel).
+ */
+export async function observeEvents(
+  k: FaultKernel,
+  vcpus: number,
+  scenario: Scenario,
+  options: FaultCaseOptions = {},
+): Promise<{ recorded: Set<string>; problems: string[] }> {
+  const recorded = new Set<string>();
+  const problems: string[] = [];
+  const vm = `observe-${process.pid}-${caseSerial++}`;
+  const bench = await LabBench.start({ kernel: k.kernel, compatFreebsd13: k.compatFreebsd13, compatFreebsd14: k.compatFreebsd14, keep: options.keep });
+  try {
+    const daemon = await bench.startDaemon(['--log-level', 'info']);
+    const destroyer = destroyAsLastApRuns(bench, vm, vcpus);
+    const untap = bench.model.tap((e) => {
+      if (e.vm === vm && scenario === 'destroy-while-running') destroyer(e, e.pid === daemon.pid ? 'daemon' : 'bhyve');
+    });
+    try {
+      for (const spec of bootsFor(scenario, vcpus)) {
+        const r = await bench.spawnBhyve({ bhyve: '13.1', vcpus, vmName: vm, shim: true, timeoutMs: options.bootTimeoutMs ?? 30000, guest: spec.guest }).result;
+        if (r.outcome === 'hang') problems.push(`bhyve hung: ${r.bhyveStderr.trim().slice(-300)}`);
+      }
+    } finally {
+      untap();
+    }
+    // Events are sent without waiting: every session's end means every event was read.
+    await until(() => {
+      const log = bench.daemonLog();
+      return countLines(log, vm, 'session ended') >= countLines(log, vm, 'session started');
+    }, 10000);
+    await bench.stopDaemon();
+    const log = bench.daemonLog();
+    for (const e of compatEventsOf(log)) if (e.vm === vm) recorded.add(e.event);
+    if (log.split('\n').some((line) => line.includes('"msg":"plan"') && /"spinupBias":[1-9]/.test(line))) recorded.add('a plan with spinupBias > 0');
+  } catch (error) {
+    problems.push(`the run itself failed: ${error instanceof Error ? error.message : String(error)}`);
+  } finally {
+    await bench.close();
+  }
+  return { recorded, problems };
 }

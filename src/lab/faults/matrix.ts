@@ -88,13 +88,29 @@ export type Scenario =
   /** The VM is destroyed under the running bhyve once it starts its last AP. */
   | 'destroy-while-running';
 
+/** Why a combination is skipped. */
+export interface CannotOccur {
+  readonly reason: string;
+  /**
+   * 'kernel': the kernel (or its options) never gives the interposer this to do, which a
+   * fault-free run confirms; 'scenario': the scenario itself needs more vCPUs than the count.
+   */
+  readonly because: 'kernel' | 'scenario';
+}
+
 export interface EventKindSpec {
   readonly kind: EventKind;
   /** The moment the fault is injected, as the kernel model sees it (the trigger in inject.ts). */
   readonly moment: string;
   readonly scenario: Scenario;
+  /**
+   * What the product records when the event happens: the daemon's compat event of that name,
+   * or (spinup-correction) a plan with a non-zero spinupBias. A skipped combination is confirmed
+   * by a fault-free run of its scenario in which the daemon records no such thing.
+   */
+  readonly recordedAs: string;
   /** Why this event cannot occur on this kernel with this many vCPUs, or null when it does. */
-  cannotOccur(k: FaultKernel, vcpus: number): string | null;
+  cannotOccur(k: FaultKernel, vcpus: number): CannotOccur | null;
   /** One case per AP for the events that happen once per AP (each handover); else [0]. */
   points(vcpus: number): number[];
 }
@@ -102,11 +118,13 @@ export interface EventKindSpec {
 const once = (): number[] => [0];
 const perAp = (vcpus: number): number[] => Array.from({ length: vcpus - 1 }, (_, i) => i + 1);
 
+const kernelSkip = (reason: string): CannotOccur => ({ reason, because: 'kernel' });
+
 /** The plan pre-activates and parks APs only where VARIANT_FACTS says the kernel needs it. */
-function noEagerActivation(k: FaultKernel): string | null {
+function noEagerActivation(k: FaultKernel): CannotOccur | null {
   return VARIANT_FACTS[k.kernel].eagerActivation
     ? null
-    : `the plan activates no AP on ${k.kernel} (VARIANT_FACTS.eagerActivation is false): nothing is parked or handed over`;
+    : kernelSkip(`the plan activates no AP on ${k.kernel} (VARIANT_FACTS.eagerActivation is false): nothing is parked or handed over`);
 }
 
 /** 13.0/13.1 kernels start APs through per-vlapic boot states (vlapic.c, K13v). */
@@ -117,6 +135,7 @@ function bootStates(k: FaultKernel): boolean {
 export const EVENT_SPECS: Readonly<Record<EventKind, EventKindSpec>> = {
   'kernel-abi': {
     kind: 'kernel-abi',
+    recordedAs: 'kernel-abi',
     moment: "the interposer's first kernel-ABI probe at open (the 144-byte VM_RUN with cpuid -1), after HELLO",
     scenario: 'boot',
     cannotOccur: () => null,
@@ -124,6 +143,7 @@ export const EVENT_SPECS: Readonly<Record<EventKind, EventKindSpec>> = {
   },
   plan: {
     kind: 'plan',
+    recordedAs: 'planned',
     moment: "the daemon opens the VM for the BSP's plan (PLAN_REQUEST received, the BSP held)",
     scenario: 'boot',
     cannotOccur: () => null,
@@ -131,6 +151,7 @@ export const EVENT_SPECS: Readonly<Record<EventKind, EventKindSpec>> = {
   },
   'eager-activation': {
     kind: 'eager-activation',
+    recordedAs: 'parked',
     moment: "the daemon's VM_ACTIVATE_CPU of AP 1 (the APs after it not yet active)",
     scenario: 'boot',
     cannotOccur: noEagerActivation,
@@ -138,6 +159,7 @@ export const EVENT_SPECS: Readonly<Record<EventKind, EventKindSpec>> = {
   },
   park: {
     kind: 'park',
+    recordedAs: 'parked',
     moment: "the last AP's parker debug-suspends it (VM_SUSPEND_CPU) before its first VM_RUN",
     scenario: 'boot',
     cannotOccur: noEagerActivation,
@@ -145,6 +167,7 @@ export const EVENT_SPECS: Readonly<Record<EventKind, EventKindSpec>> = {
   },
   handover: {
     kind: 'handover',
+    recordedAs: 'handover',
     moment: 'the handover of AP k: its parker stopped, VM_RESUME_CPU(k) entering the kernel',
     scenario: 'boot',
     cannotOccur: noEagerActivation,
@@ -152,66 +175,73 @@ export const EVENT_SPECS: Readonly<Record<EventKind, EventKindSpec>> = {
   },
   'spinup-correction': {
     kind: 'spinup-correction',
+    recordedAs: 'a plan with spinupBias > 0',
     moment: "the BSP's VM_RUN leaves with the first SPINUP_AP (vcpuid + 1), before the interposer corrects it",
     scenario: 'boot',
     cannotOccur: (k) =>
       VARIANT_FACTS[k.kernel].spinupBias === 0
-        ? `SPINUP_AP names the right vCPU on ${k.kernel} (VARIANT_FACTS.spinupBias 0): nothing to correct`
+        ? kernelSkip(`SPINUP_AP names the right vCPU on ${k.kernel} (VARIANT_FACTS.spinupBias 0): nothing to correct`)
         : null,
     points: once,
   },
   'spinup-duplicate': {
     kind: 'spinup-duplicate',
+    recordedAs: 'spinup-duplicate',
     moment: 'a VM_RUN leaves with a second SPINUP_AP for AP 1, which bhyve already runs (the interposer swallows it)',
     scenario: 'restart-ap',
     cannotOccur: (k) =>
-      bootStates(k) ? 'a SIPI to an AP in BS_RUNNING is ignored (13-era vlapic.c boot states): no second SPINUP_AP' : null,
+      bootStates(k) ? kernelSkip('a SIPI to an AP in BS_RUNNING is ignored (13-era vlapic.c boot states): no second SPINUP_AP') : null,
     points: once,
   },
   'spinup-rerouted': {
     kind: 'spinup-rerouted',
+    recordedAs: 'spinup-rerouted',
     moment: "AP 1's VM_RUN leaves with a SPINUP_AP for AP 2 (the interposer keeps it for the BSP)",
     scenario: 'ap-starts-ap',
     cannotOccur: (k, vcpus) => {
-      if (bootStates(k)) return 'an IPI an AP sends goes to userland as a WRMSR exit (13-era vlapic.c), never SPINUP_AP';
-      if (vcpus < 3) return 'an AP starting another AP needs two APs (3 vCPUs)';
+      if (vcpus < 3) return { reason: 'an AP starting another AP needs two APs (3 vCPUs)', because: 'scenario' };
+      if (bootStates(k)) return kernelSkip('an IPI an AP sends goes to userland as a WRMSR exit (13-era vlapic.c), never SPINUP_AP');
       return null;
     },
     points: once,
   },
   'cpus-translated': {
     kind: 'cpus-translated',
+    recordedAs: 'cpus-translated',
     moment: "bhyve's 32-byte VM_GET_CPUS leaves with ERANGE (the interposer retries with the kernel's size)",
     scenario: 'boot',
     cannotOccur: (k) => {
       const rules = variantRules(k.kernel);
-      if (rules.getCpusRule === 'relaxed') return 'the relaxed VM_GET_CPUS size rule (15.0 vmm_dev.c) takes 13.1\'s 32 bytes';
-      if (rules.defaultKernelCpusetBytes <= 32) return `the kernel's cpuset_t is ${rules.defaultKernelCpusetBytes} bytes: 13.1's 32 bytes are accepted`;
+      if (rules.getCpusRule === 'relaxed') return kernelSkip('the relaxed VM_GET_CPUS size rule (15.0 vmm_dev.c) takes 13.1\'s 32 bytes');
+      if (rules.defaultKernelCpusetBytes <= 32) return kernelSkip(`the kernel's cpuset_t is ${rules.defaultKernelCpusetBytes} bytes: 13.1's 32 bytes are accepted`);
       return null;
     },
     points: once,
   },
   'vmrun-translated': {
     kind: 'vmrun-translated',
+    recordedAs: 'vmrun-translated',
     moment: "bhyve's first VM_RUN reissued as the 14.0 32-byte VM_RUN (0x80207601) enters the kernel",
     scenario: 'boot',
     cannotOccur: (k) => {
-      if (variantRules(k.kernel).vmRunAbi === 'embedded-exit') return 'the 144-byte VM_RUN is the kernel\'s native one';
-      if (k.compatFreebsd13) return 'COMPAT_FREEBSD13 keeps the 144-byte VM_RUN (VM_RUN_13)';
+      if (variantRules(k.kernel).vmRunAbi === 'embedded-exit') return kernelSkip('the 144-byte VM_RUN is the kernel\'s native one');
+      if (k.compatFreebsd13) return kernelSkip('COMPAT_FREEBSD13 keeps the 144-byte VM_RUN (VM_RUN_13)');
       return null;
     },
     points: once,
   },
   'memseg-translated': {
     kind: 'memseg-translated',
+    recordedAs: 'memseg-translated',
     moment: "bhyve's VM_MMAP_MEMSEG of the boot ROM with the 15.0 segment id (8) enters the kernel",
     scenario: 'boot',
     cannotOccur: (k) =>
-      variantRules(k.kernel).memsegAbi === '15' ? null : "the kernel keeps 13.1's memory segment ids (before the guest-NUMA change)",
+      variantRules(k.kernel).memsegAbi === '15' ? null : kernelSkip("the kernel keeps 13.1's memory segment ids (before the guest-NUMA change)"),
     points: once,
   },
   suspend: {
     kind: 'suspend',
+    recordedAs: 'suspend',
     moment: "bhyve's VM_SUSPEND (the guest's power-off) enters the kernel",
     scenario: 'boot',
     cannotOccur: () => null,
@@ -219,6 +249,7 @@ export const EVENT_SPECS: Readonly<Record<EventKind, EventKindSpec>> = {
   },
   reinit: {
     kind: 'reinit',
+    recordedAs: 'reinit',
     moment: "the restarted bhyve's VM_REINIT (after the guest reset and bhyve exited 0) enters the kernel",
     scenario: 'reset-then-boot',
     cannotOccur: () => null,
@@ -226,12 +257,13 @@ export const EVENT_SPECS: Readonly<Record<EventKind, EventKindSpec>> = {
   },
   'vm-destroyed': {
     kind: 'vm-destroyed',
+    recordedAs: 'vm-destroyed',
     moment: 'a bhyve VM_RUN leaves with VM_SUSPEND_DESTROY or ENXIO: the VM destroyed under it as its last AP first ran',
     scenario: 'destroy-while-running',
     cannotOccur: (k) =>
       variantRules(k.kernel).suspendDestroy
         ? null
-        : 'a destroy before 15.0 tears the VM down without VM_SUSPEND_DESTROY: there is no vm-destroyed exit',
+        : kernelSkip('a destroy before 15.0 tears the VM down without VM_SUSPEND_DESTROY: bhyve ends as a 13.1 bhyve does there, untouched'),
     points: once,
   },
 };
@@ -254,6 +286,7 @@ export interface SkippedCombination {
   /** Faults this skip stands for (all of them: the event itself cannot occur). */
   readonly faults: number;
   readonly reason: string;
+  readonly because: CannotOccur['because'];
 }
 
 export interface FaultMatrix {
@@ -273,9 +306,9 @@ export function faultMatrix(): FaultMatrix {
     for (const vcpus of FAULT_VCPUS) {
       for (const event of EVENT_KINDS) {
         const spec = EVENT_SPECS[event];
-        const reason = spec.cannotOccur(k, vcpus);
-        if (reason !== null) {
-          skipped.push({ kernel: k.name, vcpus, event, faults: FAULTS.length, reason });
+        const skip = spec.cannotOccur(k, vcpus);
+        if (skip !== null) {
+          skipped.push({ kernel: k.name, vcpus, event, faults: FAULTS.length, reason: skip.reason, because: skip.because });
           continue;
         }
         for (const point of spec.points(vcpus)) {

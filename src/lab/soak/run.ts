@@ -1,0 +1,349 @@
+// The reboot soak: one VM rebooted again and again the way vm-bhyve reboots a 13.1 guest (the
+// guest resets, bhyve exits 0, vm-bhyve starts bhyve again on the same VM, whose do_open finds
+// it existing and calls VM_REINIT), under the interposer and one long-running daemon. Every
+// boot must start every AP; bhyve's threads, descriptors and RSS and the daemon's RSS,
+// descriptors, heap and status record must stay flat.
+//
+// Each bhyve is sampled at the same moment of its boot: as its VM_SUSPEND (the guest's reset)
+// enters the kernel model, through the model's tap, while every thread of that bhyve is alive.
+// The daemon's RSS follows Node's garbage collector (a sawtooth of some 16 MiB over thousands of
+// boots, measured), so its leak criterion is the JavaScript heap that stays reachable: heap
+// snapshots (each forces a full collection) early, halfway and at the end of the run.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { REQ13 } from '../../abi/ioctls';
+import { queryControl, type StatusReport } from '../../daemon/control-server';
+import { buildSmpBoot } from '../guests/smp-boot';
+import { LabBench, type LabKernelName } from '../run';
+
+export interface SoakOptions {
+  kernel: LabKernelName;
+  boots: number;
+  vcpus: number;
+  /** Bound on each boot; past it the boot is a hang and the soak stops. Default 30 s. */
+  bootTimeoutMs?: number;
+  /** The daemon's status record is read every this many boots (default 10). */
+  daemonSampleEvery?: number;
+  progress?: (line: string) => void;
+}
+
+/** One boot's figures, all read at its VM_SUSPEND. */
+export interface SoakSample {
+  boot: number;
+  bhyveThreads: number;
+  bhyveFds: number;
+  bhyveRssKiB: number;
+  daemonRssKiB: number;
+  daemonFds: number;
+}
+
+/** A quantity over the run: where it started and ended, and its least-squares trend. */
+export interface Trend {
+  /** Median of the first and of the last tenth of the samples (boots), and the extremes. */
+  firstTenthMedian: number;
+  lastTenthMedian: number;
+  first: number;
+  last: number;
+  min: number;
+  max: number;
+  /** Least-squares slope per boot, and that slope times the boots of the run. */
+  slopePerBoot: number;
+  fittedGrowth: number;
+  /** What flat means for this quantity (the tolerance) and whether the run stayed within it. */
+  tolerance: string;
+  /** false: the run was too short to judge this quantity (flat is then not a verdict). */
+  judged: boolean;
+  flat: boolean;
+  samples: number;
+}
+
+export interface SoakResult {
+  kernel: LabKernelName;
+  vcpus: number;
+  bootsPlanned: number;
+  bootsRun: number;
+  /** Boots that reset (bhyve exit 0) with every AP started. */
+  bootsWithEveryAp: number;
+  /** VM_REINIT calls that succeeded: every boot after the first reinitialises the VM. */
+  reinits: number;
+  failures: string[];
+  bootMs: { p50: number; p99: number; max: number };
+  bhyveThreads: Trend;
+  bhyveFds: Trend;
+  bhyveRssKiB: Trend;
+  daemonRssKiB: Trend;
+  daemonFds: Trend;
+  /** Reachable JavaScript heap of the daemon (heap snapshots, after a full collection). */
+  daemonRetainedHeapKiB: Trend | null;
+  /** The daemon's RSS just after each of those snapshots: after a full collection. */
+  daemonRssAfterFullGcKiB: Trend | null;
+  daemonStatusRecordBytes: Trend | null;
+  /** Every trend within its tolerance and every boot good. */
+  flat: boolean;
+  elapsedMs: number;
+}
+
+function procStatus(pid: number, field: string): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : NaN;
+}
+
+function fdCount(pid: number): number {
+  return fs.readdirSync(`/proc/${pid}/fd`).length;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? 0;
+}
+
+/** Tolerances: what a leak would have to exceed over the run to count (docs/benchmarks.md). */
+export const SOAK_TOLERANCE = {
+  /** Threads and descriptors are counts: one more at the end than at the start is a leak. */
+  count: 'the last tenth\'s median equals the first tenth\'s, and the fitted growth over the run is under 1',
+  /** A new bhyve process per boot: its RSS may only vary with what the boot touched. */
+  bhyveRss: 'fitted growth over the run under 1 MiB and the last tenth within 5 % of the first',
+  /** A long-running Node process: RSS moves with the garbage collector, a bounded sawtooth. */
+  daemonRss: 'never more than 32 MiB above the first tenth\'s median (the collector\'s sawtooth is about 16 MiB here)',
+  /** What stays reachable after a full collection: a leak of 1 KiB per boot shows in 1,000 boots. */
+  daemonHeap: 'the last snapshot under 1 MiB above the first (taken after a tenth of the run)',
+  /** RSS with the garbage gone: what the sawtooth comes back to. */
+  daemonRssAfterGc: 'the last under 4 MiB above the first (after a tenth of the run)',
+  statusRecord:
+    'fitted growth over the second half of the run (slope and growth are the second half\'s) under 1 KiB (the per-VM record is bounded); judged from 200 boots, since the bounds (500 events, 64 sessions) take some 40 boots to fill',
+} as const;
+
+/** Runs shorter than this do not judge the status record: it is still filling its bounds. */
+export const STATUS_RECORD_MIN_BOOTS = 200;
+
+function leastSquaresSlope(points: { x: number; y: number }[]): number {
+  const n = points.length;
+  if (n < 2) return 0;
+  const mx = points.reduce((a, p) => a + p.x, 0) / n;
+  const my = points.reduce((a, p) => a + p.y, 0) / n;
+  let num = 0;
+  let den = 0;
+  for (const p of points) {
+    num += (p.x - mx) * (p.y - my);
+    den += (p.x - mx) ** 2;
+  }
+  return den === 0 ? 0 : num / den;
+}
+
+export function trendOf(points: { x: number; y: number }[], runBoots: number, kind: keyof typeof SOAK_TOLERANCE): Trend {
+  const ys = points.map((p) => p.y);
+  const tenth = Math.max(1, Math.floor(points.length / 10));
+  const firstTenth = ys.slice(0, tenth);
+  const lastTenth = ys.slice(-tenth);
+  // The status record fills its bounds first: its trend is the second half's.
+  const slope = leastSquaresSlope(kind === 'statusRecord' ? points.slice(Math.floor(points.length / 2)) : points);
+  const fittedGrowth = slope * (kind === 'statusRecord' ? runBoots / 2 : runBoots);
+  const firstMedian = median(firstTenth);
+  const lastMedian = median(lastTenth);
+  let flat: boolean;
+  switch (kind) {
+    case 'count':
+      flat = lastMedian === firstMedian && fittedGrowth < 1;
+      break;
+    case 'bhyveRss':
+      flat = fittedGrowth < 1024 && lastMedian <= firstMedian * 1.05;
+      break;
+    case 'daemonRss':
+      flat = Math.max(...ys) <= firstMedian + 32 * 1024;
+      break;
+    case 'daemonHeap':
+      flat = ys[ys.length - 1]! - ys[0]! < 1024;
+      break;
+    case 'daemonRssAfterGc':
+      flat = ys[ys.length - 1]! - ys[0]! < 4 * 1024;
+      break;
+    case 'statusRecord':
+      flat = fittedGrowth < 1024;
+      break;
+  }
+  const judged = kind !== 'statusRecord' || runBoots >= STATUS_RECORD_MIN_BOOTS;
+  return {
+    firstTenthMedian: firstMedian,
+    lastTenthMedian: lastMedian,
+    first: ys[0] ?? 0,
+    last: ys[ys.length - 1] ?? 0,
+    min: Math.min(...ys),
+    max: Math.max(...ys),
+    slopePerBoot: Number(slope.toFixed(4)),
+    fittedGrowth: Number(fittedGrowth.toFixed(2)),
+    tolerance: SOAK_TOLERANCE[kind],
+    judged,
+    flat: judged && flat,
+    samples: points.length,
+  };
+}
+
+/** Bytes of every object in a V8 heap snapshot: after its full collection, what is reachable. */
+export function retainedHeapBytes(snapshotFile: string): number {
+  const snapshot = JSON.parse(fs.readFileSync(snapshotFile, 'utf8')) as {
+    snapshot: { meta: { node_fields: string[] } };
+    nodes: number[];
+  };
+  const fields = snapshot.snapshot.meta.node_fields;
+  const selfSize = fields.indexOf('self_size');
+  let total = 0;
+  for (let i = selfSize; i < snapshot.nodes.length; i += fields.length) total += snapshot.nodes[i]!;
+  return total;
+}
+
+/**
+ * A heap snapshot of the daemon (--heapsnapshot-signal): SIGUSR2, then the new file once the
+ * daemon answers again (it writes the snapshot on its main thread).
+ */
+async function daemonSnapshot(pid: number, dir: string, socketDir: string): Promise<string> {
+  const before = new Set(fs.readdirSync(dir));
+  process.kill(pid, 'SIGUSR2');
+  const deadline = Date.now() + 60000;
+  for (;;) {
+    const added = fs.readdirSync(dir).filter((f) => f.endsWith('.heapsnapshot') && !before.has(f));
+    if (added.length > 0) {
+      await queryControl(socketDir, 'status', 60000);
+      return path.join(dir, added[0]!);
+    }
+    if (Date.now() > deadline) throw new Error('the daemon wrote no heap snapshot within 60 s');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+export async function runSoak(options: SoakOptions): Promise<SoakResult> {
+  const started = Date.now();
+  const progress = options.progress ?? (() => {});
+  const bootTimeoutMs = options.bootTimeoutMs ?? 30000;
+  const every = options.daemonSampleEvery ?? 10;
+  const vm = `soak-${options.kernel}-${process.pid}`;
+  const bench = await LabBench.start({ kernel: options.kernel });
+  const samples: SoakSample[] = [];
+  const retained: { x: number; y: number }[] = [];
+  const rssAfterGc: { x: number; y: number }[] = [];
+  const record: { x: number; y: number }[] = [];
+  const failures: string[] = [];
+  const bootMs: number[] = [];
+  let bootsWithEveryAp = 0;
+  let reinits = 0;
+  let bootsRun = 0;
+  try {
+    const heapDir = path.join(bench.root, 'heap');
+    fs.mkdirSync(heapDir);
+    const daemon = await bench.startDaemon(['--log-level', 'warn'], { nodeFlags: ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${heapDir}`] });
+    const daemonPid = daemon.pid!;
+    // A snapshot costs the daemon tens of MiB of RSS that the allocator keeps: one before the
+    // first boot puts that into every RSS sample alike. Then early (after a tenth: the code the
+    // boots need is compiled by then), halfway and last: the retained-heap trend.
+    await daemonSnapshot(daemonPid, heapDir, bench.socketDir).then((file) => fs.rmSync(file));
+    const snapshotAt = new Set([Math.max(1, Math.floor(options.boots / 10)), Math.floor(options.boots / 2), options.boots]);
+    const guest = buildSmpBoot({ apWaitMs: 4000, finalAction: 'reset' });
+    const expected = Array.from({ length: options.vcpus - 1 }, (_, i) => i + 1).join(',');
+    // Filled by the tap at this boot's VM_SUSPEND (a holder: the tap assigns it, not this scope).
+    const pending: { sample: Omit<SoakSample, 'boot'> | null } = { sample: null };
+    const untap = bench.model.tap((e) => {
+      if (e.vm !== vm || e.pid === daemonPid) return;
+      if (e.phase === 'leave' && e.request === REQ13.VM_REINIT && e.errno === 0) reinits++;
+      if (e.phase === 'enter' && e.request === REQ13.VM_SUSPEND && pending.sample === null) {
+        pending.sample = {
+          bhyveThreads: procStatus(e.pid, 'Threads'),
+          bhyveFds: fdCount(e.pid),
+          bhyveRssKiB: procStatus(e.pid, 'VmRSS'),
+          daemonRssKiB: procStatus(daemonPid, 'VmRSS'),
+          daemonFds: fdCount(daemonPid),
+        };
+      }
+    });
+    try {
+      for (let boot = 1; boot <= options.boots; boot++) {
+        pending.sample = null;
+        const r = await bench.spawnBhyve({ bhyve: '13.1', vcpus: options.vcpus, vmName: vm, shim: true, direct: true, timeoutMs: bootTimeoutMs, guest }).result;
+        bootsRun++;
+        bootMs.push(r.elapsedMs);
+        const good = r.outcome === 'reset' && r.bhyveExit.status === 0 && r.apsStarted.join(',') === expected;
+        if (good) bootsWithEveryAp++;
+        else failures.push(`boot ${boot}: ${r.outcome} (exit ${r.bhyveExit.status ?? r.bhyveExit.signal}), APs ${r.apsStarted.join(',') || 'none'}: ${r.bhyveStderr.trim().slice(-300)}`);
+        // The tap filled it during the boot: TypeScript cannot see that assignment.
+        const sample = pending.sample as Omit<SoakSample, 'boot'> | null;
+        if (sample !== null) samples.push({ boot, ...sample });
+        else failures.push(`boot ${boot}: no VM_SUSPEND to sample at`);
+        if (r.outcome === 'hang') break;
+        if (snapshotAt.has(boot)) {
+          const file = await daemonSnapshot(daemonPid, heapDir, bench.socketDir);
+          rssAfterGc.push({ x: boot, y: procStatus(daemonPid, 'VmRSS') });
+          retained.push({ x: boot, y: Math.round(retainedHeapBytes(file) / 1024) });
+          fs.rmSync(file);
+        }
+        if (boot === 1 || boot % every === 0 || boot === options.boots) {
+          const status = (await queryControl(bench.socketDir, 'status', 5000)) as StatusReport;
+          const mine = status.vms.find((v) => (v as { name?: unknown }).name === vm);
+          record.push({ x: boot, y: Buffer.byteLength(JSON.stringify(mine ?? null)) });
+        }
+        if (boot % 50 === 0 || boot === options.boots) {
+          const last = samples[samples.length - 1];
+          progress(
+            `${options.kernel}: boot ${boot}/${options.boots}, ${bootsWithEveryAp} with every AP; ` +
+              (last ? `bhyve ${last.bhyveThreads} threads, ${last.bhyveFds} fds, ${last.bhyveRssKiB} KiB; daemon ${last.daemonRssKiB} KiB, ${last.daemonFds} fds` : 'no sample'),
+          );
+        }
+      }
+    } finally {
+      untap();
+    }
+    if (daemon.exitCode !== null || daemon.signalCode !== null) failures.push(`the daemon exited (${daemon.exitCode ?? daemon.signalCode})`);
+    if (reinits !== bootsRun - 1) failures.push(`${reinits} successful VM_REINITs for ${bootsRun} boots (expected one per boot after the first)`);
+    bench.model.destroyVm(vm);
+  } finally {
+    await bench.close();
+  }
+  const points = (pick: (s: SoakSample) => number): { x: number; y: number }[] => samples.map((s) => ({ x: s.boot, y: pick(s) }));
+  const result: SoakResult = {
+    kernel: options.kernel,
+    vcpus: options.vcpus,
+    bootsPlanned: options.boots,
+    bootsRun,
+    bootsWithEveryAp,
+    reinits,
+    failures,
+    bootMs: { p50: percentile(bootMs, 50), p99: percentile(bootMs, 99), max: Math.max(0, ...bootMs) },
+    bhyveThreads: trendOf(points((s) => s.bhyveThreads), bootsRun, 'count'),
+    bhyveFds: trendOf(points((s) => s.bhyveFds), bootsRun, 'count'),
+    bhyveRssKiB: trendOf(points((s) => s.bhyveRssKiB), bootsRun, 'bhyveRss'),
+    daemonRssKiB: trendOf(points((s) => s.daemonRssKiB), bootsRun, 'daemonRss'),
+    daemonFds: trendOf(points((s) => s.daemonFds), bootsRun, 'count'),
+    daemonRetainedHeapKiB: retained.length > 1 ? trendOf(retained, bootsRun, 'daemonHeap') : null,
+    daemonRssAfterFullGcKiB: rssAfterGc.length > 1 ? trendOf(rssAfterGc, bootsRun, 'daemonRssAfterGc') : null,
+    daemonStatusRecordBytes: record.length > 1 ? trendOf(record, bootsRun, 'statusRecord') : null,
+    flat: false,
+    elapsedMs: Date.now() - started,
+  };
+  const trends = [result.bhyveThreads, result.bhyveFds, result.bhyveRssKiB, result.daemonRssKiB, result.daemonFds, result.daemonRetainedHeapKiB, result.daemonRssAfterFullGcKiB, result.daemonStatusRecordBytes];
+  result.flat = failures.length === 0 && trends.every((t) => t === null || !t.judged || t.flat);
+  return result;
+}
+
+/** The result as lines for a test's or a script's output. */
+export function formatSoak(r: SoakResult): string[] {
+  const t = (name: string, x: Trend | null, unit = ''): string =>
+    x === null
+      ? `  ${name}: not sampled`
+      : `  ${name}: first ${x.first}${unit} -> last ${x.last}${unit} (tenths ${x.firstTenthMedian} -> ${x.lastTenthMedian}, min ${x.min}, max ${x.max}), slope ${x.slopePerBoot}${unit}/boot, fitted growth ${x.fittedGrowth}${unit}: ${!x.judged ? 'not judged (too short a run)' : x.flat ? 'flat' : 'NOT FLAT'}`;
+  return [
+    `soak ${r.kernel}, ${r.vcpus} vCPUs: ${r.bootsWithEveryAp}/${r.bootsPlanned} boots started every AP and reset (bhyve exit 0), ${r.reinits} VM_REINITs; boot p50 ${r.bootMs.p50} ms, p99 ${r.bootMs.p99} ms; ${r.flat ? 'flat' : 'NOT FLAT'}`,
+    t('bhyve threads', r.bhyveThreads),
+    t('bhyve fds', r.bhyveFds),
+    t('bhyve RSS', r.bhyveRssKiB, ' KiB'),
+    t('daemon RSS', r.daemonRssKiB, ' KiB'),
+    t('daemon fds', r.daemonFds),
+    t('daemon retained heap (snapshots)', r.daemonRetainedHeapKiB, ' KiB'),
+    t('daemon RSS after a full collection', r.daemonRssAfterFullGcKiB, ' KiB'),
+    t('daemon status record of the VM', r.daemonStatusRecordBytes, ' B'),
+    ...r.failures.slice(0, 10).map((f) => `  FAILED ${f}`),
+  ];
+}
