@@ -124,6 +124,26 @@ struct bridge_next {
 };
 const struct bridge_next *bridge_next(void);
 
+/*
+ * bridge_reply.c: the model's answer to one system call.  recv and send move
+ * exactly len bytes or fail (-1); mem_read and mem_write reach the caller's
+ * memory and return 0 or an errno (EFAULT).
+ */
+struct bridge_io {
+	int	(*recv)(void *ctx, void *buf, size_t len);
+	int	(*send)(void *ctx, const void *buf, size_t len);
+	int	(*mem_read)(void *dst, uint64_t src, size_t len);
+	int	(*mem_write)(uint64_t dst, const void *src, size_t len);
+	void	*ctx;
+};
+enum bridge_reply_result {
+	BRIDGE_REPLY_OK = 0,
+	BRIDGE_REPLY_LOST = -1,		/* no frame header: connection gone */
+	BRIDGE_REPLY_PROTOCOL = -2,	/* a frame the protocol does not allow */
+};
+int	bridge_reply_read(const struct bridge_io *io, int32_t *ret,
+	    void *payload, size_t paycap, size_t *paylen);
+
 /* bridge_conn.c: the calling thread's connection to the kernel model. */
 int	conn_get(void);
 void	conn_drop(void);

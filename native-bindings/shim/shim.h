@@ -128,6 +128,15 @@ struct plan_reply {
 	char		reason[VMC_PLAN_REASON_SIZE];
 };
 enum link_result { LINK_OK, LINK_DOWN, LINK_REFUSED };
+/* daemon_reply.c: decoding of the daemon's replies, no I/O of its own. */
+typedef int (*reply_reader)(void *ctx, uint8_t *buf, size_t len);
+int	reply_read(reply_reader read, void *ctx, uint16_t want, uint8_t *body,
+	    size_t bodylen, char *why, size_t whylen, int *refused);
+int	reply_welcome(const uint8_t *body, struct kernel_facts *facts,
+	    unsigned *session, char *why, size_t whylen);
+int	reply_plan(const uint8_t *body, struct plan_reply *reply, char *why,
+	    size_t whylen);
+
 enum link_result link_connect(struct vm_session *vs, char *why, size_t whylen);
 enum link_result link_plan(struct vm_session *vs, struct plan_reply *reply,
 	    char *why, size_t whylen);

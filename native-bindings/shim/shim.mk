@@ -11,6 +11,9 @@ SHIM_HDRS=	shim/shim.h include/vmm13.h include/vmm_abi_gen.h include/fbsd_compat
 SHIM_CFLAGS=	-std=gnu11 -Wall -Wextra -Werror -fPIC -Iinclude -Ishim -pthread \
 		-fvisibility=hidden
 SHIM_LDFLAGS=	-shared -pthread -ldl -flto=auto
+# The reading of the daemon's replies, in a file of its own so that the fuzzer
+# (fuzz/fuzz.mk) links it alone.
+SHIM_SRCS+=	shim/daemon_reply.c
 
 build/libvmmcompat.so: $(SHIM_SRCS) $(SHIM_HDRS)
 	@mkdir -p build
