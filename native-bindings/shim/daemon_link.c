@@ -278,9 +278,13 @@ link_plan(struct vm_session *vs, struct plan_reply *reply, char *why,
 		pthread_mutex_unlock(&vs->link_lock);
 		return (refused ? LINK_REFUSED : LINK_DOWN);
 	}
-	pthread_mutex_unlock(&vs->link_lock);
-	if (reply_plan(body, reply, why, whylen) != 0)
+	/* A plan that cannot be right: the daemon is as good as away. */
+	if (reply_plan(body, reply, why, whylen) != 0) {
+		drop_locked(vs);
+		pthread_mutex_unlock(&vs->link_lock);
 		return (LINK_DOWN);
+	}
+	pthread_mutex_unlock(&vs->link_lock);
 	return (LINK_OK);
 }
 

@@ -36,7 +36,7 @@ reply_read(reply_reader read, void *ctx, uint16_t want, uint8_t *body,
 {
 	uint8_t hdr[VMC_PROTO_HDR_BYTES], err[VMC_ERROR_BYTES];
 	uint32_t len;
-	uint16_t type;
+	uint16_t type, version;
 
 	*refused = 0;
 	if (read(ctx, hdr, sizeof(hdr)) != 0) {
@@ -44,6 +44,7 @@ reply_read(reply_reader read, void *ctx, uint16_t want, uint8_t *body,
 		return (-1);
 	}
 	len = get32(hdr);
+	memcpy(&version, hdr + 4, 2);
 	memcpy(&type, hdr + 6, 2);
 	if (type == VMC_T_ERROR && len == VMC_ERROR_BYTES) {
 		if (read(ctx, err, sizeof(err)) != 0) {
@@ -61,9 +62,13 @@ reply_read(reply_reader read, void *ctx, uint16_t want, uint8_t *body,
 		*refused = get32(err + VMC_ERROR_CODE) == VMC_PROTO_REFUSAL_CODE;
 		return (-1);
 	}
-	if (type != want || len != bodylen) {
-		snprintf(why, whylen, "unexpected reply type %u length %u",
-		    type, len);
+	/*
+	 * ERROR has one layout in every version (it is how the daemon says
+	 * that it does not speak ours); any other reply must be in ours.
+	 */
+	if (type != want || len != bodylen || version != VMC_PROTO_VERSION) {
+		snprintf(why, whylen, "unexpected reply type %u length %u "
+		    "version %u", type, len, version);
 		return (-1);
 	}
 	if (read(ctx, body, bodylen) != 0) {
@@ -99,13 +104,32 @@ reply_plan(const uint8_t *body, struct plan_reply *reply, char *why,
     size_t whylen)
 {
 
-	(void)why;
-	(void)whylen;
 	reply->action = get32(body + VMC_PLAN_ACTION);
 	reply->spinup_bias = get32(body + VMC_PLAN_SPINUP_BIAS);
 	reply->parked_mask = get64(body + VMC_PLAN_PARKED_MASK);
 	reply->boot = get32(body + VMC_PLAN_BOOT);
 	memcpy(reply->reason, body + VMC_PLAN_REASON, sizeof(reply->reason));
 	reply->reason[sizeof(reply->reason) - 1] = '\0';
+	/*
+	 * What plan_boot and spinup_ap_exit rely on: a bias of 0 or 1 (the
+	 * window kernel's +1), and parked APs only in a PARK plan.
+	 */
+	if (reply->action != VMC_PLAN_ACTION_PASS_THROUGH &&
+	    reply->action != VMC_PLAN_ACTION_PARK) {
+		snprintf(why, whylen, "daemon sent an impossible plan "
+		    "(action %u)", reply->action);
+		return (-1);
+	}
+	if (reply->spinup_bias > 1) {
+		snprintf(why, whylen, "daemon sent an impossible plan "
+		    "(spinup bias %u)", reply->spinup_bias);
+		return (-1);
+	}
+	if (reply->action == VMC_PLAN_ACTION_PASS_THROUGH &&
+	    reply->parked_mask != 0) {
+		snprintf(why, whylen, "daemon sent an impossible plan "
+		    "(parked APs in a pass-through plan)");
+		return (-1);
+	}
 	return (0);
 }
