@@ -131,6 +131,9 @@ const GLOBAL_KEYS: Readonly<Record<string, Setter>> = {
   },
 };
 
+/** Every key of the global section (the fuzzer's dictionary and seeds follow it). */
+export const CONFIG_KEYS: readonly string[] = Object.keys(GLOBAL_KEYS);
+
 const JAIL_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
 /** Names a jail's default socket directory (socket_dir/NAME) must not take. */
 const RESERVED_JAIL_NAMES = ['host', 'vmm-compatd.sock', 'control.sock', 'kernel-variant', 'kernel-variant.tmp'];
