@@ -168,7 +168,8 @@ export function parseConfig(text: string, file = DEFAULT_CONFIG_PATH): Config {
       jail.socketDir = absolutePath(value, where, 'socket_dir');
       return;
     }
-    const setter = GLOBAL_KEYS[key];
+    // Own keys only: "constructor = x" must not find Object.prototype.constructor.
+    const setter = Object.hasOwn(GLOBAL_KEYS, key) ? GLOBAL_KEYS[key] : undefined;
     if (!setter) {
       throw new ConfigError(`${where}: unknown key ${key}; known keys are ${Object.keys(GLOBAL_KEYS).join(', ')}`);
     }
