@@ -5,6 +5,8 @@
 #                                  replays the corpus with gcc where clang is missing
 #   build/fuzz/TARGET              libFuzzer binary (clang -fsanitize=fuzzer,address,undefined):
 #                                  "make fuzz", run by npm run fuzz
+#   build/fuzz/coverage-TARGET     the replay main with clang's source-based coverage: npm run
+#                                  fuzz replays the corpus with it for the coverage figures
 #
 # Each target links the product's decoder and nothing that interposes libc.
 
@@ -24,6 +26,11 @@ $(ASAN_BUILD)/fuzz/replay-$(1): fuzz/replay_main.c $(FUZZ_SRCS_$(1)) $(FUZZ_HDRS
 	@mkdir -p $$(dir $$@)
 	$$(CC) $(FUZZ_CFLAGS) $(SAN_FLAGS) -o $$@ fuzz/replay_main.c $(FUZZ_SRCS_$(1))
 
+$(BUILD)/fuzz/coverage-$(1): fuzz/replay_main.c $(FUZZ_SRCS_$(1)) $(FUZZ_HDRS)
+	@mkdir -p $$(dir $$@)
+	$$(FUZZ_CC) $(FUZZ_CFLAGS) -O0 -fprofile-instr-generate -fcoverage-mapping \
+	    -o $$@ fuzz/replay_main.c $(FUZZ_SRCS_$(1))
+
 $(BUILD)/fuzz/$(1): $(FUZZ_SRCS_$(1)) $(FUZZ_HDRS)
 	@mkdir -p $$(dir $$@)
 	$$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined \
@@ -35,7 +42,7 @@ $(foreach t,$(FUZZ_TARGETS) planted-overflow,$(eval $(call fuzz_rules,$(t))))
 ASAN_TARGETS	+= $(addprefix $(ASAN_BUILD)/fuzz/replay-,$(FUZZ_TARGETS) planted-overflow)
 
 .PHONY: fuzz
-fuzz: $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS))
+fuzz: $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS) $(addprefix coverage-,$(FUZZ_TARGETS)))
 
 # The fixed behaviour behind each regress-* input of the corpus, sanitized
 # (test/fuzz/replay.test.ts runs it).

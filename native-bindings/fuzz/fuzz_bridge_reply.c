@@ -53,6 +53,8 @@ stream_send(void *ctx, const void *buf, size_t len)
 	const uint8_t *p = buf;
 	uint32_t bodylen, type;
 
+	if (len == 0)
+		return (0);	/* send_all sends nothing */
 	if (s->frame_left == 0) {
 		if (len < FRAME_HDR_LEN || frame_parse_header(p, &bodylen,
 		    &type) != 0)

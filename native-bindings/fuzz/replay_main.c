@@ -1,7 +1,8 @@
 /*
  * replay_main.c: a plain main for a fuzz target's LLVMFuzzerTestOneInput, so
  * that the corpus is replayed without libFuzzer (built with $(CC) and
- * ASan+UBSan: gcc where clang is missing).  Each argument is a file or a
+ * ASan+UBSan: gcc where clang is missing; and with clang's source-based
+ * coverage, for the coverage figures of npm run fuzz).  Each argument is a file or a
  * directory of files; each file is one input, read into a buffer of exactly
  * its size.  Prints "replay: N inputs, 0 crashes" and exits 0; a sanitizer
  * report or an abort names the input first and ends the process non-zero.
@@ -15,9 +16,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <sanitizer/common_interface_defs.h>
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+/* Present when a sanitizer runtime is linked (the coverage build has none). */
+void __sanitizer_set_death_callback(void (*callback)(void)) __attribute__((weak));
 
 static const char *current;
 
@@ -90,7 +91,8 @@ main(int argc, char **argv)
 	DIR *d;
 	int i;
 
-	__sanitizer_set_death_callback(name_current);
+	if (__sanitizer_set_death_callback != NULL)
+		__sanitizer_set_death_callback(name_current);
 	signal(SIGABRT, on_abort);
 	inputs = 0;
 	for (i = 1; i < argc; i++) {

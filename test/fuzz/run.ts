@@ -72,10 +72,13 @@ function say(line: string): void {
 }
 
 interface Coverage {
-  unit: 'edges' | 'blocks';
+  /** regions: llvm-cov code regions of the C reader; blocks: V8 block ranges of the TypeScript decoder. */
+  unit: 'regions' | 'blocks';
   covered: number;
   total: number;
   percent: number;
+  /** C targets: both outcomes of each branch condition. */
+  branchOutcomes?: { covered: number; total: number };
 }
 
 interface TargetResult {
@@ -144,16 +147,60 @@ function buildCTargets(): string | null {
   return r.status === 0 ? null : `make fuzz failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' / ')}`;
 }
 
-/** Sums libFuzzer's -print_coverage lines ("COVERED_FUNC: hits: H edges: C/T name file:line") for the target's files. */
-function edgeCoverage(output: string, sources: readonly string[]): Coverage {
+/** `name` or Debian's versioned `name-14`, whichever runs (llvm-profdata has no --version). */
+function llvmTool(name: string): string | null {
+  for (const candidate of [name, `${name}-14`]) {
+    if (spawnSync(candidate, ['--help'], { stdio: 'ignore' }).error === undefined) return candidate;
+  }
+  return null;
+}
+
+interface LlvmFunction {
+  name: string;
+  filenames: string[];
+  /** [lineStart, colStart, lineEnd, colEnd, count, fileId, expandedFileId, kind] */
+  regions: number[][];
+  /** [lineStart, colStart, lineEnd, colEnd, trueCount, falseCount, fileId, expandedFileId, kind] */
+  branches?: number[][];
+}
+
+/**
+ * Source-based coverage of the target's product code over the corpus: the replay main built with
+ * clang's -fprofile-instr-generate runs every corpus input, llvm-cov reports regions and branch
+ * outcomes per function. (libFuzzer's own edge count includes the sanitizers' error branches.)
+ */
+function sourceCoverage(t: CTarget, corpusDirs: readonly string[], scratch: string): Coverage | null {
+  const profdata = llvmTool('llvm-profdata');
+  const cov = llvmTool('llvm-cov');
+  const binary = path.join(REPO_ROOT, 'native-bindings', 'build', 'fuzz', `coverage-${t.name}`);
+  if (!profdata || !cov || !fs.existsSync(binary)) return null;
+  const raw = path.join(scratch, 'replay.profraw');
+  const merged = path.join(scratch, 'replay.profdata');
+  const replay = spawnSync(binary, [...corpusDirs], { env: { ...process.env, LLVM_PROFILE_FILE: raw }, encoding: 'utf8' });
+  if (replay.status !== 0) return null;
+  if (spawnSync(profdata, ['merge', '-sparse', raw, '-o', merged]).status !== 0) return null;
+  const exported = spawnSync(cov, ['export', binary, `-instr-profile=${merged}`], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (exported.status !== 0) return null;
+  const functions = (JSON.parse(exported.stdout) as { data: { functions: LlvmFunction[] }[] }).data[0]!.functions;
   let covered = 0;
   let total = 0;
-  for (const m of output.matchAll(/^(?:UN)?COVERED_FUNC: hits: \d+ edges: (\d+)\/(\d+) \S+ (\S+?):\d+/gm)) {
-    if (!sources.some((s) => m[3]!.endsWith(s))) continue;
-    covered += Number(m[1]);
-    total += Number(m[2]);
+  let outcomesCovered = 0;
+  let outcomes = 0;
+  for (const fn of functions) {
+    const bare = fn.name.replace(/^.*:/, '');
+    const source = t.sources.find((s) => fn.filenames[0]?.endsWith(`/${s.file}`));
+    if (!source || (source.functions && !source.functions.includes(bare))) continue;
+    for (const r of fn.regions) {
+      if (r[5] !== 0 || r[7] !== 0) continue; // code regions of the function's own file
+      total++;
+      if (r[4]! > 0) covered++;
+    }
+    for (const b of fn.branches ?? []) {
+      outcomes += 2;
+      outcomesCovered += Number(b[4]! > 0) + Number(b[5]! > 0);
+    }
   }
-  return coverageOf('edges', covered, total);
+  return { ...coverageOf('regions', covered, total), branchOutcomes: { covered: outcomesCovered, total: outcomes } };
 }
 
 async function runCTarget(t: CTarget, o: Options, engine: string): Promise<TargetResult> {
@@ -162,7 +209,7 @@ async function runCTarget(t: CTarget, o: Options, engine: string): Promise<Targe
   const artifacts = freshDir(path.join(workRoot, t.name, 'artifacts'));
   const args = [
     `-max_total_time=${o.seconds}`, `-timeout=${HANG_SECONDS}`, '-rss_limit_mb=2048', `-seed=${o.seed}`,
-    '-print_final_stats=1', '-print_coverage=1', `-artifact_prefix=${artifacts}/`,
+    '-print_final_stats=1', `-artifact_prefix=${artifacts}/`,
     ...(o.runs > 0 ? [`-runs=${o.runs}`] : []), work, corpusDir(t.name),
   ];
   const started = Date.now();
@@ -218,7 +265,7 @@ async function runCTarget(t: CTarget, o: Options, engine: string): Promise<Targe
     crashes: crashes.length,
     hangs: hangs.length,
     leaks: leaks.length,
-    coverage: edgeCoverage(output, t.sources),
+    coverage: sourceCoverage(t, [corpusDir(t.name), work], path.join(workRoot, t.name)),
     corpus: { files, newInputs: fs.readdirSync(work).length },
     findings,
     met: executions >= TARGET_RUNS && findings.length === 0,
