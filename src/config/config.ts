@@ -136,7 +136,7 @@ export const CONFIG_KEYS: readonly string[] = Object.keys(GLOBAL_KEYS);
 
 const JAIL_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
 /** Names a jail's default socket directory (socket_dir/NAME) must not take. */
-const RESERVED_JAIL_NAMES = ['host', 'vmm-compatd.sock', 'control.sock', 'kernel-variant', 'kernel-variant.tmp'];
+export const RESERVED_JAIL_NAMES: readonly string[] = ['host', 'vmm-compatd.sock', 'control.sock', 'kernel-variant', 'kernel-variant.tmp'];
 
 export function parseConfig(text: string, file = DEFAULT_CONFIG_PATH): Config {
   const config = defaultConfig();

@@ -2,7 +2,7 @@
 // TypeScript targets run the product's decoder in-process and check its contract after each
 // input; C targets are libFuzzer binaries built from native-bindings/fuzz/ (fuzz.mk).
 import path from 'node:path';
-import { CONFIG_KEYS, ConfigError, parseConfig, type Config } from '../../src/config/config';
+import { CONFIG_KEYS, ConfigError, RESERVED_JAIL_NAMES, parseConfig, type Config } from '../../src/config/config';
 import { KERNEL_VARIANTS } from '../../src/daemon/kernel-variant';
 import {
   BODY_BYTES,
@@ -173,7 +173,7 @@ export const configFile: FuzzTarget = {
   },
   dictionary() {
     const words = [
-      ...CONFIG_KEYS, ...KERNEL_VARIANTS, 'auto', 'yes', 'no', 'fallback', 'refuse', 'info', 'trace',
+      ...CONFIG_KEYS, ...KERNEL_VARIANTS, ...RESERVED_JAIL_NAMES, 'auto', 'yes', 'no', 'fallback', 'refuse', 'info', 'trace',
       '[jail ', ']', ' = ', '\n', '#', '"', '/var/run/vmm-compat', '127.0.0.1:9641', '[::1]:1', 'localhost:65535',
       // Names every JavaScript object answers to: a parser that looks keys up in an object must
       // not take them for its own keys.

@@ -1,5 +1,5 @@
 // Mutations of one input, after libFuzzer's (MutationDispatcher): bit and byte changes,
-// interesting integers, inserted, erased and copied ranges, crossover with another corpus input,
+// interesting integers, inserted, erased, copied and filled ranges, crossover with another input,
 // dictionary tokens, and whole-word replacement for text formats (key = value lines).
 
 /** xorshift32: fast and reproducible from --seed. */
@@ -107,6 +107,16 @@ const copyPart: Mutation = (input, ctx) => {
     : splice(input, pos(ctx, input.length), Math.min(n, input.length), part);
 };
 
+/** Overwrites a range with one byte (AFL's block fill): fixed-size string fields without a NUL. */
+const fillRange: Mutation = (input, ctx) => {
+  if (input.length === 0) return null;
+  const out = Buffer.from(input);
+  const at = pos(ctx, out.length);
+  const n = 1 + ctx.random.below(Math.min(512, out.length - at));
+  out.fill(ctx.random.below(2) === 0 ? 0x41 : ctx.random.below(256), at, at + n);
+  return out;
+};
+
 const crossOver: Mutation = (input, ctx) => {
   const other = ctx.other();
   if (other.length === 0) return null;
@@ -143,7 +153,7 @@ const replaceWord: Mutation = (input, ctx) => {
 
 const MUTATIONS: readonly Mutation[] = [
   flipBit, randomByte, interestingByte, interestingWord, arithmetic, insertBytes, eraseBytes,
-  copyPart, crossOver, insertToken, replaceWord,
+  copyPart, fillRange, crossOver, insertToken, replaceWord,
 ];
 
 /** One to four stacked mutations of `input` (never longer than maxLength). */
