@@ -147,6 +147,8 @@ export const LAYOUT: Readonly<Record<MessageTypeCode, readonly ProtocolField[]>>
 
 type FieldValue = number | bigint | string;
 
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
+
 function readField(body: Buffer, f: ProtocolField): FieldValue {
   switch (f.kind) {
     case 'u32':
@@ -159,7 +161,13 @@ function readField(body: Buffer, f: ProtocolField): FieldValue {
       const field = body.subarray(f.offset, f.offset + f.size);
       const nul = field.indexOf(0);
       if (nul < 0) throw new ProtocolError(`string field ${f.name} is not NUL-terminated`);
-      return field.subarray(0, nul).toString('utf8');
+      // Not toString('utf8'): it would turn bytes that are not UTF-8 into U+FFFD, a name the
+      // peer never sent (and /dev/vmm/<that name> is not the device it holds).
+      try {
+        return STRICT_UTF8.decode(field.subarray(0, nul));
+      } catch {
+        throw new ProtocolError(`string field ${f.name} is not valid UTF-8`);
+      }
     }
   }
 }
