@@ -40,4 +40,5 @@ export const ARTIFACTS = {
   interposer: 'libvmmcompat.so',
   bhyve13: 'bhyve13',
   bhyve14: 'bhyve14',
+  bhyveload13: 'bhyveload13',
 } as const;

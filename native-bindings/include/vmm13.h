@@ -179,6 +179,21 @@ struct vm_memseg {
 	char		name[VM_MAX_SUFFIXLEN + 1];
 };
 
+/*
+ * 15.0/main (guest NUMA, a4197ea47777): the 13.1 head, then the domain set.
+ * sys/dev/vmm/vmm_dev.c ignores the set when ds_policy is
+ * DOMAINSET_POLICY_INVALID (0) or ds_mask is NULL.
+ */
+struct vm_memseg_15 {
+	int		segid;
+	size_t		len;
+	char		name[VM_MAX_SUFFIXLEN + 1];
+	void		*ds_mask;
+	size_t		ds_mask_size;
+	int		ds_policy;
+};
+#define	DOMAINSET_POLICY_INVALID	0
+
 struct vm_memmap {
 	uint64_t	gpa;
 	int		segid;
@@ -352,6 +367,15 @@ LAB_ASSERT_OFF(ABI13, VM_MEMSEG, LEN, struct vm_memseg, len);
 LAB_ASSERT_OFF(ABI14, VM_MEMSEG, LEN, struct vm_memseg, len);
 LAB_ASSERT_OFF(ABI13, VM_MEMSEG, NAME, struct vm_memseg, name);
 LAB_ASSERT_OFF(ABI14, VM_MEMSEG, NAME, struct vm_memseg, name);
+
+LAB_ASSERT_SIZE(ABI15, VM_MEMSEG, struct vm_memseg_15);
+LAB_ASSERT_OFF(ABI15, VM_MEMSEG, SEGID, struct vm_memseg_15, segid);
+LAB_ASSERT_OFF(ABI15, VM_MEMSEG, LEN, struct vm_memseg_15, len);
+LAB_ASSERT_OFF(ABI15, VM_MEMSEG, NAME, struct vm_memseg_15, name);
+LAB_ASSERT_OFF(ABI15, VM_MEMSEG, DS_MASK, struct vm_memseg_15, ds_mask);
+LAB_ASSERT_OFF(ABI15, VM_MEMSEG, DS_MASK_SIZE, struct vm_memseg_15, ds_mask_size);
+LAB_ASSERT_OFF(ABI15, VM_MEMSEG, DS_POLICY, struct vm_memseg_15, ds_policy);
+LAB_ASSERT_SIZE(ABI15, VM_MEMSEG_14, struct vm_memseg);
 
 LAB_ASSERT_SIZE(ABI13, VM_MEMMAP, struct vm_memmap);
 LAB_ASSERT_SIZE(ABI14, VM_MEMMAP, struct vm_memmap);

@@ -6,7 +6,11 @@
  *   -c [[cpus=]N][,sockets=S][,cores=C][,threads=T]   topology
  *   -x          x2APIC mode          -D   destroy the VM on power-off
  *   -m SIZE     memory (plain numbers below 1M are MB; k/m/g suffixes)
- *   -l bootrom,FILE   boot ROM: the lab guest image
+ *   -l bootrom,FILE   boot ROM (pci_lpc.c, bootrom.c)
+ *   -l guest,FILE     the lab's boot disk: a guest image that the firmware
+ *               (or, without a ROM, a loader) places at 0x10000
+ *   -s SLOT,fbuf[,...]  the framebuffer device (pci_fbuf.c); its options
+ *               are accepted and ignored
  *   -h          help
  *
  * Exit statuses as in bhyve: usage errors 1 (usage(1)), -h 0, a malformed
@@ -34,11 +38,13 @@ usage(int code)
 	fprintf(stderr,
 	    "Usage: %s [-hxD] [-c [[cpus=]numcpus][,sockets=n][,cores=n]"
 	    "[,threads=n]]\n"
-	    "       %*s [-l bootrom,<guest image>] [-m mem] <vm>\n"
+	    "       %*s [-l bootrom,<rom>] [-l guest,<image>] [-s slot,fbuf]"
+	    " [-m mem] <vm>\n"
 	    "       -c: number of cpus and/or topology specification\n"
 	    "       -D: destroy on power-off\n"
 	    "       -h: help\n"
-	    "       -l: LPC device configuration (bootrom,FILE)\n"
+	    "       -l: LPC device configuration (bootrom,FILE; guest,FILE)\n"
+	    "       -s: <slot,driver,configinfo> PCI slot config (fbuf)\n"
 	    "       -m: memory size (default 2M)\n"
 	    "       -x: local apic is in x2APIC mode\n",
 	    progname, (int)strlen(progname), "");
@@ -142,14 +148,41 @@ parse_memsize(const char *opt, size_t *ret)
 	return (true);
 }
 
-/* pci_lpc.c: lpc_device_parse; the lab knows one LPC device, "bootrom". */
+/*
+ * pci_lpc.c: lpc_device_parse; the lab knows "bootrom" and its own "guest"
+ * (the stand-in for a boot disk).
+ */
 static bool
 lpc_parse(const char *opt, struct bhyve_opts *o)
 {
 
-	if (strncmp(opt, "bootrom,", 8) != 0 || opt[8] == '\0')
+	if (strncmp(opt, "bootrom,", 8) == 0 && opt[8] != '\0') {
+		o->bootrom = opt + 8;
+		return (true);
+	}
+	if (strncmp(opt, "guest,", 6) == 0 && opt[6] != '\0') {
+		o->guest_image = opt + 6;
+		return (true);
+	}
+	return (false);
+}
+
+/* pci_emul.c: pci_parse_slot, for the one emulation the lab has: fbuf. */
+static bool
+slot_parse(const char *opt, struct bhyve_opts *o)
+{
+	const char *emul;
+	char *end;
+	long slot;
+
+	slot = strtol(opt, &end, 10);
+	if (end == opt || *end != ',' || slot < 0 || slot > 31)
 		return (false);
-	o->bootrom = opt + 8;
+	emul = end + 1;
+	if (strncmp(emul, "fbuf", 4) != 0 || (emul[4] != '\0' &&
+	    emul[4] != ','))
+		return (false);
+	o->fbuf = 1;
 	return (true);
 }
 
@@ -164,7 +197,7 @@ bhyve_parse_args(int argc, char **argv, struct bhyve_opts *o)
 	o->sockets = o->cores = o->threads = 1;
 	o->maxcpus = 0;		/* bhyverun.c: never assigned */
 	o->memsize = DEFAULT_MEMSIZE;
-	while ((ch = getopt(argc, argv, "c:Dhl:m:x")) != -1) {
+	while ((ch = getopt(argc, argv, "c:Dhl:m:s:x")) != -1) {
 		switch (ch) {
 		case 'c':
 			if (!topology_parse(optarg, o))
@@ -178,6 +211,11 @@ bhyve_parse_args(int argc, char **argv, struct bhyve_opts *o)
 			if (!lpc_parse(optarg, o))
 				errx(EX_USAGE, "invalid lpc device "
 				    "configuration '%s'", optarg);
+			break;
+		case 's':
+			if (!slot_parse(optarg, o))
+				errx(EX_USAGE, "invalid slot configuration '%s'",
+				    optarg);
 			break;
 		case 'm':
 			if (!parse_memsize(optarg, &o->memsize))

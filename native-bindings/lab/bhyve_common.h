@@ -25,12 +25,17 @@ struct bhyve_opts {
 	int		x2apic_mode;
 	int		destroy_on_poweroff;
 	size_t		memsize;
-	const char	*bootrom;	/* -l bootrom,FILE */
+	const char	*bootrom;	/* -l bootrom,FILE: a boot ROM image */
+	const char	*guest_image;	/* -l guest,FILE: the lab's boot disk */
+	int		fbuf;		/* -s SLOT,fbuf[,...] */
 	const char	*vmname;
 };
 
 /* bhyve_args.c */
 void	bhyve_parse_args(int argc, char **argv, struct bhyve_opts *opts);
+
+/* bhyve_devices.c */
+int	bhyve_init_devices(struct vmctx *ctx, const struct bhyve_opts *opts);
 
 /* bhyve_guest.c */
 int	bhyve_lpc_bootrom(const struct bhyve_opts *opts);

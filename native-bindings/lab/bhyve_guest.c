@@ -1,9 +1,11 @@
 /*
- * bhyve_guest.c: the lab's boot ROM and the stdio limits bhyve applies
- * before capability mode.  The boot ROM is the guest image, loaded at
- * guest-physical 0x10000, with the vCPU count as a 16-bit word at 0x0500
- * (docs/internals.md section 4).  Like bhyve's bootrom.c, the file is read
- * during device initialisation, before cap_enter.
+ * bhyve_guest.c: the lab's guest in memory and the stdio limits bhyve
+ * applies before capability mode.  bhyve writes the vCPU count as a 16-bit
+ * word at 0x0500 (the lab's stand-in for the MP table and ACPI tables bhyve
+ * builds in guest memory); with -l guest,FILE it also places the guest
+ * image at 0x10000, as firmware would load it from a disk (docs/internals.md
+ * section 4).  The file is read during device initialisation, before
+ * cap_enter.
  */
 #define	LAB_FBSD_WEAK
 #include <err.h>
@@ -39,24 +41,25 @@ bhyve_load_guest(struct vmctx *ctx, const struct bhyve_opts *opts)
 		    LAB_GUEST_NCPUS_GPA);
 	ncpus = (uint16_t)opts->guest_ncpus;
 	memcpy(dst, &ncpus, sizeof(ncpus));
-	if (opts->bootrom == NULL)
+	if (opts->guest_image == NULL)
 		return;
-	fd = open(opts->bootrom, O_RDONLY);
+	fd = open(opts->guest_image, O_RDONLY);
 	if (fd < 0)
-		err(4, "Error opening bootrom \"%s\"", opts->bootrom);
+		err(4, "Error opening guest image \"%s\"", opts->guest_image);
 	if (fstat(fd, &sb) < 0)
-		err(4, "Could not fstat bootrom file");
+		err(4, "Could not fstat guest image");
 	if (sb.st_size <= 0)
-		errx(4, "bootrom \"%s\" is empty", opts->bootrom);
+		errx(4, "guest image \"%s\" is empty", opts->guest_image);
 	dst = vm_map_gpa(ctx, LAB_GUEST_LOAD_GPA, (size_t)sb.st_size);
 	if (dst == NULL)
-		errx(4, "bootrom \"%s\" (%jd bytes) does not fit in guest "
-		    "memory above 0x%lx", opts->bootrom, (intmax_t)sb.st_size,
-		    LAB_GUEST_LOAD_GPA);
+		errx(4, "guest image \"%s\" (%jd bytes) does not fit in guest "
+		    "memory above 0x%lx", opts->guest_image,
+		    (intmax_t)sb.st_size, LAB_GUEST_LOAD_GPA);
 	for (off = 0; off < (size_t)sb.st_size; off += (size_t)n) {
 		n = read(fd, dst + off, (size_t)sb.st_size - off);
 		if (n <= 0)
-			err(4, "Could not read bootrom \"%s\"", opts->bootrom);
+			err(4, "Could not read guest image \"%s\"",
+			    opts->guest_image);
 	}
 	close(fd);
 }

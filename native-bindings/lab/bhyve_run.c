@@ -94,8 +94,10 @@ bhyve_set_capabilities(struct vmctx *ctx, int cpu, int x2apic_mode)
 
 /*
  * bhyverun.c: main, from vm_setup_memory to the BSP's reset: guest memory,
- * device initialisation (the lab's only device is the boot ROM), then for
- * a ROM boot unrestricted guest on the BSP and vcpu_reset.
+ * device initialisation (init_pci: the framebuffer, the LPC boot ROM; the
+ * lab's guest image), then for a ROM boot unrestricted guest on the BSP and
+ * vcpu_reset, which starts it at the reset vector.  Without a ROM the BSP
+ * keeps the registers its loader (bhyveload) set.
  */
 void
 bhyve_setup_guest(struct vmctx *ctx, const struct bhyve_opts *opts)
@@ -108,6 +110,11 @@ bhyve_setup_guest(struct vmctx *ctx, const struct bhyve_opts *opts)
 		exit(4);
 	}
 
+	/* bhyverun.c: "Exit if a device emulation finds an error". */
+	if (bhyve_init_devices(ctx, opts) != 0) {
+		perror("device emulation initialization error");
+		exit(4);
+	}
 	bhyve_load_guest(ctx, opts);
 
 	if (bhyve_lpc_bootrom(opts)) {

@@ -76,6 +76,8 @@ get_u64(const uint8_t *p)
 
 size_t	frame_hello(uint8_t *buf, uint32_t pid);
 size_t	frame_open(uint8_t *buf, size_t cap, const char *name);
+size_t	frame_open_path(uint8_t *buf, size_t cap, const char *path,
+	    uint32_t flags);
 size_t	frame_close(uint8_t *buf, uint32_t file);
 size_t	frame_ioctl_head(uint8_t *buf, uint32_t file, uint64_t request,
 	    uint64_t argaddr, size_t arglen);

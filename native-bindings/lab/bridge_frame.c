@@ -36,6 +36,24 @@ frame_open(uint8_t *buf, size_t cap, const char *name)
 	return (frame_finish(buf, FRAME_OPEN, FRAME_HDR_LEN + n));
 }
 
+/*
+ * OPEN of another vmm node (/dev/vmmctl, /dev/vmm.io/NAME.SEG): the absolute
+ * path, a NUL and the u32 open flags (docs/internals.md section 2).
+ */
+size_t
+frame_open_path(uint8_t *buf, size_t cap, const char *path, uint32_t flags)
+{
+	size_t n;
+
+	n = strlen(path);
+	if (FRAME_HDR_LEN + n + 5 > cap)
+		return (0);
+	memcpy(buf + FRAME_HDR_LEN, path, n);
+	buf[FRAME_HDR_LEN + n] = '\0';
+	put_u32(buf + FRAME_HDR_LEN + n + 1, flags);
+	return (frame_finish(buf, FRAME_OPEN, FRAME_HDR_LEN + n + 5));
+}
+
 size_t
 frame_close(uint8_t *buf, uint32_t file)
 {

@@ -54,6 +54,24 @@ vmm_name(const char *path)
 	return (name);
 }
 
+/*
+ * The other vmm device nodes: /dev/vmmctl (15.0) and a VM's device-memory
+ * nodes /dev/vmm.io/NAME.SEG.  "dev/..." relative to the lab root, or NULL.
+ */
+static const char *
+vmm_node(const char *path)
+{
+	static const char io[] = "/dev/vmm.io/";
+
+	if (strcmp(path, "/dev/vmmctl") == 0)
+		return (path + 1);
+	if (strncmp(path, io, sizeof(io) - 1) == 0 &&
+	    path[sizeof(io) - 1] != '\0' &&
+	    strchr(path + sizeof(io) - 1, '/') == NULL)
+		return (path + 1);
+	return (NULL);
+}
+
 /* $VMMLAB_ROOT/rel, or rel itself when absolute. */
 static int
 root_path(char *buf, size_t cap, const char *rel)
@@ -88,17 +106,24 @@ model_close(uint32_t file)
 	errno = saved;
 }
 
+/*
+ * Opens a vmm node: asks the model (OPEN with a VM name, or with the node's
+ * path and flags), then opens the model's file of the node for real.
+ */
 static int
-vmm_open(const char *name, int flags)
+vmm_open_node(const char *name, const char *node, int flags)
 {
-	uint8_t req[FRAME_HDR_LEN + 256];
+	uint8_t req[FRAME_HDR_LEN + 320];
 	char rel[300], path[PATH_MAX];
 	size_t n;
 	int32_t ret;
 	int fd, rflags, saved;
 
 	rflags = flags & (O_ACCMODE | O_NONBLOCK);
-	snprintf(rel, sizeof(rel), "dev/vmm/%s", name);
+	if (node != NULL)
+		snprintf(rel, sizeof(rel), "%s", node);
+	else
+		snprintf(rel, sizeof(rel), "dev/vmm/%s", name);
 	if (bridge_loopback()) {
 		/* No model: the device file if the lab made one, else null. */
 		fd = -1;
@@ -115,7 +140,11 @@ vmm_open(const char *name, int flags)
 		}
 		return (fd);
 	}
-	n = frame_open(req, sizeof(req), name);
+	if (node != NULL)
+		n = frame_open_path(req, sizeof(req), node - 1,
+		    (uint32_t)(flags & O_ACCMODE));
+	else
+		n = frame_open(req, sizeof(req), name);
 	if (n == 0) {
 		errno = ENAMETOOLONG;
 		return (-1);
@@ -148,6 +177,13 @@ vmm_open(const char *name, int flags)
 }
 
 static int
+vmm_open(const char *name, int flags)
+{
+
+	return (vmm_open_node(name, NULL, flags));
+}
+
+static int
 open_common(enum open_kind kind, int dirfd, const char *path, int flags,
     mode_t mode)
 {
@@ -169,6 +205,9 @@ open_common(enum open_kind kind, int dirfd, const char *path, int flags,
 		name = vmm_name(path);
 		if (name != NULL)
 			return (vmm_open(name, flags));
+		name = vmm_node(path);
+		if (name != NULL)
+			return (vmm_open_node(NULL, name, flags));
 	}
 	switch (kind) {
 	case OPEN_PLAIN:

@@ -456,7 +456,7 @@ vm_alloc_memseg(struct vmctx *ctx, int segid, size_t len, const char *name)
  * vmmapi.c: vm_mmap_memseg: an identical existing mapping (found with
  * VM_MMAP_GETNEXT) is kept, a different one is EEXIST.
  */
-static int
+LAB_VMMAPI_EXPORT int
 vm_mmap_memseg(struct vmctx *ctx, uint64_t gpa, int segid, uint64_t off,
     size_t len, int prot)
 {
@@ -483,6 +483,48 @@ vm_mmap_memseg(struct vmctx *ctx, uint64_t gpa, int segid, uint64_t off,
 	memmap.prot = prot;
 	memmap.flags = flags;
 	return (ioctl(ctx->fd, ABI13_VM_MMAP_MEMSEG, &memmap));
+}
+
+/*
+ * vmmapi.c: vm_create_devmem: the segment (VM_ALLOC_MEMSEG with a name, an
+ * existing identical one reused), then open("/dev/vmm.io/VM.NAME") and map
+ * it read/write between guard areas; MAP_FAILED with errno on any failure.
+ */
+LAB_VMMAPI_EXPORT void *
+vm_create_devmem(struct vmctx *ctx, int segid, const char *name, size_t len)
+{
+	char pathname[512];
+	char *base, *ptr;
+	size_t len2;
+	int fd, saved;
+
+	fd = -1;
+	ptr = MAP_FAILED;
+	if (name == NULL || strlen(name) == 0) {
+		errno = EINVAL;
+		goto done;
+	}
+	if (vm_alloc_memseg(ctx, segid, len, name) != 0)
+		goto done;
+	snprintf(pathname, sizeof(pathname), "/dev/vmm.io/%s.%s", ctx->name,
+	    name);
+	fd = open(pathname, O_RDWR);
+	if (fd < 0)
+		goto done;
+	len2 = VM_MMAP_GUARD_SIZE + len + VM_MMAP_GUARD_SIZE;
+	base = mmap(NULL, len2, PROT_NONE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (base == MAP_FAILED)
+		goto done;
+	ptr = mmap(base + VM_MMAP_GUARD_SIZE, len, PROT_RW,
+	    MAP_SHARED | MAP_FIXED, fd, 0);
+done:
+	if (fd >= 0) {
+		saved = errno;
+		close(fd);
+		errno = saved;
+	}
+	return (ptr);
 }
 
 static int

@@ -66,10 +66,14 @@ int	vm_inject_exception(struct vmctx *ctx, int vcpu, int vector,
 	    int errcode_valid, uint32_t errcode, int restart_instruction);
 
 int	vm_setup_memory(struct vmctx *ctx, size_t len, enum vm_mmap_style s);
+int	vm_mmap_memseg(struct vmctx *ctx, uint64_t gpa, int segid, uint64_t off,
+	    size_t len, int prot);
+void	*vm_create_devmem(struct vmctx *ctx, int segid, const char *name,
+	    size_t len);
 void	*vm_map_gpa(struct vmctx *ctx, uint64_t gaddr, size_t len);
 size_t	vm_get_lowmem_size(struct vmctx *ctx);
 
-/* vcpu_reset: registers at reset, in the lab's real-mode convention. */
+/* vcpu_reset: the x86 reset state (CS:IP F000:FFF0, base 0xffff0000). */
 int	vcpu_reset(struct vmctx *ctx, int vcpu);
 
 /*

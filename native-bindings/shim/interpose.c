@@ -121,6 +121,10 @@ static int on_get_cpus(struct vm_session *, int, unsigned long, void *);
 static int on_suspend(struct vm_session *, int, unsigned long, void *);
 static int on_reinit(struct vm_session *, int, unsigned long, void *);
 static int on_set_capability(struct vm_session *, int, unsigned long, void *);
+static int on_alloc_memseg(struct vm_session *, int, unsigned long, void *);
+static int on_get_memseg(struct vm_session *, int, unsigned long, void *);
+static int on_mmap_memseg(struct vm_session *, int, unsigned long, void *);
+static int on_mmap_getnext(struct vm_session *, int, unsigned long, void *);
 
 #define	IOCNUM(req)	((req) & 0xff)
 
@@ -141,6 +145,14 @@ static const struct compat_action compat_actions[256] = {
 	[IOCNUM(ABI13_VM_GET_CPUS)] = { ABI13_VM_GET_CPUS, on_get_cpus },
 	[IOCNUM(ABI13_VM_SET_CAPABILITY)] = { ABI13_VM_SET_CAPABILITY,
 	    on_set_capability },
+	/* Memory segments: translated only on a 15.0 kernel (memseg.c). */
+	[IOCNUM(ABI13_VM_ALLOC_MEMSEG)] = { ABI13_VM_ALLOC_MEMSEG,
+	    on_alloc_memseg },
+	[IOCNUM(ABI13_VM_GET_MEMSEG)] = { ABI13_VM_GET_MEMSEG, on_get_memseg },
+	[IOCNUM(ABI13_VM_MMAP_MEMSEG)] = { ABI13_VM_MMAP_MEMSEG,
+	    on_mmap_memseg },
+	[IOCNUM(ABI13_VM_MMAP_GETNEXT)] = { ABI13_VM_MMAP_GETNEXT,
+	    on_mmap_getnext },
 };
 
 /*
@@ -191,6 +203,29 @@ on_set_topology(struct vm_session *vs, int fd, unsigned long request,
  * (steps 4, 5, 7) before bhyve sees it.  The common case (planned, native
  * ABI, an ordinary exit) is the first function; the rest is out of line.
  */
+/*
+ * 15.0's destroy (sys/dev/vmm/vmm_dev.c vmmdev_lookup_and_destroy) suspends
+ * the VM with VM_SUSPEND_DESTROY before it takes the device away; 13.1's
+ * vmexit_suspend does not know the reason ("invalid reason", exit 100).  A
+ * 15.0 bhyve exits 4 (vmexit_suspend: VM_SUSPEND_DESTROY -> exit(4)), and so
+ * does a 13.1 bhyve here, after telling the daemon.  13.1's own reasons stop
+ * at TRIPLEFAULT (4), so 5 is never one of them.
+ */
+static __attribute__((noreturn)) void
+exit_destroyed(struct vm_session *vs, int vcpu)
+{
+	static atomic_int exiting;
+
+	/* Every vCPU thread sees the reason; exit(3) may run only once. */
+	if (atomic_exchange(&exiting, 1) != 0)
+		for (;;)
+			pause();
+	link_event(vs, VMC_EV_VM_DESTROYED, vcpu, VM15_SUSPEND_DESTROY);
+	shim_warn("VM %s was destroyed while running (VM_SUSPEND_DESTROY); "
+	    "bhyve exits with status 4, as a 15.0 bhyve does", vs->name);
+	exit(4);
+}
+
 static __attribute__((noinline)) int
 vm_run_slow(struct vm_session *vs, struct vm_run *vr, int error)
 {
@@ -202,6 +237,10 @@ vm_run_slow(struct vm_session *vs, struct vm_run *vr, int error)
 				return (0);
 			/* Swallowed: run the sender again. */
 		} else {
+			if (error == 0 &&
+			    vr->vm_exit.exitcode == VM_EXITCODE_SUSPENDED &&
+			    vr->vm_exit.u.suspended.how == VM15_SUSPEND_DESTROY)
+				exit_destroyed(vs, vr->cpuid);
 			if (error == 0 &&
 			    vr->vm_exit.exitcode == VM_EXITCODE_SUSPENDED &&
 			    atomic_exchange(&vs->suspend_reported, 1) == 0)
@@ -285,6 +324,36 @@ on_set_capability(struct vm_session *vs, int fd, unsigned long request,
 	    cap->capval != 0 && atomic_exchange(&vs->new_protocol, 1) == 0)
 		link_event(vs, VMC_EV_NEW_PROTOCOL, cap->cpuid, 0);
 	return (error);
+}
+
+static int
+on_alloc_memseg(struct vm_session *vs, int fd, unsigned long request,
+    void *arg)
+{
+
+	return (memseg_alloc(vs, fd, request, arg));
+}
+
+static int
+on_get_memseg(struct vm_session *vs, int fd, unsigned long request, void *arg)
+{
+
+	return (memseg_get(vs, fd, request, arg));
+}
+
+static int
+on_mmap_memseg(struct vm_session *vs, int fd, unsigned long request, void *arg)
+{
+
+	return (memseg_mmap(vs, fd, request, arg));
+}
+
+static int
+on_mmap_getnext(struct vm_session *vs, int fd, unsigned long request,
+    void *arg)
+{
+
+	return (memseg_getnext(vs, fd, request, arg));
 }
 
 /* VM_SUSPEND (step 8): parked APs must reach VM_RUN now, not at next poll. */

@@ -30,19 +30,23 @@ kernel_vm_run(struct vm_session *vs, struct vm_run *vr)
 	uint8_t cpuset[VMC_CPUSET_MAX_BYTES];
 	struct vm_run_14 vr14;
 
-	if (!vs->facts_known || vs->facts.vmrun_abi == 13)
+	if (vs->vmrun_native)
 		return (shim_next_ioctl(vs->fd, ABI13_VM_RUN, vr));
 	memset(&vr14, 0, sizeof(vr14));
 	vr14.cpuid = vr->cpuid;
 	vr14.cpuset = cpuset;
-	vr14.cpusetsize = (size_t)vs->facts.cpuset_bytes;
+	vr14.cpusetsize = vs->facts_known ? (size_t)vs->facts.cpuset_bytes :
+	    sizeof(cpuset);
 	vr14.vm_exit = &vr->vm_exit;
 	if (atomic_exchange(&vs->vmrun_translated, 1) == 0)
 		link_event(vs, VMC_EV_VMRUN_TRANSLATED, vr->cpuid, 14);
 	return (shim_next_ioctl(vs->fd, ABI14_VM_RUN, &vr14));
 }
 
-/* VM_GET_CPUS with the kernel's cpuset size; vCPUs 0..15 into a mask. */
+/*
+ * VM_GET_CPUS with 13.1's size, widened only on ERANGE (translate.c);
+ * vCPUs 0..15 into a mask.
+ */
 int
 kernel_cpus(struct vm_session *vs, int which, uint32_t *mask)
 {
@@ -53,10 +57,9 @@ kernel_cpus(struct vm_session *vs, int which, uint32_t *mask)
 	memset(set, 0, sizeof(set));
 	memset(&arg, 0, sizeof(arg));
 	arg.which = which;
-	arg.cpusetsize = vs->facts_known ? vs->facts.cpuset_bytes :
-	    ABI13_CPUSET_BYTES;
+	arg.cpusetsize = ABI13_CPUSET_BYTES;
 	arg.cpus = set;
-	error = shim_next_ioctl(vs->fd, ABI13_VM_GET_CPUS, &arg);
+	error = cpus_adaptive(vs, vs->fd, &arg);
 	if (error == 0)
 		*mask = (uint32_t)(set[0] & ((1u << VMC_MAX_VCPUS) - 1));
 	return (error);

@@ -31,6 +31,8 @@ static const struct {
 	/* kernel-main-side.md section 4: cpuset_t 32 bytes before 14.0. */
 	{ "legacy13", VMC_VARIANT_LEGACY13, 32, 13 },
 	{ "window", VMC_VARIANT_WINDOW, 32, 13 },
+	/* 13.2..13.5: MAXCPU 256, the 144-byte VM_RUN native. */
+	{ "fixed13", VMC_VARIANT_FIXED13, 32, 13 },
 	/* 14.0: MAXCPU 1024, VM_RUN_13 under COMPAT_FREEBSD13 (GENERIC). */
 	{ "fixed14", VMC_VARIANT_FIXED14, 128, 13 },
 	{ "main15", VMC_VARIANT_MAIN15, 128, 13 },
@@ -195,7 +197,7 @@ shim_read_environment(void)
 		variant = variant_by_name(kernel);
 		if (variant == VMC_VARIANT_UNKNOWN)
 			shim_warn("ignoring VMM_COMPAT_KERNEL=%s (not legacy13, "
-			    "window, fixed14 or main15)", kernel);
+			    "window, fixed13, fixed14 or main15)", kernel);
 		else if (!shim_config.cached_known ||
 		    shim_config.cached.variant != variant) {
 			facts_for_variant(variant, &shim_config.cached);
@@ -209,7 +211,9 @@ session_set_facts(struct vm_session *vs, const struct kernel_facts *facts)
 {
 
 	vs->facts = *facts;
-	vs->vmrun_native = facts->vmrun_abi == 13;
+	/* The kernel's own answer at open (kabi.c) outranks the variant's. */
+	if (!vs->kabi_probed)
+		vs->vmrun_native = facts->vmrun_abi == 13;
 	vs->facts_known = 1;
 }
 
@@ -286,6 +290,7 @@ session_attach(int fd, const char *name)
 		free(vs);
 		return (-1);
 	}
+	probe_kernel_abi(vs);
 	vmfd_publish(fd, vs);
 	return (0);
 }

@@ -75,6 +75,17 @@ struct vm_session {
 	atomic_int		suspend_reported;
 	atomic_int		cpus_translated;
 	atomic_int		vmrun_translated;
+	/*
+	 * What the kernel answered at open (kabi.c), before bhyve's capsicum
+	 * limits: memseg15 = the 15.0 guest-NUMA VM_GET_MEMSEG exists;
+	 * memseg_compat14 = the 32-byte one still works (COMPAT_FREEBSD14).
+	 */
+	int			kabi_probed;
+	int			memseg15;
+	int			memseg_compat14;
+	/* VM_GET_CPUS: the cpusetsize that worked (0: the caller's). */
+	atomic_int		cpus_size;
+	atomic_int		memseg_translated;
 	pthread_mutex_t		plan_lock;	/* plan, handover, reinit */
 
 	/* Parkers sleep on park_cond between VM_RUN polls. */
@@ -167,6 +178,22 @@ int	activate_cpu(struct vm_session *vs, int fd, unsigned long request,
 /* translate.c */
 int	get_cpus(struct vm_session *vs, int fd, unsigned long request,
 	    struct vm_cpuset *arg);
+int	cpus_adaptive(struct vm_session *vs, int fd, struct vm_cpuset *arg);
+
+/* kabi.c: the kernel's ABI as its answers show it, probed at open. */
+void	probe_kernel_abi(struct vm_session *vs);
+
+/* memseg.c: 13.1 memory-segment requests on a 15.0 kernel. */
+int	memseg_alloc(struct vm_session *vs, int fd, unsigned long request,
+	    struct vm_memseg *arg);
+int	memseg_get(struct vm_session *vs, int fd, unsigned long request,
+	    struct vm_memseg *arg);
+int	memseg_mmap(struct vm_session *vs, int fd, unsigned long request,
+	    struct vm_memmap *arg);
+int	memseg_getnext(struct vm_session *vs, int fd, unsigned long request,
+	    struct vm_memmap *arg);
+int	segid_to_15(int segid);
+int	segid_from_15(int segid);
 size_t	widen_ioctl_list(struct vm_session *vs, const unsigned long *cmds,
 	    size_t ncmds, unsigned long *out, size_t outmax);
 

@@ -5,7 +5,8 @@
 # the rules up to that target readable by both makes. CFLAGS and LDFLAGS (a
 # port's) are added to that build.
 SHIM_SRCS=	shim/interpose.c shim/session.c shim/daemon_link.c shim/kernel.c \
-		shim/plan.c shim/parker.c shim/handover.c shim/translate.c
+		shim/plan.c shim/parker.c shim/handover.c shim/translate.c \
+		shim/kabi.c shim/memseg.c
 SHIM_HDRS=	shim/shim.h include/vmm13.h include/vmm_abi_gen.h include/fbsd_compat.h \
 		include/vmm_compat_proto_gen.h
 SHIM_CFLAGS=	-std=gnu11 -Wall -Wextra -Werror -fPIC -Iinclude -Ishim -pthread \
@@ -50,6 +51,13 @@ build/shim-tests/bad_input: shim/tests/bad_input.c include/vmm13.h include/vmm_a
 	$(CC) -std=gnu11 -Wall -Wextra -Werror -O1 -g -Iinclude -o $@ shim/tests/bad_input.c
 
 ALL_TARGETS	+= build/shim-tests/bad_input
+
+# 13.1 memory-segment requests through the interposer (test/native/memseg.test.ts).
+build/shim-tests/memseg_input: shim/tests/memseg_input.c include/vmm13.h include/vmm_abi_gen.h
+	@mkdir -p build/shim-tests
+	$(CC) -std=gnu11 -Wall -Wextra -Werror -O1 -g -Iinclude -o $@ shim/tests/memseg_input.c
+
+ALL_TARGETS	+= build/shim-tests/memseg_input
 
 # The compat protocol's layout, generated from src/daemon/protocol.ts (npm run build).
 PROTO_GENERATOR	:= ../dist/src/daemon/gen-protocol-header.js

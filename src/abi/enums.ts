@@ -180,6 +180,48 @@ export const VmMemSeg = {
 /** main/15: VM_BOOTROM = VM_MAXSYSMEM = 8 (sys/dev/vmm/vmm_mem.h; deployment.md section 3). */
 export const VM_BOOTROM_MAIN15 = 8;
 
+/**
+ * Memory segment ids of 15.0 and main (sys/dev/vmm/vmm_mem.h at 09fa9c6f, read_file id
+ * 2142784334): one system-memory segment per guest NUMA domain in [VM_SYSMEM, VM_MAXSYSMEM),
+ * VM_MAXMEMDOM = VM_MAXSYSMEM = 8, then VM_BOOTROM = VM_MAXSYSMEM, VM_FRAMEBUFFER, VM_PCIROM,
+ * VM_MEMSEG_END. VM_MAX_MEMSEGS = VM_MEMSEG_END (11), VM_MAX_MEMMAPS = 2 * VM_MAX_MEMSEGS (22).
+ */
+export const VmMemSeg15 = {
+  SYSMEM: 0,
+  BOOTROM: 8,
+  FRAMEBUFFER: 9,
+  PCIROM: 10,
+  MEMSEG_END: 11,
+} as const;
+export const VM_MAXSYSMEM_15 = 8;
+export const VM_MAX_MEMSEGS_15 = VmMemSeg15.MEMSEG_END;
+export const VM_MAX_MEMMAPS_15 = 2 * VM_MAX_MEMSEGS_15;
+
+/**
+ * sys/dev/vmm/vmm_dev.c adjust_segid (COMPAT_FREEBSD14/12, amd64): "Translate pre-15.0 memory
+ * segment identifiers into their 15.0 counterparts": every id but VM_SYSMEM gets
+ * VM_BOOTROM - 1 (7) added. The kernel applies it only in VM_ALLOC_MEMSEG_14/_12 and
+ * VM_GET_MEMSEG_14/_12; VM_MMAP_MEMSEG and VM_MMAP_GETNEXT take and return the new ids.
+ */
+export function segidTo15(segid: number): number {
+  return segid === VmMemSeg.SYSMEM ? segid : segid + (VmMemSeg15.BOOTROM - 1);
+}
+
+/** The inverse for ids the kernel hands back (VM_MMAP_GETNEXT): 8..10 -> 1..3; sysmem domains 1..7 have no 13.1 id. */
+export function segidFrom15(segid: number): number | null {
+  if (segid === VmMemSeg15.SYSMEM) return segid;
+  if (segid >= VmMemSeg15.BOOTROM && segid < VmMemSeg15.MEMSEG_END) return segid - (VmMemSeg15.BOOTROM - 1);
+  return null;
+}
+
+/**
+ * enum vm_suspend_how on amd64 15.0/main: VM_SUSPEND_DESTROY follows TRIPLEFAULT (5), LAST 6.
+ * Inferred, not read: the official amd64 vmm.h with DESTROY was not in the index; the MI
+ * vmm_dev.c calls vm_suspend(VM_SUSPEND_DESTROY) before destroy_dev, arm64 and riscv append
+ * DESTROY after HALT, and a third-party amd64 binding gives 5 (docs/abi.md).
+ */
+export const VmSuspendHow15 = { NONE: 0, RESET: 1, POWEROFF: 2, HALT: 3, TRIPLEFAULT: 4, DESTROY: 5, LAST: 6 } as const;
+
 /** Other vmm constants a translator needs (vmm.h / vmm_dev.h, 13.1 values). */
 export const VmmConst = {
   /** vmm.h VM_MAXCPU as seen by 13.1 userland: bhyve sizes its per-vCPU arrays by it. */

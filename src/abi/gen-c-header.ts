@@ -8,6 +8,10 @@ import * as path from 'node:path';
 import {
   CpusetWhich,
   VM_BOOTROM_MAIN15,
+  VM_MAX_MEMSEGS_15,
+  VM_MAXSYSMEM_15,
+  VmMemSeg15,
+  VmSuspendHow15,
   VM_CAP_MAX_13,
   VM_EXITCODE_MAX_13,
   VM_EXITCODE_MAX_14,
@@ -47,7 +51,7 @@ export interface CDefineGroup {
 export const ENUM_GUARD = 'VMM_ABI_GEN_NO_FREEBSD_NAMES';
 
 function abiPrefix(abi: AbiName): string {
-  return abi === '13.1' ? 'ABI13' : 'ABI14';
+  return abi === '13.1' ? 'ABI13' : abi === '14.0' ? 'ABI14' : 'ABI15';
 }
 
 function cIdent(name: string): string {
@@ -80,7 +84,7 @@ export function headerDefines(): CDefineGroup[] {
   for (const abi of ABI_NAMES) {
     const p = abiPrefix(abi);
     groups.push({
-      title: `${abi} request numbers (sys/amd64/include/vmm_dev.h${abi === '14.0' ? '; COMPAT_FREEBSD13 entries from sys/amd64/vmm/vmm_dev.c' : ''})`,
+      title: `${abi} request numbers (sys/amd64/include/vmm_dev.h${abi === '14.0' ? '; COMPAT_FREEBSD13 entries from sys/amd64/vmm/vmm_dev.c' : abi === '15.0' ? ', sys/dev/vmm/vmm_dev.[ch], sys/amd64/vmm/vmm_dev_machdep.c' : ''})`,
       defines: ioctlTable(abi).map((def) => ({
         name: `${p}_${def.name}`,
         text: `${hexRequest(def.request)}UL`,
@@ -128,6 +132,13 @@ export function headerDefines(): CDefineGroup[] {
       num('VM_FRAMEBUFFER', VmMemSeg.FRAMEBUFFER),
       num('VM_PCIROM', VmMemSeg.PCIROM),
       num('VM_BOOTROM_MAIN15', VM_BOOTROM_MAIN15),
+      num('VM15_SYSMEM', VmMemSeg15.SYSMEM),
+      num('VM15_MAXSYSMEM', VM_MAXSYSMEM_15),
+      num('VM15_BOOTROM', VmMemSeg15.BOOTROM),
+      num('VM15_FRAMEBUFFER', VmMemSeg15.FRAMEBUFFER),
+      num('VM15_PCIROM', VmMemSeg15.PCIROM),
+      num('VM15_MAX_MEMSEGS', VM_MAX_MEMSEGS_15),
+      num('VM15_SUSPEND_DESTROY', VmSuspendHow15.DESTROY),
       num('MAX_VM_STATS', VmmConst.MAX_VM_STATS),
       num('VM_MAX_SUFFIXLEN', VmmConst.VM_MAX_SUFFIXLEN),
       num('VM_MAX_NAMELEN', VmmConst.VM_MAX_NAMELEN),

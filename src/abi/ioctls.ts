@@ -26,6 +26,9 @@ import {
   VM_LAPIC_MSI,
   VM_MEMMAP,
   VM_MEMSEG,
+  VM_MEMSEG_12,
+  VM_MEMSEG_14,
+  VM_MEMSEG_15,
   VM_MEMSEG_FBSD12,
   VM_MUNMAP,
   VM_NMI,
@@ -43,17 +46,21 @@ import {
   VM_RUN_14,
   VM_SEG_DESC,
   VM_SNAPSHOT_META_13,
+  VM_SNAPSHOT_META_13_COMPAT,
   VM_SNAPSHOT_META_14,
   VM_SNAPSHOT_META_OLD,
   VM_STAT_DESC,
   VM_STATS_13,
+  VM_STATS_13_COMPAT,
   VM_STATS_14,
   VM_STATS_OLD,
   VM_SUSPEND,
   VM_X2APIC,
+  VMMCTL_VM_CREATE,
+  VMMCTL_VM_DESTROY,
 } from './structs';
 
-export type AbiName = '13.1' | '14.0';
+export type AbiName = '13.1' | '14.0' | '15.0';
 export type IoctlDir = 'void' | 'in' | 'out' | 'inout';
 
 export interface IoctlDef {
@@ -71,9 +78,14 @@ export interface IoctlDef {
   /** Kernel option under which the kernel accepts this request, e.g. 'COMPAT_FREEBSD13'. */
   readonly compat?: string;
   readonly notes?: string;
+  /** The device the request is for when it is not /dev/vmm/NAME (group 'V': /dev/vmmctl). */
+  readonly device?: string;
 }
 
-export const ABI_NAMES: readonly AbiName[] = Object.freeze(['13.1', '14.0'] as const);
+/** ioccom group of /dev/vmmctl (sys/dev/vmm/vmm_dev.h, a97f683fe3c4). */
+export const VMMCTL_IOC_GROUP = 'V'.charCodeAt(0);
+
+export const ABI_NAMES: readonly AbiName[] = Object.freeze(['13.1', '14.0', '15.0'] as const);
 
 export function isAbiName(value: string): value is AbiName {
   return (ABI_NAMES as readonly string[]).includes(value);
@@ -176,6 +188,7 @@ interface IoctlSpec<N extends string = string> {
   readonly struct: StructLayout | null;
   readonly compat?: string;
   readonly notes?: string;
+  readonly device?: string;
 }
 
 function row<const N extends string>(
@@ -183,7 +196,7 @@ function row<const N extends string>(
   num: number,
   dir: IoctlDir,
   struct: StructLayout | null,
-  extra: { compat?: string; notes?: string } = {},
+  extra: { compat?: string; notes?: string; device?: string } = {},
 ): IoctlSpec<N> {
   return { name, num, dir, struct, ...extra };
 }
@@ -278,8 +291,10 @@ interface AbiChange {
 const ABI14_CHANGES = [
   {
     replaces: 'VM_RUN',
-    spec: row('VM_RUN', NUM.RUN, 'inout', VM_RUN_14, {
-      notes: 'vm_exit and cpuset through pointers (e17eca32); IPI cpuset copied out only for VM_EXITCODE_IPI',
+    // _IOW, not _IOWR: sys/amd64/include/vmm_dev.h at e17eca32 (read_file id 940066618). The
+    // kernel writes the exit and the cpuset through the pointers, never the struct itself.
+    spec: row('VM_RUN', NUM.RUN, 'in', VM_RUN_14, {
+      notes: '_IOW; vm_exit and cpuset through pointers (e17eca32); IPI cpuset copied out only for VM_EXITCODE_IPI',
     }),
   },
   {
@@ -324,15 +339,114 @@ const ABI14_CHANGES = [
 /** The ioctl names of the 14.0 ABI. */
 export type Ioctl14Name = Ioctl13Name | (typeof ABI14_CHANGES)[number]['spec']['name'];
 
-function build14(): IoctlSpec[] {
+/**
+ * What 15.0 and main changed relative to 14.0 (sys/dev/vmm/vmm_dev.c at 3d39856d, DEV15, read_file
+ * id 1049803204; sys/amd64/vmm/vmm_dev_machdep.c, MD-A; sys/dev/vmm/vmm_dev.h, DEVH;
+ * kernel-15-side.md sections 2 and 3). A `replaces` of a name that 14.0 has under another
+ * compat name renames it (VM_STATS_OLD -> VM_STATS_13).
+ */
+const ABI15_CHANGES: readonly AbiChange15[] = [
+  {
+    replaces: 'VM_ALLOC_MEMSEG',
+    spec: row('VM_ALLOC_MEMSEG', NUM.ALLOC_MEMSEG, 'in', VM_MEMSEG_15, {
+      notes: 'guest NUMA vm_memseg (a4197ea47777): segids 0..7 sysmem, 8 bootrom, 9 framebuffer, 10 pcirom',
+    }),
+  },
+  {
+    after: 'VM_ALLOC_MEMSEG',
+    spec: row('VM_ALLOC_MEMSEG_14', NUM.ALLOC_MEMSEG, 'in', VM_MEMSEG_14, {
+      compat: 'COMPAT_FREEBSD14',
+      notes: 'the 13.1/14.x VM_ALLOC_MEMSEG; adjust_segid adds 7 to every segid but VM_SYSMEM',
+    }),
+  },
+  {
+    replaces: 'VM_ALLOC_MEMSEG_FBSD12',
+    spec: row('VM_ALLOC_MEMSEG_12', NUM.ALLOC_MEMSEG, 'in', VM_MEMSEG_12, { compat: 'COMPAT_FREEBSD12', notes: 'adjust_segid as _14' }),
+  },
+  {
+    replaces: 'VM_GET_MEMSEG',
+    spec: row('VM_GET_MEMSEG', NUM.GET_MEMSEG, 'inout', VM_MEMSEG_15, { notes: 'guest NUMA vm_memseg; the new segids' }),
+  },
+  {
+    after: 'VM_GET_MEMSEG',
+    spec: row('VM_GET_MEMSEG_14', NUM.GET_MEMSEG, 'inout', VM_MEMSEG_14, {
+      compat: 'COMPAT_FREEBSD14',
+      notes: 'the 13.1/14.x VM_GET_MEMSEG; adjust_segid, and the adjusted segid is copied back',
+    }),
+  },
+  {
+    replaces: 'VM_GET_MEMSEG_FBSD12',
+    spec: row('VM_GET_MEMSEG_12', NUM.GET_MEMSEG, 'inout', VM_MEMSEG_12, { compat: 'COMPAT_FREEBSD12', notes: 'adjust_segid as _14' }),
+  },
+  {
+    replaces: 'VM_MMAP_MEMSEG',
+    spec: row('VM_MMAP_MEMSEG', NUM.MMAP_MEMSEG, 'in', VM_MEMMAP, { notes: 'takes the 15.0 segid: a 13.1 segid is NOT translated' }),
+  },
+  {
+    replaces: 'VM_MMAP_GETNEXT',
+    spec: row('VM_MMAP_GETNEXT', NUM.MMAP_GETNEXT, 'inout', VM_MEMMAP, { notes: 'returns the 15.0 segid' }),
+  },
+  {
+    replaces: 'VM_GET_CPUS',
+    spec: row('VM_GET_CPUS', NUM.GET_CPUSET, 'in', VM_CPUSET, {
+      notes: 'relaxed size rule: ERANGE only for size < 1, > CPU_MAXSIZE/NBBY, or a set bit beyond size',
+    }),
+  },
+  {
+    replaces: 'VM_STATS_OLD',
+    spec: row('VM_STATS_13', NUM.VM_STATS, 'inout', VM_STATS_13_COMPAT, { compat: 'COMPAT_FREEBSD13', notes: 'the 13.1 VM_STATS' }),
+  },
+  {
+    replaces: 'VM_SNAPSHOT_REQ_OLD',
+    spec: row('VM_SNAPSHOT_REQ_13', NUM.SNAPSHOT_REQ, 'inout', VM_SNAPSHOT_META_13_COMPAT, {
+      compat: 'COMPAT_FREEBSD13',
+      notes: 'BHYVE_SNAPSHOT kernels only; the 13.1 VM_SNAPSHOT_REQ',
+    }),
+  },
+  {
+    after: 'VM_RESTORE_TIME',
+    spec: row('VMMCTL_VM_CREATE', 0, 'inout', VMMCTL_VM_CREATE, {
+      device: '/dev/vmmctl',
+      notes: "group 'V' on /dev/vmmctl (a97f683fe3c4); non-zero reserved words: EINVAL",
+    }),
+  },
+  {
+    after: 'VMMCTL_VM_CREATE',
+    spec: row('VMMCTL_VM_DESTROY', 1, 'inout', VMMCTL_VM_DESTROY, {
+      device: '/dev/vmmctl',
+      notes: "group 'V' on /dev/vmmctl; sends VM_SUSPEND_DESTROY to the running vCPUs first",
+    }),
+  },
+];
+
+interface AbiChange15 {
+  readonly replaces?: string;
+  readonly after?: string;
+  readonly spec: IoctlSpec;
+}
+
+function applyChanges(base: readonly IoctlSpec[], changes: readonly AbiChange15[]): IoctlSpec[] {
   const out: IoctlSpec[] = [];
-  const changes: readonly AbiChange[] = ABI14_CHANGES;
-  for (const spec of SPECS_13) {
+  const place = (name: string): void => {
+    for (const added of changes.filter((c) => c.after === name)) {
+      out.push(added.spec);
+      place(added.spec.name);
+    }
+  };
+  for (const spec of base) {
     const replacement = changes.find((c) => c.replaces === spec.name);
     out.push(replacement ? replacement.spec : spec);
-    for (const added of changes.filter((c) => c.after === spec.name)) out.push(added.spec);
+    place(spec.name);
   }
   return out;
+}
+
+function build14(): IoctlSpec[] {
+  return applyChanges(SPECS_13, ABI14_CHANGES);
+}
+
+function build15(): IoctlSpec[] {
+  return applyChanges(build14(), ABI15_CHANGES);
 }
 
 function toDef(spec: IoctlSpec): IoctlDef {
@@ -343,9 +457,10 @@ function toDef(spec: IoctlSpec): IoctlDef {
     dir: spec.dir,
     struct: spec.struct === null ? '' : spec.struct.name,
     len,
-    request: ioc(DIR_BITS[spec.dir], VMM_IOC_GROUP, spec.num, len),
+    request: ioc(DIR_BITS[spec.dir], spec.device === undefined ? VMM_IOC_GROUP : VMMCTL_IOC_GROUP, spec.num, len),
     ...(spec.compat !== undefined ? { compat: spec.compat } : {}),
     ...(spec.notes !== undefined ? { notes: spec.notes } : {}),
+    ...(spec.device !== undefined ? { device: spec.device } : {}),
   };
   return Object.freeze(def);
 }
@@ -378,6 +493,7 @@ function buildTable(abi: AbiName, specs: readonly IoctlSpec[]): AbiTable {
 const TABLES: Readonly<Record<AbiName, AbiTable>> = {
   '13.1': buildTable('13.1', SPECS_13),
   '14.0': buildTable('14.0', build14()),
+  '15.0': buildTable('15.0', build15()),
 };
 
 function tableOf(abi: AbiName): AbiTable {
@@ -422,8 +538,11 @@ function requestMap<K extends string>(abi: AbiName): Readonly<Record<K, number>>
 
 /** Every 13.1 request number by FreeBSD name: REQ13.VM_RUN === 0xC0907601. */
 export const REQ13: Readonly<Record<Ioctl13Name, number>> = requestMap<Ioctl13Name>('13.1');
-/** Every 14.0 request number by name: REQ14.VM_RUN === 0xC0207601, REQ14.VM_RUN_13 === 0xC0907601. */
+/** Every 14.0 request number by name: REQ14.VM_RUN === 0x80207601, REQ14.VM_RUN_13 === 0xC0907601. */
 export const REQ14: Readonly<Record<Ioctl14Name, number>> = requestMap<Ioctl14Name>('14.0');
+
+/** Every 15.0/main request number by name: REQ15.VM_ALLOC_MEMSEG === 0x8038760E. */
+export const REQ15: Readonly<Record<string, number>> = requestMap<string>('15.0');
 
 /** How a 14.0 entry relates to 13.1, for tables and diagnostics. */
 export interface AbiComparison {

@@ -157,12 +157,43 @@ export const VM_READWRITE_KERNEMU_DEVICE = defineStruct('vm_readwrite_kernemu_de
 export const VM_MEMSEG = defineStruct('vm_memseg', [i32('segid'), u64('len'), bytes('name', 16)]);
 export type VmMemseg = ValueOf<typeof VM_MEMSEG>;
 
+/**
+ * 15.0/main struct vm_memseg with the guest NUMA fields (a4197ea47777, D44565): the 32-byte
+ * head of the 13.1/14.x struct, then `domainset_t *ds_mask`, `size_t ds_mask_size`,
+ * `int ds_policy`. 56 bytes (0x8038760E / 0xC038760F). The field order is the riscv
+ * vmm_dev.h's (kernel-15-side.md, HRV); sys/dev/vmm/vmm_dev.c (DEV15, read_file id 1049803204)
+ * reads all three and skips the domain set when ds_policy is DOMAINSET_POLICY_INVALID or
+ * ds_mask is NULL.
+ */
+export const VM_MEMSEG_15 = defineStruct('vm_memseg', [
+  i32('segid'),
+  u64('len'),
+  bytes('name', 16),
+  ptr('ds_mask'),
+  u64('ds_mask_size'),
+  i32('ds_policy'),
+]);
+export type VmMemseg15 = ValueOf<typeof VM_MEMSEG_15>;
+/** The 32-byte layout under its 15.0 compat name (COMPAT_FREEBSD14, sys/dev/vmm/vmm_dev.c). */
+export const VM_MEMSEG_14 = renameStruct(VM_MEMSEG, 'vm_memseg_14');
+
+/**
+ * sys/dev/vmm/vmm_dev.h (DEVH, kernel-15-side.md section 2): struct vmmctl_vm_create and
+ * vmmctl_vm_destroy, `char name[VM_MAX_NAMELEN + 1]` then `int reserved[16]` (main after
+ * bd16bac27e7e names the first word `uint32_t flags`). 296 bytes each.
+ */
+export const VMMCTL_VM_CREATE = defineStruct('vmmctl_vm_create', [bytes('name', 230), bytes('reserved', 64, 4)]);
+export const VMMCTL_VM_DESTROY = defineStruct('vmmctl_vm_destroy', [bytes('name', 230), bytes('reserved', 64, 4)]);
+
 /** struct vm_memseg_fbsd12 (COMPAT_FREEBSD12): name is char[64]. 80 bytes. */
 export const VM_MEMSEG_FBSD12 = defineStruct('vm_memseg_fbsd12', [
   i32('segid'),
   u64('len'),
   bytes('name', 64),
 ]);
+
+/** The 80-byte layout under its 15.0 compat name (COMPAT_FREEBSD12). */
+export const VM_MEMSEG_12 = renameStruct(VM_MEMSEG_FBSD12, 'vm_memseg_12');
 
 /** struct vm_memmap. */
 export const VM_MEMMAP = defineStruct('vm_memmap', [
@@ -540,9 +571,25 @@ const STRUCTS_14: readonly StructLayout[] = Object.freeze([
   VM_EXIT_IPI_13,
 ]);
 
+/** 15.0/main names the COMPAT_FREEBSD13 layouts *_13 (sys/amd64/vmm/vmm_dev_machdep.c, MD-A). */
+export const VM_STATS_13_COMPAT = renameStruct(VM_STATS_13, 'vm_stats_13');
+export const VM_SNAPSHOT_META_13_COMPAT = renameStruct(VM_SNAPSHOT_META_13, 'vm_snapshot_meta_13');
+
+/** 15.0/main: the 14.0 set with the NUMA vm_memseg and its compat names (sys/dev/vmm/vmm_dev.c). */
+const STRUCTS_15: readonly StructLayout[] = Object.freeze([
+  ...STRUCTS_14.filter((st) => st !== VM_MEMSEG && st !== VM_MEMSEG_FBSD12 && st !== VM_STATS_OLD && st !== VM_SNAPSHOT_META_OLD),
+  VM_MEMSEG_15,
+  VM_MEMSEG_14,
+  VM_MEMSEG_12,
+  VM_STATS_13_COMPAT,
+  VM_SNAPSHOT_META_13_COMPAT,
+  VMMCTL_VM_CREATE,
+  VMMCTL_VM_DESTROY,
+]);
+
 /** Every struct layout of an ABI, each FreeBSD name once (the bare `int` argument excluded). */
 export function structTable(abi: AbiName): readonly StructLayout[] {
-  return abi === '13.1' ? STRUCTS_13 : STRUCTS_14;
+  return abi === '13.1' ? STRUCTS_13 : abi === '14.0' ? STRUCTS_14 : STRUCTS_15;
 }
 
 /** A struct layout of an ABI by FreeBSD name, or undefined. */

@@ -47,6 +47,18 @@ export const EventKind = {
   SPINUP_REROUTED: 12,
   /** The bhyve enabled VM_CAP_IPI_EXIT (vcpu): a new-protocol bhyve, left alone. */
   NEW_PROTOCOL: 13,
+  /**
+   * The VM was destroyed under the running bhyve (VM_EXITCODE_SUSPENDED with 15.0's
+   * VM_SUSPEND_DESTROY on vcpu): the interposer ends bhyve with status 4, as a 15.0 bhyve does.
+   */
+  VM_DESTROYED: 14,
+  /** A memory-segment request was translated for a 15.0 kernel (arg: the 13.1 IOCNUM, 14..17). */
+  MEMSEG_TRANSLATED: 15,
+  /**
+   * What the kernel answered at open (arg bits): 1 no 144-byte VM_RUN (no COMPAT_FREEBSD13),
+   * 2 the 15.0 guest-NUMA memseg, 4 no 32-byte memseg requests (no COMPAT_FREEBSD14).
+   */
+  KERNEL_ABI: 16,
 } as const;
 export type EventKindCode = (typeof EventKind)[keyof typeof EventKind];
 const EVENT_NAMES = new Map<number, string>(

@@ -33,6 +33,8 @@ export interface DoctorInputs {
   /** The interposer's path inside a jail. */
   interposerInJail: string;
   device: VmmDevice | null;
+  /** kern.conftxt (default: read with sysctl(8) on FreeBSD); null when unknown. */
+  conftxt?: string | null;
 }
 
 const pass = (check: string, detail: string): CheckResult => ({ check, status: 'pass', detail });
@@ -49,6 +51,90 @@ function checkKernelVariant(config: Config, device: VmmDevice | null): CheckResu
   const id = identifyKernel(osreldate);
   if (id.variant === null) return fail(name, id.why, 'set kernel_variant ("window" or "fixed14") in the configuration');
   return pass(name, `${id.variant}: ${id.why}`);
+}
+
+/** 13.1's VM_MAXCPU: a 13.1 bhyve may run this many vCPUs. */
+const LEGACY_VCPUS = 16;
+
+/**
+ * hw.vmm.maxcpu (vmm.c vmm_init, ee98f99d7a68): the host's CPU count unless the loader tunable
+ * says otherwise. Below 16, a legacy bhyve with more vCPUs fails: 13.1's VM_SET_TOPOLOGY gets
+ * EINVAL (vm_set_topology: sockets*cores*threads > maxcpus; bhyve exits 71), and a 13.2+ bhyve
+ * stops with "N vCPUs requested but only M available" (exit 4). 13.0/13.1 kernels have no such
+ * sysctl (VM_MAXCPU 16).
+ */
+export function checkMaxcpu(device: VmmDevice | null): CheckResult {
+  const name = 'hw.vmm.maxcpu';
+  const maxcpu = device?.sysctlInt('hw.vmm.maxcpu') ?? null;
+  if (maxcpu === null) return pass(name, 'no hw.vmm.maxcpu (a 13.0/13.1 kernel: VM_MAXCPU 16) or vmm.ko not loaded');
+  if (maxcpu >= LEGACY_VCPUS) return pass(name, `${maxcpu}: a 13.1 bhyve may run its 16 vCPUs`);
+  return warn(
+    name,
+    `${maxcpu} (the host's CPU count unless tuned): a legacy bhyve with more than ${maxcpu} vCPUs fails ` +
+      `(13.1: VM_SET_TOPOLOGY EINVAL, exit 71; 13.2+: "N vCPUs requested but only ${maxcpu} available", exit 4)`,
+    'add hw.vmm.maxcpu=16 to /boot/loader.conf and reboot (or reload vmm.ko)',
+  );
+}
+
+/** Bits of the interposer's kernel-abi event (native-bindings/shim/kabi.c). */
+const KABI_NO_COMPAT13 = 1;
+const KABI_MEMSEG15 = 2;
+const KABI_NO_COMPAT14 = 4;
+
+/**
+ * Whether the kernel has COMPAT_FREEBSD13 (the 144-byte VM_RUN, VM_STATS_13) and, on 15.0/main,
+ * COMPAT_FREEBSD14 (the 32-byte VM_ALLOC/GET_MEMSEG). Told by the kernel configuration embedded
+ * in GENERIC-style kernels (options INCLUDE_CONFIG_FILE: kern.conftxt), or by what the
+ * interposers saw at open (kernel-abi events the daemon recorded); otherwise the doctor says it
+ * cannot tell. Without the options a 13.1 bhyve (and bhyveload) needs the interposer for every
+ * start, which translates for it.
+ */
+export function checkCompatOptions(variant: string | null, conftxt: string | null, report: StatusReport | null): CheckResult {
+  const name = 'COMPAT_FREEBSD13/14';
+  if (variant === 'legacy13' || variant === 'window' || variant === 'fixed13') {
+    return pass(name, `not needed on ${variant}: the 13.1 VM_RUN and memseg requests are native there`);
+  }
+  const needs14 = variant === 'main15';
+  let has13: boolean | null = null;
+  let has14: boolean | null = null;
+  let source = '';
+  if (conftxt !== null && conftxt.trim() !== '') {
+    has13 = /^\s*options\s+COMPAT_FREEBSD13\b/m.test(conftxt);
+    has14 = /^\s*options\s+COMPAT_FREEBSD14\b/m.test(conftxt);
+    source = 'kern.conftxt';
+  } else if (report !== null) {
+    const seen = (report.vms as { events?: { kind: string; arg: number | null }[] }[])
+      .flatMap((vm) => vm.events ?? [])
+      .filter((e) => e.kind === 'kernel-abi' && e.arg !== null)
+      .map((e) => e.arg as number);
+    const last = seen.at(-1);
+    if (last !== undefined) {
+      has13 = (last & KABI_NO_COMPAT13) === 0;
+      has14 = (last & KABI_MEMSEG15) === 0 || (last & KABI_NO_COMPAT14) === 0;
+      source = "the interposer's kernel-abi event";
+    }
+  }
+  if (has13 === null) {
+    return pass(name, 'cannot tell (no kern.conftxt, no VM seen yet); the interposer asks the kernel at every open and translates what is missing');
+  }
+  const missing = [...(has13 ? [] : ['COMPAT_FREEBSD13']), ...(needs14 && has14 === false ? ['COMPAT_FREEBSD14'] : [])];
+  if (missing.length === 0) return pass(name, `present (${source})`);
+  return warn(
+    name,
+    `the kernel has no ${missing.join(' and ')} (${source}): a 13.1 bhyve${needs14 && missing.includes('COMPAT_FREEBSD14') ? ' and bhyveload' : ''} fail without the interposer ` +
+      `(${missing.includes('COMPAT_FREEBSD13') ? 'VM_RUN: ENOTTY' : ''}${missing.length === 2 ? '; ' : ''}${missing.includes('COMPAT_FREEBSD14') ? 'memory set-up: ENOTTY' : ''})`,
+    `add ${missing.map((m) => `options ${m}`).join(' and ')} to the kernel configuration, or start every legacy bhyve${missing.includes('COMPAT_FREEBSD14') ? ' and bhyveload' : ''} through vmm-compat wrap`,
+  );
+}
+
+/** kern.conftxt on FreeBSD (the kernel's own configuration file), or null. */
+export function kernelConftxt(): string | null {
+  if (os.platform() !== 'freebsd') return null;
+  try {
+    return execFileSync('sysctl', ['-n', 'kern.conftxt'], { encoding: 'utf8', timeout: 3000, maxBuffer: 4 << 20 });
+  } catch {
+    return null;
+  }
 }
 
 function checkVmmLoaded(config: Config): CheckResult {
@@ -100,6 +186,7 @@ export async function runDoctor(inputs: DoctorInputs): Promise<CheckResult[]> {
   results.push(pass('configuration', `${inputs.configPath}: ${inputs.configError ?? 'valid'}`));
   results.push(checkKernelVariant(config, inputs.device));
   results.push(checkVmmLoaded(config));
+  results.push(checkMaxcpu(inputs.device));
 
   let report: StatusReport | null = null;
   try {
@@ -108,6 +195,10 @@ export async function runDoctor(inputs: DoctorInputs): Promise<CheckResult[]> {
   } catch (err) {
     results.push(fail('daemon', err instanceof Error ? err.message : String(err), 'service vmm_compatd start (and check its log)'));
   }
+  const variant =
+    report?.kernelVariant ??
+    (config.kernelVariant !== 'auto' ? config.kernelVariant : identifyKernel(inputs.device?.sysctlInt('kern.osreldate') ?? 0).variant);
+  results.push(checkCompatOptions(variant, inputs.conftxt === undefined ? kernelConftxt() : inputs.conftxt, report));
 
   const dirs = [{ jail: 'host', dir: config.socketDir }, ...config.jails.map((j) => ({ jail: j.name, dir: j.socketDir }))];
   for (const { jail, dir } of dirs) {

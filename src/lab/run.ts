@@ -8,6 +8,7 @@ import path from 'node:path';
 import { startKernelModel, type KernelModel } from './kernel/server';
 import { KERNEL_MODEL_VARIANTS, type KernelVariant } from './kernel/variant';
 import { standardGuest } from './guests';
+import { buildLabRom } from './guests/rom';
 import { ARTIFACTS, requireArtifact } from '../native-paths';
 import { wrapEnvironment } from '../cli/commands/wrap';
 import { defaultConfig } from '../config/config';
@@ -17,7 +18,7 @@ export const LAB_KERNELS = KERNEL_MODEL_VARIANTS;
 export type LabKernelName = KernelVariant;
 export const LAB_BHYVES = ['13.1', '14.0'] as const;
 export type LabBhyve = (typeof LAB_BHYVES)[number];
-export type Outcome = 'poweroff' | 'reset' | 'halt' | 'triplefault' | 'hang' | 'bhyve-error';
+export type Outcome = 'poweroff' | 'reset' | 'halt' | 'triplefault' | 'destroyed' | 'hang' | 'bhyve-error';
 
 export interface BootResult {
   apsStarted: number[];
@@ -33,6 +34,8 @@ export interface LabResult extends BootResult {
   bhyve: LabBhyve;
   vcpus: number;
   shim: boolean;
+  /** Booted through a boot ROM at the reset vector (-l bootrom), not a loader (bhyveload13). */
+  bootrom: boolean;
   apsExpected: number[];
   boots?: BootResult[];
   daemonLog?: string;
@@ -61,9 +64,14 @@ const SUSPEND_OUTCOME: Readonly<Record<string, Outcome>> = {
   poweroff: 'poweroff',
   halt: 'halt',
   triplefault: 'triplefault',
+  destroy: 'destroyed',
 };
-/** 13.1 bhyverun.c vmexit_suspend: exit(0) reset, 1 poweroff, 2 halt, 3 triple fault. */
-const EXPECTED_STATUS: Readonly<Record<string, number>> = { reset: 0, poweroff: 1, halt: 2, triplefault: 3 };
+/**
+ * 13.1 bhyverun.c vmexit_suspend: exit(0) reset, 1 poweroff, 2 halt, 3 triple fault. A VM
+ * destroyed under a running bhyve (15.0: VM_SUSPEND_DESTROY) ends with 4, as 15.0's own
+ * vmexit_suspend ends it (13.1 alone would say "invalid reason" and exit 100).
+ */
+const EXPECTED_STATUS: Readonly<Record<string, number>> = { reset: 0, poweroff: 1, halt: 2, triplefault: 3, destroyed: 4 };
 
 function killTree(child: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): void {
   if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
@@ -108,6 +116,25 @@ export interface BhyveSpec {
   socketDir?: string;
   /** With shim: this libvmmcompat.so instead of the one in native-bindings/build (an installed one). */
   interposer?: string;
+  /**
+   * Boot through a boot ROM (-l bootrom: the VM_BOOTROM segment, the reset vector); default
+   * true. false: bhyve runs what a loader (loadGuest, the lab's bhyveload) left in the VM.
+   */
+  bootrom?: boolean;
+  /** The framebuffer device (-s 29,fbuf): a VM_FRAMEBUFFER segment mapped at its BAR. */
+  fbuf?: boolean;
+}
+
+/** The lab's loader (bhyveload13) ahead of a bhyve without a boot ROM. */
+export interface LoaderSpec {
+  vmName: string;
+  guest?: Uint8Array;
+  shim: boolean;
+  timeoutMs: number;
+  sanitized?: boolean;
+  socketDir?: string;
+  /** With shim: this libvmmcompat.so instead of the one in native-bindings/build. */
+  interposer?: string;
 }
 
 export interface BhyveRun {
@@ -119,6 +146,10 @@ export interface BhyveRun {
 export interface BenchOptions {
   kernel: LabKernelName;
   compatFreebsd13?: boolean;
+  /** options COMPAT_FREEBSD14 (main15). Default true. */
+  compatFreebsd14?: boolean;
+  /** kern.osreldate the kernel model reports (default: the variant's). */
+  osreldate?: number;
   /** The host CPU count hw.vmm.maxcpu derives from (default LAB_DEFAULT_HOST_CPUS). */
   hostCpus?: number;
   keep?: boolean;
@@ -149,6 +180,8 @@ export class LabBench {
       root,
       variant: options.kernel,
       compatFreebsd13: options.compatFreebsd13 ?? true,
+      compatFreebsd14: options.compatFreebsd14 ?? true,
+      ...(options.osreldate !== undefined ? { osreldate: options.osreldate } : {}),
       hostCpus: options.hostCpus,
     });
     const env: NodeJS.ProcessEnv = { ...process.env, VMMLAB_KERNEL_SOCK: socketPath, VMMLAB_ROOT: root };
@@ -222,14 +255,73 @@ export class LabBench {
     return waitFor(() => this.daemonLog().split('\n').some((line) => pattern.test(line)), timeoutMs, `daemon log ${pattern}`);
   }
 
+  private writeGuest(guest: Uint8Array | undefined): string {
+    const guestFile = path.join(this.root, `guest-${this.guestCount++}.bin`);
+    fs.writeFileSync(guestFile, guest ?? standardGuest('smp-boot'));
+    return guestFile;
+  }
+
+  /** The boot ROM image bhyve maps below 4 GB (src/lab/guests/rom.ts). */
+  private romFile(): string {
+    const file = path.join(this.root, 'bootrom.bin');
+    if (!fs.existsSync(file)) fs.writeFileSync(file, buildLabRom());
+    return file;
+  }
+
+  /**
+   * The loader step of a boot without a ROM, as bhyveload(8) runs before bhyve: creates (or
+   * reinitialises) the VM, sets up its memory, places the guest and sets the BSP's entry state.
+   * With `shim` it runs through `vmm-compat wrap` too (its memory set-up needs the same
+   * translations on a kernel without COMPAT_FREEBSD14).
+   */
+  async loadGuest(spec: LoaderSpec): Promise<{ status: number | null; signal: string | null; stderr: string }> {
+    const variant = spec.sanitized ? 'asan' : 'normal';
+    const loader = requireArtifact(ARTIFACTS.bhyveload13, variant);
+    const loaderArgs = ['-m', '2M', '-d', this.writeGuest(spec.guest), spec.vmName];
+    const env: NodeJS.ProcessEnv = { ...this.env };
+    const bridge = requireArtifact(ARTIFACTS.bridge, variant);
+    const sanitizerRuntime = spec.sanitized ? sanitizerRuntimes() : [];
+    if (spec.sanitized) env.ASAN_OPTIONS = 'detect_leaks=0:abort_on_error=1';
+    let command: string;
+    let args: string[];
+    if (spec.shim) {
+      command = process.execPath;
+      args = [
+        path.resolve(__dirname, '..', 'cli', 'main.js'),
+        'wrap',
+        '--config', this.configPath,
+        '--socket-dir', spec.socketDir ?? this.socketDir,
+        '--interposer', spec.interposer ?? requireArtifact(ARTIFACTS.interposer, variant),
+        ...sanitizerRuntime.flatMap((lib) => ['--preload-first', lib]),
+        '--extra-preload', bridge,
+        '--',
+        loader,
+        ...loaderArgs,
+      ];
+      if (!fs.existsSync(this.configPath)) fs.writeFileSync(this.configPath, '');
+    } else {
+      command = loader;
+      args = loaderArgs;
+      env.LD_PRELOAD = [...sanitizerRuntime, bridge].join(' ');
+    }
+    const child = spawn(command, args, { env, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+    let stderr = '';
+    child.stderr?.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    const timer = setTimeout(() => killTree(child), spec.timeoutMs);
+    const exit = await exited(child);
+    clearTimeout(timer);
+    return { ...exit, stderr };
+  }
+
   spawnBhyve(spec: BhyveSpec): BhyveRun {
     const variant = spec.sanitized ? 'asan' : 'normal';
     const bhyveBinary = requireArtifact(spec.bhyve === '13.1' ? ARTIFACTS.bhyve13 : ARTIFACTS.bhyve14);
-    const guestFile = path.join(this.root, `guest-${this.guestCount++}.bin`);
-    fs.writeFileSync(guestFile, spec.guest ?? standardGuest('smp-boot'));
-    const bhyveArgs = ['-c', String(spec.vcpus), '-x', '-m', '2M', '-l', `bootrom,${guestFile}`, spec.vmName];
+    const bhyveArgs = ['-c', String(spec.vcpus), '-x', '-m', '2M'];
+    if (spec.bootrom ?? true) bhyveArgs.push('-l', `bootrom,${this.romFile()}`, '-l', `guest,${this.writeGuest(spec.guest)}`);
+    if (spec.fbuf === true) bhyveArgs.push('-s', '29,fbuf,tcp=0.0.0.0:5900');
+    bhyveArgs.push(spec.vmName);
     const env: NodeJS.ProcessEnv = { ...this.env, ...spec.env };
-    if (spec.bhyve === '14.0') env.VMMLAB_VMRUN_ABI = this.options.kernel === 'fixed14' ? '14' : '13';
+    if (spec.bhyve === '14.0') env.VMMLAB_VMRUN_ABI = this.options.kernel === 'fixed14' || this.options.kernel === 'main15' ? '14' : '13';
     const bridge = requireArtifact(ARTIFACTS.bridge, variant);
     const sanitizerRuntime = spec.sanitized ? sanitizerRuntimes() : [];
     if (spec.sanitized) {
@@ -335,6 +427,12 @@ export interface LabOptions {
   vcpus: number;
   shim: boolean;
   timeoutMs: number;
+  /** Boot through the lab's boot ROM (default false: the loader, bhyveload13, then bhyve). */
+  bootrom?: boolean;
+  /** Add the framebuffer device. */
+  fbuf?: boolean;
+  compatFreebsd14?: boolean;
+  osreldate?: number;
   /** One bhyve process per entry, all on the same VM (a reset followed by a restart). */
   boots?: BootSpec[];
   guest?: Uint8Array;
@@ -360,9 +458,12 @@ export async function runLab(opts: LabOptions): Promise<LabResult> {
   const bench = await LabBench.start({
     kernel: opts.kernel,
     compatFreebsd13: opts.compatFreebsd13,
+    compatFreebsd14: opts.compatFreebsd14,
+    osreldate: opts.osreldate,
     hostCpus: opts.hostCpus,
     keep: opts.keep,
   });
+  const bootrom = opts.bootrom ?? false;
   const vmName = opts.vmName ?? `lab-${process.pid}-${Date.now() % 100000}`;
   const boots: BootResult[] = [];
   let daemonLog: string | undefined;
@@ -373,8 +474,34 @@ export async function runLab(opts: LabOptions): Promise<LabResult> {
     }
     const specs = opts.boots && opts.boots.length > 0 ? opts.boots : [{ guest: opts.guest }];
     for (const [index, spec] of specs.entries()) {
-      progress(`boot ${index + 1}/${specs.length}: bhyve ${opts.bhyve} on ${opts.kernel}, ${opts.vcpus} vCPUs${opts.shim ? ', through the shim' : ''}`);
+      progress(`boot ${index + 1}/${specs.length}: bhyve ${opts.bhyve} on ${opts.kernel}, ${opts.vcpus} vCPUs${opts.shim ? ', through the shim' : ''}${bootrom ? ', boot ROM' : ''}`);
+      if (!bootrom) {
+        progress('  loader (bhyveload): memory and the guest at its entry point');
+        const loaded = await bench.loadGuest({
+          vmName,
+          guest: spec.guest,
+          shim: opts.shim,
+          timeoutMs: opts.timeoutMs,
+          sanitized: opts.sanitized,
+          interposer: opts.interposer,
+        });
+        if (loaded.status !== 0) {
+          const failed: BootResult = {
+            apsStarted: [],
+            outcome: 'bhyve-error',
+            bhyveExit: { status: loaded.status, signal: loaded.signal },
+            guestOutput: '',
+            bhyveStderr: `bhyveload: ${loaded.stderr}`,
+            elapsedMs: 0,
+          };
+          progress(`  the loader failed (exit ${String(loaded.status ?? loaded.signal)}): ${loaded.stderr.trim()}`);
+          boots.push(failed);
+          break;
+        }
+      }
       const run = bench.spawnBhyve({
+        bootrom,
+        fbuf: opts.fbuf,
         bhyve: opts.bhyve,
         vcpus: opts.vcpus,
         vmName,
@@ -402,6 +529,7 @@ export async function runLab(opts: LabOptions): Promise<LabResult> {
     bhyve: opts.bhyve,
     vcpus: opts.vcpus,
     shim: opts.shim,
+    bootrom,
     apsExpected: Array.from({ length: opts.vcpus - 1 }, (_, i) => i + 1),
     ...last,
   };

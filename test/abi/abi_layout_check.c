@@ -197,7 +197,7 @@ SAME(sizeof(((struct chk_vm_exit *)0)->u.ipi13.dmask), ABI13_CPUSET_BYTES);
 
 /* Request numbers, rebuilt the way vmm_dev.h defines them. */
 SAME(CHK_IOWR(1, struct chk13_vm_run), ABI13_VM_RUN);
-SAME(CHK_IOWR(1, struct chk14_vm_run), ABI14_VM_RUN);
+SAME(CHK_IOW(1, struct chk14_vm_run), ABI14_VM_RUN);	/* _IOW at e17eca32 */
 SAME(CHK_IOWR(1, struct chk13_vm_run), ABI14_VM_RUN_13);
 SAME(CHK_IOW(2, struct chk_vm_capability), ABI13_VM_SET_CAPABILITY);
 SAME(CHK_IOWR(3, struct chk_vm_capability), ABI13_VM_GET_CAPABILITY);

@@ -26,6 +26,7 @@ interface Entry {
   differsFrom13?: boolean;
   request13?: string;
   same13As?: string;
+  device?: string;
 }
 
 function parseEntries(stdout: string): Entry[] {
@@ -63,9 +64,9 @@ test('abi --abi 14.0 --json marks what differs from 13.1', () => {
     { ...byName.get('VM_RUN'), notes: undefined },
     {
       name: 'VM_RUN',
-      request: '0xC0207601',
+      request: '0x80207601',
       len: 32,
-      dir: 'inout',
+      dir: 'in',
       num: 1,
       struct: 'vm_run',
       notes: undefined,
@@ -93,17 +94,48 @@ test('abi without --json prints an aligned table', () => {
   assert.ok(header);
   const runLine = lines.find((l) => l.startsWith('VM_RUN '));
   assert.ok(runLine);
-  assert.equal(runLine.indexOf('0xC0207601'), header.indexOf('REQUEST'), 'REQUEST column aligned');
+  assert.equal(runLine.indexOf('0x80207601'), header.indexOf('REQUEST'), 'REQUEST column aligned');
   assert.match(runLine, /13\.1: 0xC0907601/);
   assert.match(lines.find((l) => l.startsWith('VM_RUN_13 ')) ?? '', /COMPAT_FREEBSD13/);
 });
 
 test('an unknown --abi value exits 2 and names the accepted values on stderr', () => {
-  const r = run('abi', '--abi', '15.0');
+  const r = run('abi', '--abi', '16.0');
   assert.equal(r.status, 2);
   assert.equal(r.stdout, '');
   assert.match(r.stderr, /13\.1/);
   assert.match(r.stderr, /14\.0/);
+  assert.match(r.stderr, /15\.0/);
+});
+
+test('abi --abi 15.0 --json: the NUMA memseg, its COMPAT_FREEBSD14 forms, VM_RUN_13, VM_STATS_13 and /dev/vmmctl', () => {
+  const r = run('abi', '--abi', '15.0', '--json');
+  assert.equal(r.status, 0, r.stderr);
+  const byName = new Map(parseEntries(r.stdout).map((e) => [e.name, e]));
+  const pick = (name: string): unknown => {
+    const e = byName.get(name);
+    return e === undefined ? undefined : { request: e.request, len: e.len, dir: e.dir, compat: e.compat };
+  };
+  assert.deepEqual(pick('VM_ALLOC_MEMSEG'), { request: '0x8038760E', len: 56, dir: 'in', compat: undefined });
+  assert.deepEqual(pick('VM_GET_MEMSEG'), { request: '0xC038760F', len: 56, dir: 'inout', compat: undefined });
+  assert.deepEqual(pick('VM_ALLOC_MEMSEG_14'), { request: '0x8020760E', len: 32, dir: 'in', compat: 'COMPAT_FREEBSD14' });
+  assert.deepEqual(pick('VM_GET_MEMSEG_14'), { request: '0xC020760F', len: 32, dir: 'inout', compat: 'COMPAT_FREEBSD14' });
+  assert.deepEqual(pick('VM_RUN'), { request: '0x80207601', len: 32, dir: 'in', compat: undefined });
+  assert.deepEqual(pick('VM_RUN_13'), { request: '0xC0907601', len: 144, dir: 'inout', compat: 'COMPAT_FREEBSD13' });
+  assert.deepEqual(pick('VM_STATS_13'), { request: '0xC2187632', len: 536, dir: 'inout', compat: 'COMPAT_FREEBSD13' });
+  assert.deepEqual(pick('VMMCTL_VM_CREATE'), { request: '0xC1285600', len: 296, dir: 'inout', compat: undefined });
+  assert.deepEqual(pick('VMMCTL_VM_DESTROY'), { request: '0xC1285601', len: 296, dir: 'inout', compat: undefined });
+  assert.equal(byName.get('VM_ALLOC_MEMSEG_14')?.same13As, 'VM_ALLOC_MEMSEG');
+  assert.equal(byName.get('VMMCTL_VM_CREATE')?.device, '/dev/vmmctl');
+  assert.equal(byName.get('VM_RUN')?.device, undefined);
+  assert.equal(byName.has('VM_STATS_OLD'), false, '15.0 names it VM_STATS_13');
+  const ids = run('abi', '--abi', '15.0', '--segids', '--json');
+  assert.deepEqual(JSON.parse(ids.stdout), {
+    VM_SYSMEM: 0, VM_MAXSYSMEM: 8, VM_BOOTROM: 8, VM_FRAMEBUFFER: 9, VM_PCIROM: 10, VM_MAX_MEMSEGS: 11, VM_MAX_MEMMAPS: 22,
+  });
+  assert.deepEqual(JSON.parse(run('abi', '--abi', '13.1', '--segids', '--json').stdout), {
+    VM_SYSMEM: 0, VM_BOOTROM: 1, VM_FRAMEBUFFER: 2, VM_PCIROM: 3,
+  });
 });
 
 // The same output in-process, so that a failure above that comes from another command's module

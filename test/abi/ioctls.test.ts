@@ -2,9 +2,11 @@
 // IOCNUM, direction and struct layout; these tests check that the result is FreeBSD's.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { iocDir, iocGroup, iocLen, iocNum, IOC_IN, IOC_INOUT, IOC_OUT, IOC_VOID, VMM_IOC_GROUP } from '../../src/abi/ioccom';
+import { ioc, iocDir, iocGroup, iocLen, iocNum, IOC_IN, IOC_INOUT, IOC_OUT, IOC_VOID, VMM_IOC_GROUP } from '../../src/abi/ioccom';
+import { segidFrom15, segidTo15 } from '../../src/abi/enums';
 import {
   ABI_NAMES,
+  REQ15,
   argLayoutOf,
   compareWith13,
   IocNum,
@@ -22,7 +24,7 @@ import { REF_13, REF_14_CHANGES } from './reference';
 const DIR_BITS = { void: IOC_VOID, in: IOC_IN, out: IOC_OUT, inout: IOC_INOUT } as const;
 
 test('ABI names', () => {
-  assert.deepEqual([...ABI_NAMES], ['13.1', '14.0']);
+  assert.deepEqual([...ABI_NAMES], ['13.1', '14.0', '15.0']);
 });
 
 test('13.1 table reproduces every reference request number, length and direction', () => {
@@ -81,7 +83,7 @@ test('REQ13 / REQ14 hold every ioctl of their table', () => {
   assert.deepEqual(Object.keys(REQ14).sort(), ioctlTable('14.0').map((d) => d.name).sort());
   assert.equal(REQ13.VM_RUN, 0xc0907601);
   assert.equal(REQ13.VM_ACTIVATE_CPU, 0x8004765a);
-  assert.equal(REQ14.VM_RUN, 0xc0207601);
+  assert.equal(REQ14.VM_RUN, 0x80207601);
   assert.equal(REQ14.VM_STATS, 0xc2207632);
   assert.ok(Object.isFrozen(REQ13) && Object.isFrozen(REQ14));
 });
@@ -89,7 +91,8 @@ test('REQ13 / REQ14 hold every ioctl of their table', () => {
 for (const abi of ABI_NAMES) {
   test(`${abi}: every entry decodes back to its IOCNUM, length, direction and group 'v'`, () => {
     for (const def of ioctlTable(abi)) {
-      assert.equal(iocGroup(def.request), VMM_IOC_GROUP, def.name);
+      // /dev/vmmctl requests are group 'V' (sys/dev/vmm/vmm_dev.h); every /dev/vmm/NAME one is 'v'.
+      assert.equal(iocGroup(def.request), def.device === '/dev/vmmctl' ? 0x56 : VMM_IOC_GROUP, def.name);
       assert.equal(iocNum(def.request), def.num, def.name);
       assert.equal(iocLen(def.request), def.len, def.name);
       assert.equal(iocDir(def.request), DIR_BITS[def.dir], def.name);
@@ -148,8 +151,8 @@ test('requestOf names the ABI and the ioctl when it fails', () => {
 });
 
 test('an unknown ABI name is an error naming the accepted ones', () => {
-  const bogus = '15.0' as AbiName;
-  assert.throws(() => ioctlTable(bogus), /13\.1.*14\.0/);
+  const bogus = '16.0' as AbiName;
+  assert.throws(() => ioctlTable(bogus), /13\.1.*14\.0.*15\.0/);
 });
 
 test('compareWith13 marks what moved', () => {
@@ -160,4 +163,50 @@ test('compareWith13 marks what moved', () => {
   assert.deepEqual(compareWith13(run), { differsFrom13: true, request13: 0xc0907601 });
   assert.deepEqual(compareWith13(run13), { differsFrom13: true, same13As: 'VM_RUN' });
   assert.deepEqual(compareWith13(act), { differsFrom13: false });
+});
+
+// sys/amd64/include/vmm_dev.h at e17eca32 (read_file id 940066618):
+//   #define VM_RUN _IOW('v', IOCNUM_RUN, struct vm_run)
+// with struct vm_run { int cpuid; cpuset_t *cpuset; size_t cpusetsize; struct vm_exit *vm_exit; }.
+// An earlier edition of the research notes said _IOWR (0xC0207601): a kernel without
+// COMPAT_FREEBSD13 would answer that number with ENOTTY.
+test('14.0 VM_RUN is _IOW with the 32-byte struct vm_run: 0x80207601 (vmm_dev.h at e17eca32)', () => {
+  const run = ioctlByName('14.0', 'VM_RUN');
+  assert.ok(run);
+  assert.equal(run.dir, 'in');
+  assert.equal(run.len, 32);
+  assert.equal(run.struct, 'vm_run');
+  assert.equal(run.request, ioc(IOC_IN, VMM_IOC_GROUP, IocNum.RUN, 32));
+  assert.equal(run.request, 0x80207601);
+  assert.notEqual(run.request, 0xc0207601, 'the _IOWR number is not the kernel\'s');
+});
+
+// kernel-15-side.md section 2, recomputed: the 56-byte NUMA vm_memseg, the _14 compat forms with
+// the 13.1 numbers, and /dev/vmmctl (296-byte structs, group 'V').
+test('15.0 table: memseg numbers of the NUMA struct and of COMPAT_FREEBSD14, vmmctl, unchanged MMAP requests', () => {
+  assert.equal(REQ15.VM_ALLOC_MEMSEG, 0x8038760e);
+  assert.equal(REQ15.VM_GET_MEMSEG, 0xc038760f);
+  assert.equal(REQ15.VM_ALLOC_MEMSEG_14, REQ13.VM_ALLOC_MEMSEG);
+  assert.equal(REQ15.VM_GET_MEMSEG_14, REQ13.VM_GET_MEMSEG);
+  assert.equal(REQ15.VM_MMAP_MEMSEG, REQ13.VM_MMAP_MEMSEG);
+  assert.equal(REQ15.VM_MMAP_GETNEXT, REQ13.VM_MMAP_GETNEXT);
+  assert.equal(REQ15.VM_RUN, 0x80207601);
+  assert.equal(REQ15.VM_RUN_13, REQ13.VM_RUN);
+  assert.equal(REQ15.VM_STATS_13, REQ13.VM_STATS);
+  assert.equal(REQ15.VMMCTL_VM_CREATE, 0xc1285600);
+  assert.equal(REQ15.VMMCTL_VM_DESTROY, 0xc1285601);
+  assert.equal(ioctlByName('15.0', 'VM_ALLOC_MEMSEG_14')?.compat, 'COMPAT_FREEBSD14');
+  assert.equal(ioctlByName('15.0', 'VM_ALLOC_MEMSEG')?.len, 56);
+  for (const def of ioctlTable('13.1')) {
+    if (def.compat !== undefined) continue;
+    // Every request 13.1 bhyve issues is still there, natively or under a compat option.
+    assert.ok(ioctlByRequest('15.0', def.request), `${def.name} ${def.request.toString(16)} missing from 15.0`);
+  }
+});
+
+test('adjust_segid: 13.1 ids 1..3 are 8..10 on 15.0; the inverse refuses the NUMA sysmem ids 1..7', () => {
+  assert.deepEqual([0, 1, 2, 3].map(segidTo15), [0, 8, 9, 10]);
+  assert.deepEqual([0, 8, 9, 10].map(segidFrom15), [0, 1, 2, 3]);
+  assert.equal(segidFrom15(3), null);
+  assert.equal(segidFrom15(11), null);
 });

@@ -80,7 +80,7 @@ VM_RESTORE_TIME             inout   4 0xC0047673
 // kernel-main-side.md section 4.2 (14.0 / main column) and legacy-13.1-side.md section 3
 // ("VM_STATS 13.2+, for contrast"). Every 14.0 request not listed here has its 13.1 number.
 const CHANGES_14 = `
-VM_RUN                      inout  32 0xC0207601
+VM_RUN                      in     32 0x80207601
 VM_RUN_13                   inout 144 0xC0907601
 VM_STATS                    inout 544 0xC2207632
 VM_STATS_OLD                inout 536 0xC2187632

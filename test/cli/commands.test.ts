@@ -107,7 +107,7 @@ test('doctor on a static binary and a broken configuration', () => {
   fs.writeFileSync(conf, 'kernel_variant = sometimes\n');
   const r = run(['doctor', '--config', conf]);
   assert.equal(r.status, 1);
-  assert.match(r.stdout, /FAIL {2}configuration: .*broken\.conf:1: kernel_variant must be auto or one of legacy13, window, fixed14, main15, not "sometimes"/);
+  assert.match(r.stdout, /FAIL {2}configuration: .*broken\.conf:1: kernel_variant must be auto or one of legacy13, window, fixed13, fixed14, main15, not "sometimes"/);
   const staticBin = path.join(bench.root, 'static-bhyve');
   const cc = spawnSync('gcc', ['-static', '-x', 'c', '-o', staticBin, '-'], { input: 'int main(void){return 0;}\n' });
   if (cc.status !== 0) return; // no static libc here: the dynamic case is covered above
@@ -171,7 +171,7 @@ test('lab usage errors exit 2 with a clear message', () => {
   assert.match(hosts.stderr, /--host-cpus must be a whole number from 1 to 1024, not "2000"/);
   const kernel = run(['lab', '--kernel', 'linux']);
   assert.equal(kernel.status, 2);
-  assert.match(kernel.stderr, /Allowed choices are legacy13, window, fixed14/);
+  assert.match(kernel.stderr, /Allowed choices are legacy13, window, fixed13, fixed14, main15/);
   const guest = run(['lab', '--guest', '/nonexistent/guest.bin']);
   assert.equal(guest.status, 2);
   assert.match(guest.stderr, /cannot read --guest \/nonexistent\/guest\.bin: ENOENT/);

@@ -32,7 +32,12 @@ test('vCPU counts outside 1..16 (13.1 VM_MAXCPU) are refused', () => {
 
 test('identifyKernel: reliable ranges are named, the 14-CURRENT window is refused', () => {
   assert.equal(identifyKernel(1301000).variant, 'legacy13');
-  assert.equal(identifyKernel(1302000).variant, 'fixed14');
+  assert.equal(identifyKernel(1302000).variant, 'fixed13');
+  assert.equal(identifyKernel(1305000).variant, 'fixed13', '13.5-RELEASE');
+  assert.equal(identifyKernel(1399999).variant, 'fixed13');
+  assert.equal(identifyKernel(1500068).variant, 'main15', '15.0-RELEASE');
+  assert.equal(identifyKernel(1600000).variant, 'main15', '16-CURRENT');
+  assert.match(identifyKernel(1600000).why, /main \(16-CURRENT/);
   assert.equal(identifyKernel(1400097).variant, 'fixed14');
   assert.equal(identifyKernel(1500010).variant, 'main15');
   const ambiguous = identifyKernel(1400080);

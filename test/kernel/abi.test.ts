@@ -99,10 +99,12 @@ test('vmm_dev.c VM_RUN (14.0): on error nothing is copied out through vm_exit', 
 });
 
 test('vmm_dev.c vmmdev_ioctl: BHYVE_SNAPSHOT and COMPAT_FREEBSD12 requests are not part of the modelled kernels', () => {
-  for (const variant of ['legacy13', 'window', 'fixed14'] as const) {
+  for (const variant of ['legacy13', 'window', 'fixed13', 'fixed14', 'main15'] as const) {
     const names = acceptedIoctlNames({
       rules: variantRules(variant),
       compatFreebsd13: true,
+      compatFreebsd14: true,
+      osreldate: variantRules(variant).osreldate,
       kernelCpusetBytes: 32,
       cpuMaxsizeBytes: 32,
       hostCpus: 16,
@@ -111,7 +113,9 @@ test('vmm_dev.c vmmdev_ioctl: BHYVE_SNAPSHOT and COMPAT_FREEBSD12 requests are n
     });
     assert.ok(!names.includes('VM_SNAPSHOT_REQ'));
     assert.ok(!names.includes('VM_ALLOC_MEMSEG_FBSD12'));
+    assert.ok(!names.includes('VM_ALLOC_MEMSEG_12'));
+    assert.ok(!names.includes('VMMCTL_VM_CREATE'), 'a /dev/vmmctl request is not /dev/vmm/NAME\'s');
     assert.ok(names.includes('VM_ACTIVATE_CPU'));
-    assert.ok(names.includes(variant === 'fixed14' ? 'VM_RUN' : variant === 'window' ? 'VM_RUN_13' : 'VM_RUN'));
+    assert.ok(names.includes(variant === 'window' || variant === 'fixed13' ? 'VM_RUN_13' : 'VM_RUN'));
   }
 });

@@ -15,6 +15,7 @@ import {
   VM_EXIT,
   VM_MEMMAP,
   VM_MEMSEG,
+  VM_MEMSEG_15,
   VM_REGISTER,
   VM_RUN_13,
   VM_RUN_14,
@@ -54,7 +55,7 @@ export async function startLab(variant: KernelVariant, options: Partial<KernelMo
   const lab: Lab = {
     model,
     dir,
-    abi: variant === 'legacy13' ? '13.1' : '14.0',
+    abi: variant === 'legacy13' ? '13.1' : variant === 'main15' ? '15.0' : '14.0',
     async close() {
       openLabs.delete(lab);
       await model.close();
@@ -204,7 +205,7 @@ export class VmThread {
     const exitAddr = memory.alloc(VM_EXIT.size);
     const cpusetAddr = memory.alloc(Buffer.alloc(cpusetsize, 0xaa));
     const arg = VM_RUN_14.encode({ cpuid, cpuset: cpusetAddr, cpusetsize: BigInt(cpusetsize), vm_exit: exitAddr });
-    const r = await this.client.ioctl(this.file, 0xc0207601, arg, memory);
+    const r = await this.client.ioctl(this.file, 0x80207601, arg, memory);
     return { ret: r.ret, exit: r.ret === 0 ? VM_EXIT.decode(memory.bytes(exitAddr)) : null, cpuset: memory.bytes(cpusetAddr) };
   }
 
@@ -225,7 +226,8 @@ export async function createVm(lab: Lab, name: string, guest: Uint8Array, pid = 
   control.end();
   if (created.ret !== 0) throw new Error(`hw.vmm.create ${name}: ${created.ret}`);
   const t = await VmThread.open(lab, name, pid);
-  const alloc = await t.ioctl('VM_ALLOC_MEMSEG', VM_MEMSEG.encode({ segid: 0, len: BigInt(MEM_BYTES) }));
+  const memseg = lab.abi === '15.0' ? VM_MEMSEG_15 : VM_MEMSEG;
+  const alloc = await t.ioctl('VM_ALLOC_MEMSEG', memseg.encode({ segid: 0, len: BigInt(MEM_BYTES) }));
   if (alloc.ret !== 0) throw new Error(`VM_ALLOC_MEMSEG: ${alloc.ret}`);
   const map = await t.ioctl('VM_MMAP_MEMSEG', VM_MEMMAP.encode({ gpa: 0n, segid: 0, segoff: 0n, len: BigInt(MEM_BYTES), prot: 7, flags: 0 }));
   if (map.ret !== 0) throw new Error(`VM_MMAP_MEMSEG: ${map.ret}`);

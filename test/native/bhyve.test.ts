@@ -20,6 +20,7 @@ import {
   type ExitSpec,
   type FakeKernelOptions,
   type RunResult,
+  romBoot,
 } from './fake-kernel';
 
 const bridge = nativeArtifact('libvmmlab_bridge.so');
@@ -135,7 +136,7 @@ describe('bhyve13 and bhyve14 command lines', { skip }, () => {
 describe('bhyve13: the 13.1 vCPU life cycle', { skip }, () => {
   it('issues the 13.1 start-up sequence up to its first VM_RUN, then powers off with status 1', async () => {
     const { kernel, image, env } = await lab({ script: new Map([[0, consoleThenPoweroff('OK\n')]]) });
-    const r = await run(bhyve13, ['-c', '2', '-x', '-m', '2M', '-l', `bootrom,${image}`, 'vm13'], env);
+    const r = await run(bhyve13, ['-c', '2', '-x', '-m', '2M', ...romBoot(image), 'vm13'], env);
     assert.equal(r.status, 1, status(r));
     assert.equal(r.stdout, 'OK\n');
     const trace = mainTrace(kernel);
@@ -153,6 +154,15 @@ describe('bhyve13: the 13.1 vCPU life cycle', { skip }, () => {
       'VM_MMAP_GETNEXT',
       'VM_MMAP_MEMSEG',
       'MMAP',
+      // init_pci -> lpc_init -> bootrom.c: vm_create_devmem(VM_BOOTROM, "bootrom", size) opens,
+      // maps and closes /dev/vmm.io/vm13.bootrom; vm_mmap_memseg maps it below 4 GB.
+      'VM_GET_MEMSEG',
+      'VM_ALLOC_MEMSEG',
+      'OPEN',
+      'MMAP',
+      'CLOSE',
+      'VM_MMAP_GETNEXT',
+      'VM_MMAP_MEMSEG',
       'VM_SET_CAPABILITY', // UNRESTRICTED_GUEST for the boot ROM
       'vcpu_reset',
       'VM_GET_REGISTER', // RIP
@@ -174,16 +184,24 @@ describe('bhyve13: the 13.1 vCPU life cycle', { skip }, () => {
     assert.equal(mem.length, 2 * 1024 * 1024);
     assert.equal(mem.readUInt16LE(0x500), 2);
     assert.equal(mem.subarray(0x10000, 0x10004).toString('hex'), 'faf4ebfd');
-    // Lab reset convention for the BSP: CS=0x1000 base 0x10000, RIP 0.
-    const cs = kernel.vms.get('vm13')!.descs.get(`0:${VM_REG_GUEST_CS}`)!;
-    assert.equal(cs.readBigUInt64LE(0), 0x10000n);
-    assert.equal(kernel.vms.get('vm13')!.regs.get(`0:${VM_REG_GUEST_CS}`), 0x1000n);
+    // vmmapi.c vcpu_reset: the x86 reset state, CS selector 0xF000 base 0xFFFF0000, RIP 0xFFF0.
+    const vm13 = kernel.vms.get('vm13')!;
+    const cs = vm13.descs.get(`0:${VM_REG_GUEST_CS}`)!;
+    assert.equal(cs.readBigUInt64LE(0), 0xffff0000n);
+    assert.equal(vm13.regs.get(`0:${VM_REG_GUEST_CS}`), 0xf000n);
+    assert.equal(vm13.regs.get(`0:${VM_REG_GUEST_RIP}`) !== undefined, true);
+    // The boot ROM: a VM_BOOTROM (1) segment named bootrom, one page, mapped read/execute at 4 GB - 4 KB.
+    assert.equal(vm13.devmem.get(1)?.name, 'bootrom');
+    const romMap = ioctlsOf(kernel, 'VM_MMAP_MEMSEG')[1]!;
+    assert.equal(romMap.readBigUInt64LE(0), 0xfffff000n);
+    assert.equal(romMap.readInt32LE(8), 1);
+    assert.equal(romMap.readInt32LE(32), 5, 'PROT_READ | PROT_EXEC');
   });
 
   it('destroys the VM on power-off with -D and reinitialises an existing VM with a boot ROM', async () => {
     const { kernel, image, env } = await lab({ script: new Map([[0, consoleThenPoweroff('')]]) });
     kernel.createVm('again');
-    const r = await run(bhyve13, ['-D', '-l', `bootrom,${image}`, 'again'], env);
+    const r = await run(bhyve13, ['-D', ...romBoot(image), 'again'], env);
     assert.equal(r.status, 1, status(r));
     const trace = mainTrace(kernel);
     assert.deepEqual(trace.slice(0, 6), ['SYSCTL hw.vmm.create', 'OPEN', 'CAP_RIGHTS', 'CAP_IOCTLS', 'VM_REINIT', 'VM_SET_TOPOLOGY']);
@@ -197,7 +215,7 @@ describe('bhyve13: the 13.1 vCPU life cycle', { skip }, () => {
       [0, [{ exitcode: EXIT.SPINUP_AP, vcpu: 1, rip: 0x9000n }, { exitcode: EXIT.INOUT, port: 0xcf9, bytes: 1, eax: 0x06 }]],
     ]);
     const { kernel, image, env } = await lab({ script });
-    const r = await run(bhyve13, ['-c', '2', '-x', '-l', `bootrom,${image}`, 'apvm'], env);
+    const r = await run(bhyve13, ['-c', '2', '-x', ...romBoot(image), 'apvm'], env);
     assert.equal(r.status, 0, status(r));
     const apConn = kernel.ioctls.find((x) => x.name === 'VM_RUN' && x.vcpu === 1)!.conn;
     assert.deepEqual(
@@ -231,39 +249,39 @@ describe('bhyve13: the 13.1 vCPU life cycle', { skip }, () => {
     const { image, env } = await lab({
       override: (rec) => (rec.request === REQ13.VM_GET_CPUS ? { ret: 0 } : undefined),
     });
-    const r = await run(bhyve13, ['-l', `bootrom,${image}`, 'assertvm'], env);
+    const r = await run(bhyve13, [...romBoot(image), 'assertvm'], env);
     assert.equal(r.signal, 'SIGABRT', status(r));
   });
 
   it('exits 71 when VM_ACTIVATE_CPU fails and 71 when VM_SET_TOPOLOGY fails', async () => {
     const a = await lab({ override: (rec) => (rec.request === REQ13.VM_ACTIVATE_CPU ? { ret: -FBSD.EBUSY } : undefined) });
-    const r = await run(bhyve13, ['-l', `bootrom,${a.image}`, 'busyvm'], a.env);
+    const r = await run(bhyve13, [...romBoot(a.image), 'busyvm'], a.env);
     assert.equal(r.status, 71, status(r));
     assert.match(r.stderr, /could not activate CPU 0: Device or resource busy/);
     const t = await lab({ override: (rec) => (rec.request === REQ13.VM_SET_TOPOLOGY ? { ret: -FBSD.EINVAL } : undefined) });
-    const r2 = await run(bhyve13, ['-l', `bootrom,${t.image}`, 'topovm'], t.env);
+    const r2 = await run(bhyve13, [...romBoot(t.image), 'topovm'], t.env);
     assert.equal(r2.status, 71, status(r2));
     assert.match(r2.stderr, /vm_set_topology/);
   });
 
   it('exits 1 on a VM_RUN error and 4 on an exit code 13.1 does not know', async () => {
     const a = await lab({ override: (rec) => (rec.request === REQ13.VM_RUN ? { ret: -FBSD.EINVAL } : undefined) });
-    const r = await run(bhyve13, ['-l', `bootrom,${a.image}`, 'runerr'], a.env);
+    const r = await run(bhyve13, [...romBoot(a.image), 'runerr'], a.env);
     assert.equal(r.status, 1, status(r));
     assert.match(r.stderr, new RegExp(`vm_run error -1, errno ${os.constants.errno.EINVAL}`));
     const b = await lab({ script: new Map([[0, [{ exitcode: EXIT.IPI, mode: APIC_DELMODE_INIT, cpus: [1] }]]]) });
-    const r2 = await run(bhyve13, ['-l', `bootrom,${b.image}`, 'ipivm'], b.env);
+    const r2 = await run(bhyve13, [...romBoot(b.image), 'ipivm'], b.env);
     assert.equal(r2.status, 4, status(r2));
     assert.match(r2.stderr, /vm_loop: unexpected exitcode 0x18/);
   });
 
   it('limits itself to 16 vCPUs (1 without unrestricted guest) and refuses a fresh VM without a boot ROM', async () => {
     const a = await lab();
-    const r = await run(bhyve13, ['-c', '17', '-l', `bootrom,${a.image}`, 'bigvm'], a.env);
+    const r = await run(bhyve13, ['-c', '17', ...romBoot(a.image), 'bigvm'], a.env);
     assert.equal(r.status, 4, status(r));
     assert.match(r.stderr, /17 vCPUs requested but only 16 available/);
     const b = await lab({ override: (rec) => (rec.request === REQ13.VM_GET_CAPABILITY ? { ret: -FBSD.EINVAL } : undefined) });
-    const r2 = await run(bhyve13, ['-c', '2', '-l', `bootrom,${b.image}`, 'nougvm'], b.env);
+    const r2 = await run(bhyve13, ['-c', '2', ...romBoot(b.image), 'nougvm'], b.env);
     assert.equal(r2.status, 4, status(r2));
     assert.match(r2.stderr, /2 vCPUs requested but only 1 available/);
     const r3 = await run(bhyve13, ['freshvm'], b.env);
@@ -286,7 +304,7 @@ describe('bhyve14: the 14.0 vCPU life cycle', { skip }, () => {
         ],
       ]);
       const { kernel, image, env } = await lab({ script });
-      const r = await run(bhyve14, ['-c', '3', '-x', '-l', `bootrom,${image}`, 'vm14'], { ...env, VMMLAB_VMRUN_ABI: String(abi) });
+      const r = await run(bhyve14, ['-c', '3', '-x', ...romBoot(image), 'vm14'], { ...env, VMMLAB_VMRUN_ABI: String(abi) });
       assert.equal(r.status, 1, status(r));
       assert.equal(r.stdout, 'hi');
       const trace = mainTrace(kernel);
@@ -304,6 +322,13 @@ describe('bhyve14: the 14.0 vCPU life cycle', { skip }, () => {
         'VM_MMAP_GETNEXT',
         'VM_MMAP_MEMSEG',
         'MMAP',
+        'VM_GET_MEMSEG', // vm_create_devmem(VM_BOOTROM)
+        'VM_ALLOC_MEMSEG',
+        'OPEN',
+        'MMAP',
+        'CLOSE',
+        'VM_MMAP_GETNEXT',
+        'VM_MMAP_MEMSEG',
         'VM_SET_CAPABILITY',
         'vcpu_reset',
         ...perVcpu, 'VM_ACTIVATE_CPU', 'VM_SUSPEND_CPU', // BSP
@@ -334,18 +359,18 @@ describe('bhyve14: the 14.0 vCPU life cycle', { skip }, () => {
 
   it('has no 16-vCPU limit: it asks the kernel (VM_GET_TOPOLOGY maxcpus)', async () => {
     const { kernel, image, env } = await lab({ maxcpus: 32, script: new Map([[0, consoleThenPoweroff('')]]) });
-    const r = await run(bhyve14, ['-c', '20', '-l', `bootrom,${image}`, 'wide'], env);
+    const r = await run(bhyve14, ['-c', '20', ...romBoot(image), 'wide'], env);
     assert.equal(r.status, 1, status(r));
     assert.equal(ioctlsOf(kernel, 'VM_ACTIVATE_CPU').length, 20);
     const small = await lab({ maxcpus: 4 });
-    const r2 = await run(bhyve14, ['-c', '5', '-l', `bootrom,${small.image}`, 'narrow'], small.env);
+    const r2 = await run(bhyve14, ['-c', '5', ...romBoot(small.image), 'narrow'], small.env);
     assert.equal(r2.status, 4);
     assert.match(r2.stderr, /5 vCPUs requested but only 4 available/);
   });
 
   it('exits 4 on SPINUP_AP, which 14.0 no longer handles', async () => {
     const { image, env } = await lab({ script: new Map([[0, [{ exitcode: EXIT.SPINUP_AP, vcpu: 1, rip: 0x9000n }]]]) });
-    const r = await run(bhyve14, ['-c', '2', '-l', `bootrom,${image}`, 'oldexit'], env);
+    const r = await run(bhyve14, ['-c', '2', ...romBoot(image), 'oldexit'], env);
     assert.equal(r.status, 4, status(r));
     assert.match(r.stderr, /unexpected exitcode 0xa/);
   });

@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { buildLabRom } from '../../src/lab/guests/rom';
 import { spawn } from 'node:child_process';
 import { REQ13, REQ14, ioctlByRequest } from '../../src/abi/ioctls';
 import { FrameType, encodeCopyin, encodeCopyout, encodeFrame, encodeReply } from '../../src/lab/kernel/protocol';
@@ -70,6 +71,8 @@ interface VmState {
   memLen: number;
   memFile: string;
   ioctlLimit: Set<number> | null;
+  /** Device-memory segments by segid: name, length and backing file (vmm_dev.c devmem). */
+  devmem: Map<number, { name: string; len: number; file: string }>;
 }
 
 /** A script entry: the exits vCPU `vcpu` gets from successive VM_RUNs. */
@@ -264,6 +267,7 @@ export class FakeKernel {
       memLen: 0,
       memFile: path.join(this.root, 'mem', `${name}.sysmem`),
       ioctlLimit: null,
+      devmem: new Map(),
     };
     this.vms.set(name, vm);
     fs.writeFileSync(path.join(this.root, 'dev', 'vmm', name), '');
@@ -297,6 +301,9 @@ export class FakeKernel {
     }
   }
 
+  /** Open device-memory nodes: file -> segid. */
+  private readonly devmemFiles = new Map<number, number>();
+
   private vmOfFile(file: number): VmState | undefined {
     const name = this.files.get(file);
     return name === undefined ? undefined : this.vms.get(name);
@@ -307,6 +314,21 @@ export class FakeKernel {
       case T.HELLO:
         return; // no reply
       case T.OPEN: {
+        const nul = body.indexOf(0);
+        if (nul >= 0) {
+          // /dev/vmm.io/VM.SEG: a device-memory node (docs/internals.md section 2).
+          const node = body.subarray(0, nul).toString('utf8').replace(/^\/dev\/vmm\.io\//, '');
+          for (const vm of this.vms.values()) {
+            for (const [segid, seg] of vm.devmem) {
+              if (node !== `${vm.name}.${seg.name}`) continue;
+              const file = this.nextFile++;
+              this.files.set(file, vm.name);
+              this.devmemFiles.set(file, segid);
+              return conn.send(reply(file));
+            }
+          }
+          return conn.send(reply(-FBSD.ENOENT));
+        }
         const name = body.toString('utf8');
         if (!this.vms.has(name)) return conn.send(reply(-FBSD.ENOENT));
         const file = this.nextFile++;
@@ -334,7 +356,9 @@ export class FakeKernel {
         const offset = body.readBigUInt64LE(8);
         const p = Buffer.alloc(8);
         p.writeBigUInt64LE(offset, 0);
-        return conn.send(reply(0, Buffer.concat([p, Buffer.from(path.relative(this.root, vm.memFile))])));
+        const segid = this.devmemFiles.get(body.readUInt32LE(0));
+        const backing = segid === undefined ? vm.memFile : vm.devmem.get(segid)!.file;
+        return conn.send(reply(0, Buffer.concat([p, Buffer.from(path.relative(this.root, backing))])));
       }
       case T.IOCTL:
         return this.ioctl(conn, body);
@@ -449,10 +473,24 @@ export class FakeKernel {
       }
       case REQ13.VM_GET_MEMSEG: {
         const out = Buffer.from(arg);
-        out.writeBigUInt64LE(BigInt(vm.memLen), 8);
+        const seg = vm.devmem.get(arg.readInt32LE(0));
+        out.writeBigUInt64LE(BigInt(arg.readInt32LE(0) === 0 ? vm.memLen : (seg?.len ?? 0)), 8);
+        if (seg) out.write(`${seg.name}\0`, 16, 'latin1');
         return reply(0, out);
       }
       case REQ13.VM_ALLOC_MEMSEG:
+        if (arg[16] !== 0) {
+          const segid = arg.readInt32LE(0);
+          const name = arg.subarray(16, arg.indexOf(0, 16)).toString('latin1');
+          const file = path.join(this.root, 'mem', `${vm.name}.seg${segid}`);
+          const len = Number(arg.readBigUInt64LE(8));
+          fs.writeFileSync(file, Buffer.alloc(0));
+          fs.truncateSync(file, len);
+          vm.devmem.set(segid, { name, len, file });
+          fs.mkdirSync(path.join(this.root, 'dev', 'vmm.io'), { recursive: true });
+          fs.writeFileSync(path.join(this.root, 'dev', 'vmm.io', `${vm.name}.${name}`), '');
+          return reply(0);
+        }
         vm.memLen = Number(arg.readBigUInt64LE(8));
         fs.writeFileSync(vm.memFile, Buffer.alloc(0));
         fs.truncateSync(vm.memFile, vm.memLen);
@@ -512,4 +550,14 @@ export function run(file: string, args: string[], env: NodeJS.ProcessEnv, timeou
       resolve({ status, signal, stdout, stderr });
     });
   });
+}
+
+/**
+ * bhyve's arguments for a boot through the lab's boot ROM (written beside the guest image) with
+ * the guest image as the lab's boot disk: `-l bootrom,ROM -l guest,IMAGE`.
+ */
+export function romBoot(image: string): string[] {
+  const rom = path.join(path.dirname(image), 'bootrom.bin');
+  if (!fs.existsSync(rom)) fs.writeFileSync(rom, buildLabRom());
+  return ['-l', `bootrom,${rom}`, '-l', `guest,${image}`];
 }

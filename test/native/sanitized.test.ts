@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { REQ13 } from '../../src/abi/ioctls';
 import { nativeArtifact } from '../../src/native-paths';
-import { EXIT, FakeKernel, run, type ExitSpec } from './fake-kernel';
+import { EXIT, FakeKernel, run, type ExitSpec, romBoot } from './fake-kernel';
 
 const nativeDir = path.resolve(__dirname, '..', '..', '..', 'native-bindings');
 const haveMake = spawnSync('make', ['--version']).status === 0;
@@ -77,7 +77,7 @@ describe('ASan+UBSan builds of the bridge and bhyve13, end to end', { skip }, ()
   it('runs bhyve13 to power-off', { skip: asan ? false : 'no libasan' }, async () => {
     const image = path.join(root, 'guest.bin');
     fs.writeFileSync(image, Buffer.from([0xf4]));
-    const r = await run(nativeArtifact('bhyve13', 'asan'), ['-x', '-l', `bootrom,${image}`, 'asanfresh'], env);
+    const r = await run(nativeArtifact('bhyve13', 'asan'), ['-x', ...romBoot(image), 'asanfresh'], env);
     assert.equal(r.status, 1, r.stderr);
     assert.equal(r.stdout, 'A');
     assert.doesNotMatch(r.stderr, /AddressSanitizer|runtime error/);

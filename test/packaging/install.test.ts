@@ -163,7 +163,7 @@ test('a lab boot through the staged command, daemon and interposer starts every 
   // the source tree's build, in a directory without its libvmmcompat.so, so that only the staged
   // interposer can be the one preloaded.
   const labDir = tempDir('lab-parts');
-  for (const name of [ARTIFACTS.bridge, 'libvmmapi_lab.so', ARTIFACTS.bhyve13, ARTIFACTS.bhyve14]) {
+  for (const name of [ARTIFACTS.bridge, 'libvmmapi_lab.so', ARTIFACTS.bhyve13, ARTIFACTS.bhyve14, ARTIFACTS.bhyveload13]) {
     fs.copyFileSync(requireArtifact(name), path.join(labDir, name));
     fs.chmodSync(path.join(labDir, name), 0o755);
   }

@@ -64,7 +64,7 @@ test('the tarball installs into an empty directory, building the C parts, with n
   assert.doesNotMatch(output, /install-scripts|not yet covered/, 'npm warned about install scripts');
   assert.match(output, /vmm-compat: built the interposer and the lab/);
   const built = path.join(app, 'node_modules', 'vmm-compat', 'native-bindings', 'build');
-  for (const name of ['libvmmcompat.so', 'libvmmlab_bridge.so', 'bhyve13']) assert.ok(fs.existsSync(path.join(built, name)), name);
+  for (const name of ['libvmmcompat.so', 'libvmmlab_bridge.so', 'bhyve13', 'bhyveload13']) assert.ok(fs.existsSync(path.join(built, name)), name);
   // The development dependencies stay out.
   assert.ok(!fs.existsSync(path.join(app, 'node_modules', 'typescript')));
 });

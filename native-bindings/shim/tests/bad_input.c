@@ -17,6 +17,8 @@ main(void)
 	static const unsigned long requests[] = {
 		0, ABI13_VM_RUN, ABI13_VM_ACTIVATE_CPU, ABI13_VM_GET_CPUS,
 		ABI13_VM_SET_TOPOLOGY, ABI13_VM_SUSPEND, ABI13_VM_REINIT,
+		ABI13_VM_ALLOC_MEMSEG, ABI13_VM_GET_MEMSEG, ABI13_VM_MMAP_MEMSEG,
+		ABI13_VM_MMAP_GETNEXT,
 		0xffffffffUL, 0xC0907600UL,
 	};
 	struct vm_activate_cpu ac;

@@ -1,6 +1,7 @@
 // `vmm-compat abi`: prints the ioctl table of one ABI (src/abi/ioctls.ts) as an aligned table or
 // as JSON. For 14.0 each entry says whether it differs from 13.1.
 import { Command, Option } from 'commander';
+import { VM_MAX_MEMMAPS_15, VM_MAX_MEMSEGS_15, VM_MAXSYSMEM_15, VmMemSeg, VmMemSeg15 } from '../../abi/enums';
 import { ABI_NAMES, compareWith13, ioctlTable, isAbiName, type AbiName, type IoctlDef } from '../../abi/ioctls';
 import { hexRequest } from '../../abi/ioccom';
 
@@ -20,6 +21,8 @@ export interface AbiJsonEntry {
   request13?: string;
   /** 14.0 only: the 13.1 ioctl that has this request number under another name. */
   same13As?: string;
+  /** The device node the request is for when it is not /dev/vmm/NAME (15.0: /dev/vmmctl). */
+  device?: string;
 }
 
 export function abiJson(abi: AbiName): AbiJsonEntry[] {
@@ -34,6 +37,7 @@ export function abiJson(abi: AbiName): AbiJsonEntry[] {
     };
     if (def.compat !== undefined) entry.compat = def.compat;
     if (def.notes !== undefined) entry.notes = def.notes;
+    if (def.device !== undefined) entry.device = def.device;
     if (abi !== '13.1') {
       const cmp = compareWith13(def);
       entry.differsFrom13 = cmp.differsFrom13;
@@ -42,6 +46,26 @@ export function abiJson(abi: AbiName): AbiJsonEntry[] {
     }
     return entry;
   });
+}
+
+/**
+ * The memory segment ids of an ABI: lib/libvmmapi/vmmapi.h for 13.1 and 14.x, sys/dev/vmm/vmm_mem.h
+ * for 15.0/main (guest NUMA: sysmem 0..7). VM_MAX_MEMSEGS follows the lab's kernel models
+ * (docs/lab-kernel.md) for 13.1/14.0 and vmm_mem.h for 15.0.
+ */
+export function memSegIds(abi: AbiName): Record<string, number> {
+  if (abi === '15.0') {
+    return {
+      VM_SYSMEM: VmMemSeg15.SYSMEM,
+      VM_MAXSYSMEM: VM_MAXSYSMEM_15,
+      VM_BOOTROM: VmMemSeg15.BOOTROM,
+      VM_FRAMEBUFFER: VmMemSeg15.FRAMEBUFFER,
+      VM_PCIROM: VmMemSeg15.PCIROM,
+      VM_MAX_MEMSEGS: VM_MAX_MEMSEGS_15,
+      VM_MAX_MEMMAPS: VM_MAX_MEMMAPS_15,
+    };
+  }
+  return { VM_SYSMEM: VmMemSeg.SYSMEM, VM_BOOTROM: VmMemSeg.BOOTROM, VM_FRAMEBUFFER: VmMemSeg.FRAMEBUFFER, VM_PCIROM: VmMemSeg.PCIROM };
 }
 
 export function abiText(abi: AbiName): string {
@@ -60,8 +84,9 @@ export function abiText(abi: AbiName): string {
       .map((c, i) => (i === 3 || i === 4 ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0)))
       .join('  ')
       .trimEnd();
-  const title = `vmm ioctl ABI ${abi} (amd64, group 'v')`;
-  return [title, '', format(header), ...rows.map(format), ''].join('\n');
+  const title = `vmm ioctl ABI ${abi} (amd64, group 'v'${abi === '15.0' ? "; VMMCTL_* are group 'V' on /dev/vmmctl" : ''})`;
+  const segids = Object.entries(memSegIds(abi)).map(([k, v]) => `${k}=${v}`).join(' ');
+  return [title, '', format(header), ...rows.map(format), '', `memory segment ids: ${segids}`, ''].join('\n');
 }
 
 export function registerAbiCommand(program: Command): void {
@@ -70,12 +95,19 @@ export function registerAbiCommand(program: Command): void {
     .description('print the vmm ioctl table of a FreeBSD ABI (request numbers, sizes, structs)')
     .addOption(new Option('--abi <abi>', `ABI to print (${ABI_NAMES.join(' or ')})`).default('13.1'))
     .option('--json', 'print a JSON array, one object per ioctl')
-    .action((opts: { abi: string; json?: boolean }) => {
+    .option('--segids', 'print the memory segment ids of the ABI instead (VM_SYSMEM, VM_BOOTROM, ...)')
+    .action((opts: { abi: string; json?: boolean; segids?: boolean }) => {
       if (!isAbiName(opts.abi)) {
         process.stderr.write(
           `vmm-compat abi: unknown ABI ${JSON.stringify(opts.abi)}; accepted values: ${ABI_NAMES.join(', ')}\n`,
         );
         process.exitCode = 2;
+        return;
+      }
+      if (opts.segids === true) {
+        const ids = memSegIds(opts.abi);
+        if (opts.json === true) process.stdout.write(`${JSON.stringify(ids, null, 2)}\n`);
+        else process.stdout.write(Object.entries(ids).map(([k, v]) => `${k.padEnd(16)} ${v}`).join('\n') + '\n');
         return;
       }
       if (opts.json === true) process.stdout.write(`${JSON.stringify(abiJson(opts.abi), null, 2)}\n`);

@@ -16,6 +16,10 @@ interface LabCliOptions {
   timeoutMs: string;
   shim?: boolean;
   compatFreebsd13: boolean;
+  compatFreebsd14: boolean;
+  osreldate?: string;
+  bootrom?: boolean;
+  fbuf?: boolean;
   hostCpus: string;
   demo?: boolean;
   keep?: boolean;
@@ -31,7 +35,7 @@ function positiveInt(value: string, flag: string, max: number): number {
 export function summarize(r: LabResult): string {
   const missing = r.apsExpected.filter((ap) => !r.apsStarted.includes(ap));
   const lines = [
-    `kernel ${r.kernel}, bhyve ${r.bhyve}, ${r.vcpus} vCPU${r.vcpus === 1 ? '' : 's'}, ${r.shim ? 'with' : 'without'} the shim`,
+    `kernel ${r.kernel}, bhyve ${r.bhyve}, ${r.vcpus} vCPU${r.vcpus === 1 ? '' : 's'}, ${r.shim ? 'with' : 'without'} the shim${r.bootrom ? ', boot ROM' : ''}`,
     `  guest says: ${r.guestOutput.trim().replace(/\n/g, ' | ') || '(nothing)'}`,
     `  APs started: ${r.apsStarted.length > 0 ? r.apsStarted.join(',') : 'none'}${missing.length > 0 ? ` (never started: ${missing.join(',')})` : ''}`,
     `  outcome: ${r.outcome} (bhyve exit ${r.bhyveExit.status ?? `signal ${r.bhyveExit.signal}`}) after ${r.elapsedMs} ms`,
@@ -42,19 +46,26 @@ export function summarize(r: LabResult): string {
 
 async function demo(): Promise<number> {
   const say = (s: string): void => void process.stdout.write(s + '\n');
-  say('vmm-compat lab: legacy FreeBSD 13.1 bhyve, 4 vCPUs, on three kernels (the lab\'s vmm.ko model)\n');
-  const runs: { title: string; kernel: LabKernelName; shim: boolean }[] = [
+  say('vmm-compat lab: legacy FreeBSD 13.1 bhyve, 4 vCPUs, on four kernels (the lab\'s vmm.ko model)\n');
+  const runs: { title: string; kernel: LabKernelName; shim: boolean; bootrom?: boolean }[] = [
     { title: '1. 13.0/13.1 kernel (what 13.1 bhyve was written for)', kernel: 'legacy13', shim: false },
     { title: '2. main kernel from 7c326ab5 (late 2022): the APs never start', kernel: 'window', shim: false },
     { title: '3. the same kernel with vmm-compat (libvmmcompat.so + vmm-compatd)', kernel: 'window', shim: true },
     { title: '4. a 14.x kernel: VM_GET_CPUS wants a 128-byte cpuset, 13.1 bhyve aborts', kernel: 'fixed14', shim: false },
     { title: '5. the same kernel with vmm-compat', kernel: 'fixed14', shim: true },
+    {
+      title: '6. 15.0/main, UEFI-style boot through a ROM: the bootrom\'s segment id moved, 13.1 bhyve cannot map it',
+      kernel: 'main15',
+      shim: false,
+      bootrom: true,
+    },
+    { title: '7. the same kernel and ROM with vmm-compat', kernel: 'main15', shim: true, bootrom: true },
   ];
   let failures = 0;
   for (const run of runs) {
     say(run.title);
     try {
-      const result = await runLab({ kernel: run.kernel, bhyve: '13.1', vcpus: 4, shim: run.shim, timeoutMs: 20000 });
+      const result = await runLab({ kernel: run.kernel, bhyve: '13.1', vcpus: 4, shim: run.shim, bootrom: run.bootrom, timeoutMs: 20000 });
       say(summarize(result) + '\n');
       const expectedToBoot = run.kernel === 'legacy13' || run.shim;
       if (labSucceeded(result) !== expectedToBoot) failures++;
@@ -63,7 +74,7 @@ async function demo(): Promise<number> {
       failures++;
     }
   }
-  say(failures === 0 ? 'Without the shim 13.1 bhyve fails on both newer kernels; with it every AP starts.' : `${failures} demo run(s) did not behave as expected.`);
+  say(failures === 0 ? 'Without the shim 13.1 bhyve fails on every newer kernel; with it every AP starts.' : `${failures} demo run(s) did not behave as expected.`);
   return failures === 0 ? 0 : 1;
 }
 
@@ -79,7 +90,11 @@ export function registerLabCommand(program: Command): void {
     .option('--guest-name <name>', 'a standard guest by name (default smp-boot)')
     .option('--timeout-ms <n>', 'report a hang after this long', '20000')
     .option('--shim', 'run bhyve through vmm-compat wrap with a lab vmm-compatd')
-    .option('--no-compat-freebsd13', 'fixed14 kernel without COMPAT_FREEBSD13 (no 144-byte VM_RUN)')
+    .option('--no-compat-freebsd13', 'fixed14/main15 kernel without COMPAT_FREEBSD13 (no 144-byte VM_RUN)')
+    .option('--no-compat-freebsd14', 'main15 kernel without COMPAT_FREEBSD14 (no 32-byte VM_ALLOC/GET_MEMSEG)')
+    .option('--osreldate <n>', 'kern.osreldate the kernel reports (default: the variant\'s; main15 1500068)')
+    .option('--bootrom', 'boot through a boot ROM (VM_BOOTROM segment, the x86 reset vector) instead of a loader')
+    .option('--fbuf', 'add the framebuffer device (a VM_FRAMEBUFFER segment)')
     .option('--host-cpus <n>', `host CPU count hw.vmm.maxcpu defaults to (1..${LAB_MAX_HOST_CPUS}; legacy13 stays at 16)`, String(LAB_DEFAULT_HOST_CPUS))
     .option('--demo', 'the npm start demo: the bug, then the fix')
     .option('--keep', 'keep the lab directory for inspection')
@@ -92,6 +107,7 @@ export function registerLabCommand(program: Command): void {
       const vcpus = positiveInt(opts.vcpus, '--vcpus', 16);
       const timeoutMs = positiveInt(opts.timeoutMs, '--timeout-ms', 3600000);
       const hostCpus = positiveInt(opts.hostCpus, '--host-cpus', LAB_MAX_HOST_CPUS);
+      const osreldate = opts.osreldate === undefined ? undefined : positiveInt(opts.osreldate, '--osreldate', 0x7fffffff);
       if (opts.guest && opts.guestName) throw usageError('--guest and --guest-name cannot be combined');
       if (opts.interposer !== undefined) {
         if (!opts.shim) throw usageError('--interposer needs --shim (without the shim nothing is preloaded)');
@@ -122,6 +138,10 @@ export function registerLabCommand(program: Command): void {
         timeoutMs,
         guest,
         compatFreebsd13: opts.compatFreebsd13,
+        compatFreebsd14: opts.compatFreebsd14,
+        ...(osreldate !== undefined ? { osreldate } : {}),
+        bootrom: Boolean(opts.bootrom),
+        fbuf: Boolean(opts.fbuf),
         hostCpus,
         progress,
         keep: opts.keep,

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { DEFAULT_CONFIG_PATH, loadConfig } from '../../config/config';
-import { identifyKernel, VARIANT_FACTS } from '../../daemon/kernel-variant';
+import { cannotTell, identifyKernel, VARIANT_FACTS } from '../../daemon/kernel-variant';
 import { openVmmDevice } from '../../daemon/vmm-device';
 import { usageError } from '../usage';
 
@@ -23,7 +23,8 @@ export function registerProbeCommand(program: Command): void {
       }
       const id = osreldate === null ? { variant: null, why: 'kern.osreldate cannot be read here (not FreeBSD?)' } : identifyKernel(osreldate);
       const facts = id.variant ? VARIANT_FACTS[id.variant] : null;
-      const report = { osreldate, variant: id.variant, why: id.why, facts };
+      const unknowns = id.variant ? cannotTell(id.variant) : [];
+      const report = { osreldate, variant: id.variant, why: id.why, facts, cannotTell: unknowns };
       if (opts.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
       else {
         process.stdout.write(`kern.osreldate: ${osreldate ?? 'unknown'}\nvariant: ${id.variant ?? 'not identified'}\nwhy: ${id.why}\n`);
@@ -31,6 +32,7 @@ export function registerProbeCommand(program: Command): void {
           process.stdout.write(
             `kernel cpuset_t: ${facts.kernelCpusetBytes} bytes\neager activation: ${facts.eagerActivation ? 'yes' : 'no'}\nSPINUP_AP correction: ${facts.spinupBias}\n${facts.summary}\n`,
           );
+          for (const u of unknowns) process.stdout.write(`not told by kern.osreldate: ${u}\n`);
         } else {
           process.stdout.write('fix: set kernel_variant in the configuration\n');
         }

@@ -302,6 +302,11 @@ export class Assembler {
     return this.db(0xe9).branch('rel16', label, 'jmp near');
   }
 
+  /** EA iw sw: jmp ptr16:16, a far jump that reloads CS (real mode: base = selector << 4). */
+  jmpFar(selector: number, offset: number): this {
+    return this.db(0xea).dw(offset).dw(selector);
+  }
+
   /** E2 cb: loop rel8 (decrements CX). */
   loop(label: string): this {
     return this.db(0xe2).branch('rel8', label, 'loop');

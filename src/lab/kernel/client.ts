@@ -46,6 +46,8 @@ export interface KernelClient {
   readonly closed: Promise<void>;
   /** The file id (>= 0) or -errno. */
   open(name: string): Promise<number>;
+  /** Another vmm device node (/dev/vmmctl, /dev/vmm.io/NAME.SEG) with its open flags (O_RDWR 2). */
+  openPath(path: string, flags: number): Promise<number>;
   close(file: number): Promise<number>;
   ioctl(file: number, request: number, arg: Buffer, memory?: CallerMemory, argAddr?: bigint): Promise<IoctlResult>;
   sysctl(name: string, newValue?: Buffer | string): Promise<{ ret: number; old: Buffer }>;
@@ -171,6 +173,11 @@ function makeClient(socket: net.Socket, pid: number): KernelClient {
     pid,
     closed,
     open: async (name) => (await call(FrameType.OPEN, Buffer.from(name, 'latin1'))).ret,
+    openPath: async (path, flags) => {
+      const flagBytes = Buffer.alloc(4);
+      flagBytes.writeUInt32LE(flags >>> 0);
+      return (await call(FrameType.OPEN, Buffer.concat([Buffer.from(path, 'latin1'), Buffer.from([0]), flagBytes]))).ret;
+    },
     close: async (file) => (await call(FrameType.CLOSE, encodeFileOnly(file))).ret,
     async ioctl(file, request, arg, memory, argAddr = 0n) {
       const reply = await call(FrameType.IOCTL, encodeIoctl({ file, request: BigInt(request >>> 0), argAddr, arg }), memory);

@@ -136,8 +136,8 @@ export class KernelConnection implements CallContext {
     const k = this.kernel;
     switch (frame.type) {
       case FrameType.OPEN: {
-        const { name } = decodeOpen(frame.body);
-        return settle(() => ({ ret: k.open(pid, name) }));
+        const { name, flags } = decodeOpen(frame.body);
+        return settle(() => ({ ret: flags === undefined ? k.open(pid, name) : k.openPath(pid, name, flags) }));
       }
       case FrameType.CLOSE: {
         const { file } = decodeClose(frame.body);
@@ -158,7 +158,7 @@ export class KernelConnection implements CallContext {
       }
       case FrameType.SYSCTL: {
         const { name, newValue } = decodeSysctl(frame.body);
-        return settle(() => ({ ret: 0, payload: k.sysctl(name, newValue) }));
+        return settle(() => ({ ret: 0 })).then(async () => ({ ret: 0, payload: await k.sysctl(name, newValue) }));
       }
       case FrameType.CAP_RIGHTS: {
         const { file, rights } = decodeCapRights(frame.body);

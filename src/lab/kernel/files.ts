@@ -8,11 +8,20 @@ import { CapabilityLimits } from './capsicum';
 import { Errno, fail } from './errno';
 import type { Vm } from './vm';
 
+/**
+ * What an open file is: a VM's /dev/vmm/NAME, one of its device-memory nodes
+ * /dev/vmm.io/NAME.SEG (vmm_dev.c devmemsw: mmap only), or /dev/vmmctl (vmmctlsw: ioctl only).
+ */
+export type FileKind = 'vm' | 'devmem' | 'ctl';
+
 export interface OpenFile {
   readonly id: number;
   readonly pid: number;
-  /** The VM instance opened: after destroy (and re-create under the same name) calls get ENXIO. */
-  readonly vm: Vm;
+  readonly kind: FileKind;
+  /** The VM instance opened (null for /dev/vmmctl): after destroy calls get ENXIO. */
+  readonly vm: Vm | null;
+  /** The device-memory segment of a devmem node. */
+  readonly segid?: number;
   readonly limits: CapabilityLimits;
 }
 
@@ -20,11 +29,11 @@ export class FileTable {
   private readonly files = new Map<number, OpenFile>();
   private nextId = 1;
 
-  open(pid: number, vm: Vm): OpenFile {
+  open(pid: number, vm: Vm | null, kind: FileKind = 'vm', segid?: number): OpenFile {
     // File ids stay positive and within i32 (the REPLY's ret).
     const id = this.nextId;
     this.nextId = this.nextId >= 0x7fffffff ? 1 : this.nextId + 1;
-    const file: OpenFile = { id, pid, vm, limits: new CapabilityLimits() };
+    const file: OpenFile = { id, pid, kind, vm, ...(segid !== undefined ? { segid } : {}), limits: new CapabilityLimits() };
     this.files.set(id, file);
     return file;
   }

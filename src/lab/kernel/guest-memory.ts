@@ -11,11 +11,12 @@ import { Errno, fail } from './errno';
 import { createSharedFile, type HostMapping } from './host-mmap';
 
 const PAGE_SIZE = 4096;
-/** vmm.c VM_MAX_MEMMAPS. */
+/** vmm.c VM_MAX_MEMMAPS before the guest-NUMA change (15.0: 2 * VM_MAX_MEMSEGS, variant rules). */
 export const VM_MAX_MEMMAPS = 8;
 /** VM_PROT_ALL: read | write | execute. */
 const VM_PROT_ALL = 0x7;
 const PROT_EXEC = 0x4;
+const FOUR_GB = 0x1_0000_0000;
 
 export interface MemSegment {
   readonly segid: number;
@@ -46,18 +47,68 @@ export function safeNumber(value: bigint): number {
   return Number(value);
 }
 
+/** Where a VM's memory lives and which vm_mmap_memseg rules apply. */
+export interface GuestMemoryLayout {
+  /** $root/mem: the segment files. */
+  readonly dir: string;
+  readonly filePrefix: string;
+  /** VM_MAX_MEMSEGS. */
+  readonly maxMemsegs: number;
+  /** VM_MAX_MEMMAPS. */
+  readonly maxMemmaps: number;
+  /** VM_MEMMAP_F_IOMMU accepted from userland (13/14-era vm_mmap_memseg; 15.0: EINVAL). */
+  readonly iommuFlag: boolean;
+  /** $root/dev/vmm.io: the devmem device nodes (vmm_dev.c devmem_create_cdev, "vmm.io/%s.%s"). */
+  readonly devmemDir: string;
+  readonly vmName: string;
+}
+
+/** A guest-physical region the interpreter can fetch from outside low memory (the boot ROM). */
+export interface HighRegion {
+  readonly base: number;
+  readonly bytes: Uint8Array;
+}
+
 export class GuestMemory {
   private readonly segments: (MemSegment | undefined)[];
-  private readonly maps: (MemMap | undefined)[] = new Array<MemMap | undefined>(VM_MAX_MEMMAPS);
+  private readonly maps: (MemMap | undefined)[];
   private lowmemView: Uint8Array | null = null;
+  private highView: HighRegion | null | undefined;
   private destroyed = false;
+  private readonly dir: string;
+  private readonly filePrefix: string;
+  private readonly maxMemsegs: number;
 
-  constructor(
-    private readonly dir: string,
-    private readonly filePrefix: string,
-    private readonly maxMemsegs: number,
-  ) {
-    this.segments = new Array<MemSegment | undefined>(maxMemsegs);
+  constructor(private readonly layout: GuestMemoryLayout) {
+    this.dir = layout.dir;
+    this.filePrefix = layout.filePrefix;
+    this.maxMemsegs = layout.maxMemsegs;
+    this.segments = new Array<MemSegment | undefined>(layout.maxMemsegs);
+    this.maps = new Array<MemMap | undefined>(layout.maxMemmaps);
+  }
+
+  /** $root/dev/vmm.io/VM.SEG of a named segment. */
+  devmemPath(segName: string): string {
+    return path.join(this.layout.devmemDir, `${this.layout.vmName}.${segName}`);
+  }
+
+  /** The segment a devmem node stands for (open of /dev/vmm.io/VM.SEG), or undefined. */
+  devmemSegment(segName: string): number | undefined {
+    const seg = this.segments.find((sg) => sg !== undefined && !sg.sysmem && sg.name === segName);
+    return seg?.segid;
+  }
+
+  /**
+   * vmm_dev.c devmem_mmap_single: EINVAL for PROT_EXEC or an empty range, EINVAL when the range
+   * ends past the segment; else the segment's backing file at the same offset.
+   */
+  resolveDevmem(segid: number, first: number, len: number, prot: number): { path: string; offset: number } {
+    const last = first + len;
+    if ((prot & PROT_EXEC) !== 0 || first < 0 || first >= last) fail(Errno.EINVAL, 'bad devmem mmap range or PROT_EXEC');
+    const seg = this.segments[segid];
+    if (seg === undefined || seg.sysmem) fail(Errno.ENXIO, 'the device memory segment is gone');
+    if (seg.len < last) fail(Errno.EINVAL, `devmem mmap past the segment (${seg.len} bytes)`);
+    return { path: seg.path, offset: first };
   }
 
   /** vmm.c vm_alloc_memseg, with vmm_dev.c alloc_memseg's name handling before it. */
@@ -78,6 +129,11 @@ export class GuestMemory {
       fail(Errno.ENOMEM, error instanceof Error ? error.message : String(error));
     }
     this.segments[segid] = { segid, len, sysmem, name, path: file, mapping };
+    // vmm_dev.c alloc_memseg -> devmem_create_cdev: the node /dev/vmm.io/VM.NAME appears.
+    if (!sysmem) {
+      fs.mkdirSync(this.layout.devmemDir, { recursive: true });
+      fs.writeFileSync(this.devmemPath(name), '', { mode: 0o600 });
+    }
   }
 
   /** vmm.c vm_get_memseg: length 0 for a free slot. */
@@ -89,8 +145,9 @@ export class GuestMemory {
 
   /** vmm.c vm_mmap_memseg. */
   mapSegment(gpa: number, segid: number, segoff: number, len: number, prot: number, flags: number): void {
-    if ((prot & ~VM_PROT_ALL) !== 0) fail(Errno.EINVAL, `prot 0x${prot.toString(16)}`);
-    if ((flags & ~(VmmConst.VM_MEMMAP_F_WIRED | VmmConst.VM_MEMMAP_F_IOMMU)) !== 0) fail(Errno.EINVAL, `flags 0x${flags.toString(16)}`);
+    if (prot === 0 || (prot & ~VM_PROT_ALL) !== 0) fail(Errno.EINVAL, `prot 0x${prot.toString(16)}`);
+    const allowedFlags = VmmConst.VM_MEMMAP_F_WIRED | (this.layout.iommuFlag ? VmmConst.VM_MEMMAP_F_IOMMU : 0);
+    if ((flags & ~allowedFlags) !== 0) fail(Errno.EINVAL, `flags 0x${flags.toString(16)}`);
     if (!Number.isInteger(segid) || segid < 0 || segid >= this.maxMemsegs) fail(Errno.EINVAL, `segid ${segid}`);
     const seg = this.segments[segid];
     if (seg === undefined) fail(Errno.EINVAL, `segment ${segid} not allocated`);
@@ -105,6 +162,7 @@ export class GuestMemory {
     }
     this.maps[slot] = { gpa, segid, segoff, len, prot, flags };
     this.lowmemView = null;
+    this.highView = undefined;
   }
 
   /** vmm.c vm_munmap_memseg: only an exact, non-IOMMU mapping is removed. */
@@ -115,6 +173,12 @@ export class GuestMemory {
     if (slot < 0) fail(Errno.EINVAL, 'no such mapping');
     this.maps[slot] = undefined;
     this.lowmemView = null;
+    this.highView = undefined;
+  }
+
+  /** Every mapping, lowest gpa first (the lab's view; tests and diagnostics). */
+  mappings(): MemMap[] {
+    return this.maps.filter((m): m is MemMap => m !== undefined).sort((a, b) => a.gpa - b.gpa);
   }
 
   /** vmm.c vm_mmap_getnext: the mapping with the lowest gpa >= `gpa`. */
@@ -160,6 +224,25 @@ export class GuestMemory {
   }
 
   /**
+   * The mapping that ends at 4 GB, where a boot ROM sits (bhyve bootrom.c: gpa = 4 GB - size),
+   * readable by the interpreter for instruction fetches at the reset vector. Guest memory is
+   * otherwise only the system memory at gpa 0 (lowmem).
+   */
+  highRegion(): HighRegion | null {
+    if (this.highView !== undefined) return this.highView;
+    let region: HighRegion | null = null;
+    if (!this.destroyed) {
+      const top = this.maps.find((m) => m !== undefined && m.gpa + m.len === FOUR_GB);
+      const seg = top === undefined ? undefined : this.segments[top.segid];
+      if (top !== undefined && seg !== undefined && seg.mapping !== null) {
+        region = { base: top.gpa, bytes: seg.mapping.bytes.subarray(top.segoff, top.segoff + top.len) };
+      }
+    }
+    this.highView = region;
+    return region;
+  }
+
+  /**
    * vmm.c vm_cleanup(destroy=false) for VM_REINIT: system memory stays mapped across a reset,
    * device memory mappings are removed (the guest may relocate them).
    */
@@ -169,18 +252,22 @@ export class GuestMemory {
       if (m !== undefined && this.segments[m.segid]?.sysmem !== true) this.maps[i] = undefined;
     }
     this.lowmemView = null;
+    this.highView = undefined;
   }
 
   /** vm_cleanup(destroy=true): unmaps and removes every segment file. */
   destroy(): void {
     this.destroyed = true;
     this.lowmemView = null;
+    this.highView = null;
     this.maps.fill(undefined);
     for (const seg of this.segments) {
       if (seg === undefined) continue;
       seg.mapping?.unmap();
       seg.mapping = null;
       fs.rmSync(seg.path, { force: true });
+      // vmmdev_destroy: the devmem cdevs go before the VM's own.
+      if (!seg.sysmem) fs.rmSync(this.devmemPath(seg.name), { force: true });
     }
     this.segments.fill(undefined);
   }

@@ -5,8 +5,12 @@
 //   legacy13  the 13.1 table; VM_RUN is the 144-byte one.
 //   window    the 14.0 table minus the 32-byte VM_RUN, which did not exist yet: early-2023
 //             main's native VM_RUN is the 144-byte request (KH23 vmm_dev.h).
+//   fixed13   as window (stable/13 keeps the 144-byte VM_RUN native).
 //   fixed14   the 14.0 table; VM_RUN is the 32-byte one; VM_RUN_13 and VM_STATS_OLD only with
 //             options COMPAT_FREEBSD13 (otherwise ENOTTY, as for any unknown request).
+//   main15    the 15.0 table: the 56-byte VM_ALLOC/GET_MEMSEG natively, the 32-byte ones only as
+//             VM_ALLOC/GET_MEMSEG_14 under COMPAT_FREEBSD14 (sys/dev/vmm/vmm_dev.c), VM_RUN_13 and
+//             VM_STATS_13 under COMPAT_FREEBSD13. The /dev/vmmctl requests are not /dev/vmm/NAME's.
 //
 // Requests of other kernel options (COMPAT_FREEBSD12 memsegs, BHYVE_SNAPSHOT) are not accepted.
 
@@ -20,6 +24,9 @@ import type { IoctlHandler } from './ioctl-types';
 import type { KernelConfig } from './variant';
 
 const COMPAT_FREEBSD13 = 'COMPAT_FREEBSD13';
+const COMPAT_FREEBSD14 = 'COMPAT_FREEBSD14';
+/** 15.0's names for handlers the model has under their 14.0 names. */
+const ALIASES: Readonly<Record<string, string>> = { VM_STATS_13: 'VM_STATS_OLD' };
 
 /** Handlers by FreeBSD ioctl name, VM_RUN excepted (it depends on the kernel's ABI). */
 const HANDLERS_BY_NAME: Readonly<Record<string, IoctlHandler>> = {
@@ -44,10 +51,17 @@ function handlerFor(def: IoctlDef, config: KernelConfig): IoctlHandler | undefin
     case 'VM_RUN_13':
       if (embeddedRun) return runEmbeddedExit; // early-2023 main: this number is the native VM_RUN
       return config.compatFreebsd13 ? runEmbeddedExit : undefined;
-    default:
-      if (def.compat === COMPAT_FREEBSD13) return config.compatFreebsd13 ? HANDLERS_BY_NAME[def.name] : undefined;
+    default: {
+      if (def.device !== undefined) return undefined; // /dev/vmmctl (vmmctl.ts), not a VM's device
+      const handler = HANDLERS_BY_NAME[ALIASES[def.name] ?? def.name];
+      if (def.compat === COMPAT_FREEBSD13) return config.compatFreebsd13 ? handler : undefined;
+      if (def.compat === COMPAT_FREEBSD14) return config.compatFreebsd14 ? handler : undefined;
       if (def.compat !== undefined) return undefined;
-      return HANDLERS_BY_NAME[def.name];
+      if (config.rules.memsegAbi === '15' && (def.name === 'VM_ALLOC_MEMSEG' || def.name === 'VM_GET_MEMSEG')) {
+        return HANDLERS_BY_NAME[`${def.name}_15`];
+      }
+      return handler;
+    }
   }
 }
 

@@ -29,8 +29,21 @@ export const CPUSET_IOCTLS: Readonly<Record<string, IoctlHandler>> = {
   // vmm_dev.c VM_GET_CPUS: ERANGE if cpusetsize < sizeof(cpuset_t) or > CPU_MAXSIZE / NBBY;
   // EINVAL for an unknown set; then exactly cpusetsize bytes go out through `cpus`, the part
   // beyond the kernel's cpuset zero-filled.
+  //
+  // 15.0/main (sys/dev/vmm/vmm_dev.c at 3d39856d, DEV15): ERANGE only for size < 1 or >
+  // CPU_MAXSIZE / NBBY, EINVAL for an unknown set, then ERANGE if the set's highest bit does not
+  // fit in size (howmany(CPU_FLS(cpuset), NBBY)); size bytes go out.
   VM_GET_CPUS: onVm('none', async ({ vm, arg, ctx }) => {
     const { which, cpusetsize, cpus } = VM_CPUSET.decode(arg);
+    if (vm.config.rules.getCpusRule === 'relaxed') {
+      if (cpusetsize < 1 || cpusetsize > vm.config.cpuMaxsizeBytes) fail(Errno.ERANGE, `cpusetsize ${cpusetsize}`);
+      const set = setOf(vm, which);
+      const ids = set.ids();
+      const highest = ids.length === 0 ? 0 : Math.max(...ids) + 1;
+      if (cpusetsize < Math.ceil(highest / 8)) fail(Errno.ERANGE, `vCPU ${highest - 1} does not fit in ${cpusetsize} bytes`);
+      await ctx.copyout(cpus, set.toBytes(cpusetsize));
+      return;
+    }
     if (cpusetsize < vm.config.kernelCpusetBytes || cpusetsize > vm.config.cpuMaxsizeBytes) {
       fail(Errno.ERANGE, `cpusetsize ${cpusetsize}, kernel cpuset_t is ${vm.config.kernelCpusetBytes} bytes`);
     }

@@ -2,7 +2,8 @@
 // vm_get_memseg, vm_mmap_memseg, vm_munmap_memseg, vm_mmap_getnext). Changes to the memory map
 // freeze every vCPU first (vmmdev_ioctl's memsegs group).
 
-import { VM_MEMMAP, VM_MEMSEG, VM_MUNMAP } from '../../abi/structs';
+import { segidTo15 } from '../../abi/enums';
+import { VM_MEMMAP, VM_MEMSEG, VM_MEMSEG_15, VM_MUNMAP } from '../../abi/structs';
 import { Errno, fail } from './errno';
 import { safeNumber } from './guest-memory';
 import { onVm, type IoctlHandler } from './ioctl-types';
@@ -21,6 +22,19 @@ function segmentName(raw: Buffer): string {
   return name;
 }
 
+/** sys/sys/domainset.h DOMAINSET_POLICY_INVALID: "no policy", what a NUMA-unaware caller passes. */
+export const DOMAINSET_POLICY_INVALID = 0;
+/** sizeof(domainset_t) and DOMAINSET_MAXSIZE / NBBY on amd64 (MAXMEMDOM 8: one long). */
+const DOMAINSET_BYTES = 8;
+
+/** vmm_dev.c get_memseg: length 0 for a free slot; device memory returns its name. */
+function getMemseg(vm: Parameters<Parameters<typeof onVm>[1]>[0]['vm'], segid: number): { len: bigint; name: Buffer } {
+  const seg = vm.memory.getSegment(segid);
+  const name = Buffer.alloc(16);
+  if (seg.len !== 0 && !seg.sysmem) name.write(seg.name, 'latin1');
+  return { len: BigInt(seg.len), name };
+}
+
 export const MEMORY_IOCTLS: Readonly<Record<string, IoctlHandler>> = {
   VM_ALLOC_MEMSEG: onVm('freeze-all', ({ vm, arg }) => {
     const { segid, len, name } = VM_MEMSEG.decode(arg);
@@ -29,10 +43,39 @@ export const MEMORY_IOCTLS: Readonly<Record<string, IoctlHandler>> = {
   }),
   VM_GET_MEMSEG: onVm('none', ({ vm, arg }) => {
     const { segid } = VM_MEMSEG.decode(arg);
-    const seg = vm.memory.getSegment(segid);
-    const name = Buffer.alloc(16);
-    if (seg.len !== 0 && !seg.sysmem) name.write(seg.name, 'latin1');
-    VM_MEMSEG.encodeInto(arg, { len: BigInt(seg.len), name });
+    VM_MEMSEG.encodeInto(arg, getMemseg(vm, segid));
+  }),
+  // sys/dev/vmm/vmm_dev.c VM_ALLOC_MEMSEG_14 / VM_GET_MEMSEG_14 (COMPAT_FREEBSD14): adjust_segid
+  // first (every segid but VM_SYSMEM + 7), in place, so that GET copies the adjusted id back.
+  VM_ALLOC_MEMSEG_14: onVm('freeze-all', ({ vm, arg }) => {
+    const m = VM_MEMSEG.decode(arg);
+    const segid = segidTo15(m.segid);
+    VM_MEMSEG.encodeInto(arg, { segid });
+    vm.memory.allocSegment(segid, safeNumber(m.len), segmentName(m.name));
+  }),
+  VM_GET_MEMSEG_14: onVm('none', ({ vm, arg }) => {
+    const segid = segidTo15(VM_MEMSEG.decode(arg).segid);
+    VM_MEMSEG.encodeInto(arg, { segid, ...getMemseg(vm, segid) });
+  }),
+  // sys/dev/vmm/vmm_dev.c VM_ALLOC_MEMSEG (15.0, guest NUMA): with ds_policy !=
+  // DOMAINSET_POLICY_INVALID and a ds_mask, ERANGE for a mask size outside
+  // [sizeof(domainset_t), DOMAINSET_MAXSIZE/NBBY], the mask copied in, and a policy the host
+  // cannot satisfy is EINVAL (vm_alloc_memseg: domainset_empty_vm). The lab's host has one
+  // memory domain, 0.
+  VM_ALLOC_MEMSEG_15: onVm('freeze-all', async ({ vm, arg, ctx }) => {
+    const m = VM_MEMSEG_15.decode(arg);
+    if (m.ds_policy !== DOMAINSET_POLICY_INVALID && m.ds_mask !== 0n) {
+      if (m.ds_mask_size < BigInt(DOMAINSET_BYTES) || m.ds_mask_size > BigInt(DOMAINSET_BYTES)) {
+        fail(Errno.ERANGE, `ds_mask_size ${m.ds_mask_size}`);
+      }
+      const mask = await ctx.copyin(m.ds_mask, DOMAINSET_BYTES);
+      if (((mask[0] ?? 0) & 1) === 0) fail(Errno.EINVAL, 'the domain set has no domain of this host');
+    }
+    vm.memory.allocSegment(m.segid, safeNumber(m.len), segmentName(m.name));
+  }),
+  VM_GET_MEMSEG_15: onVm('none', ({ vm, arg }) => {
+    const { segid } = VM_MEMSEG_15.decode(arg);
+    VM_MEMSEG_15.encodeInto(arg, getMemseg(vm, segid));
   }),
   VM_MMAP_MEMSEG: onVm('freeze-all', ({ vm, arg }) => {
     const m = VM_MEMMAP.decode(arg);

@@ -3,7 +3,9 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { suspendHowName, VmSuspendHow } from '../../abi/enums';
+import { suspendHowName, VmmConst, VmSuspendHow, VmSuspendHow15 } from '../../abi/enums';
+import { REQ15 } from '../../abi/ioctls';
+import { VMMCTL_VM_CREATE, VMMCTL_VM_DESTROY } from '../../abi/structs';
 import { Errno, KernelError, fail } from './errno';
 import { FileTable } from './files';
 import { vmmdevIoctl } from './ioctl-dispatch';
@@ -37,6 +39,10 @@ export const SYSCTL_DESTROY = 'hw.vmm.destroy';
 export const SYSCTL_MAXCPU = 'hw.vmm.maxcpu';
 /** The daemon identifies the kernel from it (src/daemon/kernel-variant.ts identifyKernel). */
 export const SYSCTL_OSRELDATE = 'kern.osreldate';
+/** How long a 15.0-style destroy waits for the threads inside the VM's ioctls (destroy_dev). */
+export const DESTROY_DRAIN_MS = 3000;
+const O_ACCMODE = 3;
+const O_RDONLY = 0;
 /** The default string of sysctl_vmm_create / sysctl_vmm_destroy, returned as the old value. */
 const SYSCTL_NAME_DEFAULT = Buffer.from('beavis\0', 'latin1');
 
@@ -45,6 +51,10 @@ export class VmmKernel {
   readonly root: string;
   private readonly devDir: string;
   private readonly memDir: string;
+  /** $root/dev/vmm.io: device-memory nodes (vmm_dev.c devmem_create_cdev). */
+  private readonly devmemDir: string;
+  /** VMs being destroyed: off the registry, waiting for the threads inside their ioctls. */
+  private readonly dying = new Set<Vm>();
   private readonly vms = new Map<string, Vm>();
   /** The latest instance per name, alive or destroyed: guestStats stays readable after destroy. */
   private readonly lastByName = new Map<string, Vm>();
@@ -58,8 +68,10 @@ export class VmmKernel {
     this.root = root;
     this.devDir = path.join(root, 'dev', 'vmm');
     this.memDir = path.join(root, 'mem');
+    this.devmemDir = path.join(root, 'dev', 'vmm.io');
     fs.mkdirSync(this.devDir, { recursive: true });
     fs.mkdirSync(this.memDir, { recursive: true });
+    if (config.rules.vmmctl) fs.writeFileSync(path.join(root, 'dev', 'vmmctl'), '', { mode: 0o600 });
     this.ioctls = buildIoctlTable(config);
     this.slicing = new SliceBudget(config.sliceInstructions);
   }
@@ -67,13 +79,14 @@ export class VmmKernel {
   // ---- sysctl ----
 
   /** sysctlbyname for hw.vmm.*; returns the old value. ENOENT for an unknown name. */
-  sysctl(name: string, newValue: Buffer | null): Buffer {
+  sysctl(name: string, newValue: Buffer | null): Buffer | Promise<Buffer> {
     switch (name) {
       case SYSCTL_CREATE:
         if (newValue !== null) this.createVm(vmNameFromSysctl(newValue));
         return SYSCTL_NAME_DEFAULT;
       case SYSCTL_DESTROY:
-        if (newValue !== null) this.destroyVm(vmNameFromSysctl(newValue));
+        // 15.0: the sysctl returns once destroy_dev() has drained the device (vmmdev_lookup_and_destroy).
+        if (newValue !== null) return this.destroyVm(vmNameFromSysctl(newValue)).then(() => SYSCTL_NAME_DEFAULT);
         return SYSCTL_NAME_DEFAULT;
       case SYSCTL_MAXCPU: {
         // K14 vmm.c: a read-only tunable (CTLFLAG_RDTUN). The 13-era kernel has no such sysctl.
@@ -87,7 +100,7 @@ export class VmmKernel {
         // kern_mib.c: read-only integer.
         if (newValue !== null) fail(Errno.EPERM, `${name} is read-only`);
         const out = Buffer.alloc(4);
-        out.writeInt32LE(this.config.rules.osreldate);
+        out.writeInt32LE(this.config.osreldate);
         return out;
       }
       default:
@@ -99,7 +112,7 @@ export class VmmKernel {
   createVm(name: string): Vm {
     if (this.vms.has(name)) fail(Errno.EEXIST, `VM ${name} exists`);
     this.generation++;
-    const vm = new Vm(name, this.config, this.slicing, this.memDir, `${name}.${this.generation}`);
+    const vm = new Vm(name, this.config, this.slicing, this.memDir, `${name}.${this.generation}`, this.devmemDir);
     fs.writeFileSync(this.devicePath(name), '', { mode: 0o600 });
     this.vms.set(name, vm);
     this.lastByName.set(name, vm);
@@ -107,16 +120,56 @@ export class VmmKernel {
   }
 
   /**
-   * vmm_dev.c sysctl_vmm_destroy: EINVAL for a name that is not a VM. The kernel's
-   * destroy_dev() waits for threads inside the device's ioctls; the lab ends them instead (they
-   * return ENXIO), so that a harness can always clean up.
+   * vmm_dev.c sysctl_vmm_destroy: EINVAL for a name that is not a VM. Before 15.0 the lab ends
+   * the threads inside the device's ioctls at once (they return ENXIO), so that a harness can
+   * always clean up; the kernel's destroy_dev() would wait for them.
+   *
+   * 15.0/main (vmmdev_lookup_and_destroy, DEV15): the VM leaves the registry, then
+   * vm_suspend(VM_SUSPEND_DESTROY) makes every running vCPU return VM_EXITCODE_SUSPENDED with
+   * that reason, and destroy_dev() refuses new calls (ENXIO) and waits for the threads inside.
+   * The lab waits up to DESTROY_DRAIN_MS for them, then ends the stragglers with ENXIO.
    */
-  destroyVm(name: string): void {
+  destroyVm(name: string): Promise<void> {
     const vm = this.vms.get(name);
     if (vm === undefined) fail(Errno.EINVAL, `no VM named ${name}`);
     this.vms.delete(name);
-    vm.destroy();
     fs.rmSync(this.devicePath(name), { force: true });
+    if (!this.config.rules.suspendDestroy) {
+      vm.destroy();
+      return Promise.resolve();
+    }
+    if (vm.suspendHow === VmSuspendHow.NONE) vm.suspend(VmSuspendHow15.DESTROY);
+    vm.dying = true;
+    this.dying.add(vm);
+    return (async () => {
+      const deadline = Date.now() + DESTROY_DRAIN_MS;
+      while (vm.callsInProgress > 0 && Date.now() < deadline && !vm.destroyed) {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      this.dying.delete(vm);
+      vm.destroy();
+    })();
+  }
+
+  // ---- /dev/vmmctl (15.0: a97f683fe3c4) ----
+
+  /**
+   * vmm_dev.c vmmctl_ioctl: VMMCTL_VM_CREATE / VMMCTL_VM_DESTROY with a 296-byte struct whose
+   * name is forced NUL-terminated at VM_MAX_NAMELEN and whose reserved words must be 0
+   * (EINVAL); anything else is ENOTTY.
+   */
+  async vmmctlIoctl(request: number, arg: Buffer): Promise<void> {
+    const create = request === REQ15.VMMCTL_VM_CREATE;
+    if (!create && request !== REQ15.VMMCTL_VM_DESTROY) fail(Errno.ENOTTY, `request 0x${request.toString(16)} on /dev/vmmctl`);
+    const layout = create ? VMMCTL_VM_CREATE : VMMCTL_VM_DESTROY;
+    if (arg.length !== layout.size) fail(Errno.EINVAL, 'argument size');
+    const { name, reserved } = layout.decode(arg);
+    if (reserved.some((b) => b !== 0)) fail(Errno.EINVAL, 'reserved words must be zero');
+    const raw = name.subarray(0, VmmConst.VM_MAX_NAMELEN);
+    const nul = raw.indexOf(0);
+    const vmName = vmNameFromSysctl(nul < 0 ? raw : raw.subarray(0, nul));
+    if (create) this.createVm(vmName);
+    else await this.destroyVm(vmName);
   }
 
   devicePath(name: string): string {
@@ -132,6 +185,27 @@ export class VmmKernel {
     return this.files.open(pid, vm).id;
   }
 
+  /**
+   * open() of another vmm node: /dev/vmmctl (15.0; vmmctl_open: EPERM without FWRITE) or
+   * /dev/vmm.io/VM.SEG, a device-memory segment's node (devmem_create_cdev). ENOENT otherwise.
+   */
+  openPath(pid: number, devPath: string, flags: number): number {
+    if (devPath === '/dev/vmmctl' && this.config.rules.vmmctl) {
+      if ((flags & O_ACCMODE) === O_RDONLY) fail(Errno.EPERM, '/dev/vmmctl needs FWRITE');
+      return this.files.open(pid, null, 'ctl').id;
+    }
+    const prefix = '/dev/vmm.io/';
+    if (devPath.startsWith(prefix)) {
+      const node = devPath.slice(prefix.length);
+      for (const vm of this.vms.values()) {
+        if (!node.startsWith(`${vm.name}.`)) continue;
+        const segid = vm.memory.devmemSegment(node.slice(vm.name.length + 1));
+        if (segid !== undefined) return this.files.open(pid, vm, 'devmem', segid).id;
+      }
+    }
+    return fail(Errno.ENOENT, devPath);
+  }
+
   close(pid: number, fileId: number): void {
     this.files.close(pid, fileId);
   }
@@ -140,18 +214,31 @@ export class VmmKernel {
   async ioctl(pid: number, fileId: number, request: number, arg: Buffer, ctx: CallContext): Promise<Buffer> {
     const file = this.files.get(pid, fileId);
     file.limits.checkIoctl(request);
-    if (file.vm.destroyed) fail(Errno.ENXIO, `VM ${file.vm.name} was destroyed`);
-    return vmmdevIoctl(file.vm, this.ioctls.get(request), arg, ctx);
+    if (file.kind === 'ctl') return this.vmmctlIoctl(request, arg).then(() => arg);
+    const vm = file.vm;
+    if (vm === null) return fail(Errno.EBADF, 'no VM');
+    if (vm.destroyed || vm.dying) fail(Errno.ENXIO, `VM ${vm.name} was destroyed`);
+    // devmemsw has no d_ioctl: devfs answers ENODEV.
+    if (file.kind === 'devmem') fail(Errno.ENODEV, 'device memory has no ioctls');
+    vm.callsInProgress++;
+    try {
+      return await vmmdevIoctl(vm, this.ioctls.get(request), arg, ctx);
+    } finally {
+      vm.callsInProgress--;
+    }
   }
 
   /** mmap(2) on an open file: which backing file and offset (vmmdev_mmap_single). */
   mmap(pid: number, fileId: number, prot: number, offset: bigint, len: bigint): { path: string; offset: number } {
     const file = this.files.get(pid, fileId);
     file.limits.checkMmap();
-    if (file.vm.destroyed) fail(Errno.ENXIO, `VM ${file.vm.name} was destroyed`);
+    const vm = file.vm;
+    if (vm === null) return fail(Errno.ENODEV, '/dev/vmmctl cannot be mapped');
+    if (vm.destroyed || vm.dying) fail(Errno.ENXIO, `VM ${vm.name} was destroyed`);
     const limit = BigInt(Number.MAX_SAFE_INTEGER);
     if (offset > limit || len > limit || len === 0n) fail(Errno.EINVAL, 'mmap range');
-    return file.vm.memory.resolveMmap(Number(offset), Number(len), prot);
+    if (file.kind === 'devmem' && file.segid !== undefined) return vm.memory.resolveDevmem(file.segid, Number(offset), Number(len), prot);
+    return vm.memory.resolveMmap(Number(offset), Number(len), prot);
   }
 
   capRights(pid: number, fileId: number, rights: bigint): void {
@@ -182,7 +269,12 @@ export class VmmKernel {
     }
     return {
       instructions,
-      suspended: vm.suspendHow === VmSuspendHow.NONE ? null : suspendHowName(vm.suspendHow).toLowerCase(),
+      suspended:
+        vm.suspendHow === VmSuspendHow.NONE
+          ? null
+          : this.config.rules.suspendDestroy && vm.suspendHow === VmSuspendHow15.DESTROY
+            ? 'destroy'
+            : suspendHowName(vm.suspendHow).toLowerCase(),
       created: vm.created,
       lastFault: vm.lastFault,
     };
@@ -201,6 +293,8 @@ export class VmmKernel {
 
   /** Destroys every VM (model shutdown). */
   shutdown(): void {
+    for (const vm of this.dying) vm.destroy();
+    this.dying.clear();
     for (const name of [...this.vms.keys()]) {
       try {
         this.destroyVm(name);

@@ -78,9 +78,15 @@ export function decodeHello(body: Buffer): { pid: number } {
 }
 
 /** OPEN carries the VM name; a trailing NUL, if the bridge sends one, is not part of it. */
-export function decodeOpen(body: Buffer): { name: string } {
+/**
+ * OPEN: a bare VM name (/dev/vmm/NAME), or an absolute device path followed by a NUL and the
+ * u32 open flags (/dev/vmmctl, /dev/vmm.io/NAME.SEG; docs/internals.md section 2).
+ */
+export function decodeOpen(body: Buffer): { name: string; flags?: number } {
   const nul = body.indexOf(0);
-  return { name: body.subarray(0, nul < 0 ? body.length : nul).toString('latin1') };
+  const name = body.subarray(0, nul < 0 ? body.length : nul).toString('latin1');
+  if (nul >= 0 && body.length === nul + 5) return { name, flags: body.readUInt32LE(nul + 1) };
+  return { name };
 }
 
 export function encodeFileOnly(file: number): Buffer {

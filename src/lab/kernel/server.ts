@@ -21,8 +21,12 @@ export interface KernelModelOptions {
   /** $VMMLAB_ROOT: dev/vmm/ and mem/ are created under it. */
   root: string;
   variant: KernelVariant;
-  /** options COMPAT_FREEBSD13 (VM_RUN_13, VM_STATS_OLD on fixed14). Default true. */
+  /** options COMPAT_FREEBSD13 (VM_RUN_13, VM_STATS_OLD on fixed14 and main15). Default true. */
   compatFreebsd13?: boolean;
+  /** options COMPAT_FREEBSD14 (VM_ALLOC_MEMSEG_14 / VM_GET_MEMSEG_14 on main15). Default true. */
+  compatFreebsd14?: boolean;
+  /** kern.osreldate the model reports; default the variant's (main15: 1500068, 15.0-RELEASE). */
+  osreldate?: number;
   /** sizeof(cpuset_t) in the kernel. Default 32 for legacy13 and window, 128 for fixed14. */
   kernelCpusetBytes?: number;
   /**
@@ -85,9 +89,15 @@ function resolveConfig(opts: KernelModelOptions): KernelConfig {
   if (!Number.isInteger(sliceInstructions) || sliceInstructions < 1) {
     throw new Error(`sliceInstructions must be a positive integer, got ${sliceInstructions}`);
   }
+  const osreldate = opts.osreldate ?? rules.osreldate;
+  if (!Number.isInteger(osreldate) || osreldate < 1 || osreldate > 0x7fffffff) {
+    throw new Error(`osreldate must be a positive 32-bit integer, got ${osreldate}`);
+  }
   return {
     rules,
     compatFreebsd13: opts.compatFreebsd13 ?? true,
+    compatFreebsd14: opts.compatFreebsd14 ?? true,
+    osreldate,
     kernelCpusetBytes,
     cpuMaxsizeBytes: Math.max(rules.cpuMaxsizeBytes, kernelCpusetBytes),
     hostCpus,
@@ -137,7 +147,7 @@ export async function startKernelModel(opts: KernelModelOptions): Promise<Kernel
     vmSets: (vm) => kernel.vmSets(vm),
     destroyVm(vm: string): boolean {
       if (kernel.vm(vm) === undefined) return false;
-      kernel.destroyVm(vm);
+      void kernel.destroyVm(vm);
       return true;
     },
   };

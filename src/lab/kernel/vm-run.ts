@@ -87,7 +87,7 @@ async function runLoop(vm: Vm, vcpu: Vcpu, ctx: CallContext): Promise<void> {
     }
     const before = cpu.instructions;
     vcpu.state = 'running';
-    const exit = run(cpu, { bytes: vm.memory.lowmem() }, PLATFORM, budget);
+    const exit = run(cpu, { bytes: vm.memory.lowmem(), high: vm.memory.highRegion() }, PLATFORM, budget);
     vcpu.state = 'frozen';
     budget -= cpu.instructions - before;
     if (exit.kind === 'budget') {

@@ -51,19 +51,31 @@ export class Vm {
   lastFault: string | null = null;
   /** Set by hw.vmm.destroy / model shutdown: every call on this VM fails with ENXIO. */
   destroyed = false;
+  /** 15.0 destroy in progress: new calls fail with ENXIO, calls inside finish (destroy_dev). */
+  dying = false;
+  /** Threads inside this VM's ioctls (si_threadcount). */
+  callsInProgress = 0;
   /** msleep/wakeup channel shared by every sleeper of this VM. */
   private readonly events = new WaitChannel();
 
   /** The model-wide guest slice size (slicing.ts). */
   readonly slicing: SliceBudget;
 
-  constructor(name: string, config: KernelConfig, slicing: SliceBudget, memDir: string, filePrefix: string) {
+  constructor(name: string, config: KernelConfig, slicing: SliceBudget, memDir: string, filePrefix: string, devmemDir: string) {
     this.name = name;
     this.config = config;
     this.slicing = slicing;
     this.maxcpus = config.maxcpu;
     this.vcpus = new Array<Vcpu | undefined>(this.maxcpus);
-    this.memory = new GuestMemory(memDir, filePrefix, config.rules.maxMemsegs);
+    this.memory = new GuestMemory({
+      dir: memDir,
+      filePrefix,
+      maxMemsegs: config.rules.maxMemsegs,
+      maxMemmaps: config.rules.maxMemmaps,
+      iommuFlag: config.rules.mmapIommuFlag,
+      devmemDir,
+      vmName: name,
+    });
     if (!config.rules.lazyVcpus) {
       // K13 vm_init(create=true): the static vcpu[VM_MAXCPU] array is initialised up front.
       for (let id = 0; id < this.maxcpus; id++) this.vcpus[id] = new Vcpu(id);
@@ -142,7 +154,7 @@ export class Vm {
    * (atomic compare-and-set from 0); then every active vCPU is notified.
    */
   suspend(how: number): void {
-    if (!Number.isInteger(how) || how <= VmSuspendHow.NONE || how >= VmSuspendHow.LAST) fail(Errno.EINVAL, `how ${how}`);
+    if (!Number.isInteger(how) || how <= VmSuspendHow.NONE || how >= this.config.rules.suspendLast) fail(Errno.EINVAL, `how ${how}`);
     if (this.suspendHow !== VmSuspendHow.NONE) fail(Errno.EALREADY, 'the VM is already suspended');
     this.suspendHow = how;
     this.notify();

@@ -15,6 +15,11 @@ import { AluOp, OpFlag, OpType, ONE_BYTE_OPCODES, OpcodeEntry, Prefix, TWO_BYTE_
 /** Guest-physical memory: index = guest-physical address. */
 export interface GuestMemory {
   readonly bytes: Uint8Array;
+  /**
+   * A read-only region outside `bytes` that instructions may be fetched from: the boot ROM
+   * mapped so that it ends at 4 GB, where the reset vector (CS base 0xFFFF0000, IP 0xFFF0) is.
+   */
+  readonly high?: { readonly base: number; readonly bytes: Uint8Array } | null;
 }
 
 /** What the interpreter needs from the machine around it. */
@@ -52,6 +57,8 @@ class GuestFault {
 
 const NO_MEMORY = new Uint8Array(0);
 let memory: Uint8Array = NO_MEMORY;
+let highBase = 0;
+let highMemory: Uint8Array = NO_MEMORY;
 /** IP of the instruction's first byte (prefixes included). */
 let instructionStart = 0;
 /** IP of the next byte to fetch; after decoding, the IP of the next instruction. */
@@ -81,6 +88,11 @@ function fetch8(): number {
   if (fetchIp > fetchLimit) fault(`instruction fetch at IP 0x${hex(fetchIp, 4)} beyond the CS limit 0x${hex(fetchLimit, 4)}`);
   const linear = fetchBase + fetchIp;
   if (linear >= memory.length) {
+    const offset = linear - highBase;
+    if (offset >= 0 && offset < highMemory.length) {
+      fetchIp++;
+      return highMemory[offset];
+    }
     fault(`instruction fetch at linear 0x${hex(linear, 5)} outside guest memory (0x${hex(memory.length, 5)} bytes)`);
   }
   fetchIp++;
@@ -373,6 +385,13 @@ function step(cpu: CpuState, platform: Platform): Exit | null {
       nextIp = (fetchIp + displacement) & 0xffff;
       break;
     }
+    case OpType.JMP_FAR: {
+      const offset = fetch16();
+      const selector = fetch16();
+      setRealModeSegment(cpu.cs, selector);
+      nextIp = offset;
+      break;
+    }
     case OpType.LOOP_REL8: {
       const displacement = fetchRel8();
       // The address size (16 bits here) picks CX, not ECX; loop changes no flags.
@@ -429,6 +448,8 @@ function commit(cpu: CpuState, nextIp: number): void {
  */
 export function run(cpu: CpuState, mem: GuestMemory, platform: Platform, budget: number): Exit {
   memory = mem.bytes;
+  highBase = mem.high?.base ?? 0;
+  highMemory = mem.high?.bytes ?? NO_MEMORY;
   try {
     for (let executed = 0; executed < budget; executed++) {
       const exit = step(cpu, platform);
@@ -439,6 +460,7 @@ export function run(cpu: CpuState, mem: GuestMemory, platform: Platform, budget:
     throw error;
   } finally {
     memory = NO_MEMORY; // do not keep a destroyed VM's memory alive between slices
+    highMemory = NO_MEMORY;
   }
   return BUDGET_EXIT;
 }

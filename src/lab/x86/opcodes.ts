@@ -64,6 +64,8 @@ export const OpType = {
   WRMSR: 31,
   RDTSC: 32,
   RDMSR: 33,
+  /** EA: jmp ptr16:16 (far jump: reloads CS, base = selector << 4 in real mode). */
+  JMP_FAR: 34,
 } as const;
 export type OpType = (typeof OpType)[keyof typeof OpType];
 
@@ -181,6 +183,8 @@ export const SUBSET_FORMS: readonly InstructionForm[] = [
     effect: 'exit out (2 or 4 bytes) to port imm8', opType: OpType.OUT_IMM8, opFlags: OPSIZE },
   { table: 'one-byte', opBytes: [0xe9], encoding: 'E9 cw', mnemonic: 'jmp rel16',
     effect: 'IP += rel16', opType: OpType.JMP_REL16, opFlags: NO_OPSIZE },
+  { table: 'one-byte', opBytes: [0xea], encoding: 'EA iw sw', mnemonic: 'jmp ptr16:16',
+    effect: 'CS = sw (base = sw << 4), IP = iw: leaves the reset vector\'s CS base 0xFFFF0000', opType: OpType.JMP_FAR, opFlags: NO_OPSIZE },
   { table: 'one-byte', opBytes: [0xeb], encoding: 'EB cb', mnemonic: 'jmp rel8',
     effect: 'IP += rel8', opType: OpType.JMP_REL8, opFlags: NO_OPSIZE },
   { table: 'one-byte', opBytes: [0xee], encoding: 'EE', mnemonic: 'out dx, al',
