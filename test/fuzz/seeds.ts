@@ -92,6 +92,8 @@ function configSeeds(): Map<string, Buffer> {
     seeds.set(`seed-key-${key}`, Buffer.from(`${line}\n`));
     if (more[key] !== undefined) seeds.set(`seed-key-${key}-2`, Buffer.from(`${key} = "${more[key]}" # quoted\n`));
   }
+  // A jail in the default directory and one whose explicit directory is its default.
+  seeds.set('seed-jails-default-and-explicit', Buffer.from('[jail a]\n[jail b]\nsocket_dir = /var/run/vmm-compat/b\n'));
   seeds.set('seed-every-key-and-jails', Buffer.from(
     `# every key\n${lines.join('\n')}\n\n[jail db]\nsocket_dir = /var/run/vmm-compat-jails/db\n[ jail web.1 ]\r\n`,
   ));

@@ -112,7 +112,8 @@ const fillRange: Mutation = (input, ctx) => {
   if (input.length === 0) return null;
   const out = Buffer.from(input);
   const at = pos(ctx, out.length);
-  const n = 1 + ctx.random.below(Math.min(512, out.length - at));
+  // Often to the end: the last field of a fixed layout.
+  const n = ctx.random.below(4) === 0 ? out.length - at : 1 + ctx.random.below(Math.min(512, out.length - at));
   out.fill(ctx.random.below(2) === 0 ? 0x41 : ctx.random.below(256), at, at + n);
   return out;
 };
