@@ -68,6 +68,8 @@ function bridgeReplySeeds(): Map<string, Buffer> {
     frame(FrameType.COPYIN, encodeCopyin(BRIDGE_ARENA_BASE, page.length * 2)),
     frame(FrameType.REPLY, encodeReply(0)),
   ]));
+  // More than one chunk to a page the caller does not have: EFAULT, the rest still read.
+  seeds.set('seed-copyout-efault-two-chunks', Buffer.concat([frame(FrameType.COPYOUT, encodeCopyout(0n, Buffer.alloc(5000, 4))), frame(FrameType.REPLY, encodeReply(-14))]));
   seeds.set('seed-three-calls', Buffer.concat([frame(FrameType.REPLY, encodeReply(3)), frame(FrameType.REPLY, encodeReply(0, Buffer.alloc(8, 9))), frame(FrameType.REPLY, encodeReply(-2))]));
   return seeds;
 }
