@@ -36,7 +36,10 @@ static int resolve_then_ioctl(int, unsigned long, ...);
 ioctl_fn shim_next_ioctl = resolve_then_ioctl;
 
 /* `vmm-compat doctor` reads this tag to compare protocol versions. */
-SHIM_EXPORT const char vmm_compat_protocol[] = "vmm-compat-protocol=1";
+#define	SHIM_STR(x)		#x
+#define	SHIM_XSTR(x)		SHIM_STR(x)
+SHIM_EXPORT const char vmm_compat_protocol[] =
+    "vmm-compat-protocol=" SHIM_XSTR(VMC_PROTO_VERSION);
 
 typedef int (*open_fn)(const char *, int, ...);
 typedef int (*openat_fn)(int, const char *, int, ...);
@@ -169,18 +172,23 @@ ioctl(int fd, unsigned long request, void *arg)
 
 /* ---- the compat events ----------------------------------------------- */
 
-/* bhyverun.c do_open: -c N gives sockets=N; the vCPU count is the product. */
+/*
+ * bhyverun.c do_open: -c N gives sockets=N; the vCPU count is the product.
+ * Kept as the kernel accepted it (vm_set_topology: at most vm->maxcpus):
+ * what the interposer cannot cover is refused at plan time, never cut.
+ */
 static int
 on_set_topology(struct vm_session *vs, int fd, unsigned long request,
     void *arg)
 {
 	const struct vm_cpu_topology *topo = arg;
-	int error, n;
+	uint64_t n;
+	int error;
 
 	error = shim_next_ioctl(fd, request, arg);
 	if (error == 0 && topo != NULL) {
-		n = topo->sockets * topo->cores * topo->threads;
-		atomic_store(&vs->ncpus, n > VMC_MAX_VCPUS ? VMC_MAX_VCPUS : n);
+		n = (uint64_t)topo->sockets * topo->cores * topo->threads;
+		atomic_store(&vs->ncpus, n > INT32_MAX ? INT32_MAX : (int)n);
 	}
 	return (error);
 }
@@ -312,12 +320,12 @@ on_reinit(struct vm_session *vs, int fd, unsigned long request, void *arg)
 		return (error);
 	pthread_mutex_lock(&vs->plan_lock);
 	parkers_stop_all(vs);
-	atomic_store(&vs->parked_mask, 0);
-	atomic_store(&vs->claimed_mask, 0);
-	atomic_store(&vs->running_mask, 0);
+	aset_clear(&vs->parked);
+	aset_clear(&vs->claimed);
+	aset_clear(&vs->running);
 	atomic_store(&vs->suspend_reported, 0);
 	atomic_fetch_add(&vs->boot, 1);
-	atomic_store(&vs->pending_spinup_mask, 0);
+	aset_clear(&vs->pending_spinup);
 	atomic_store(&vs->bsp_attention, BSP_NEEDS_PLAN);
 	pthread_mutex_unlock(&vs->plan_lock);
 	link_event(vs, VMC_EV_REINIT, -1, (int)atomic_load(&vs->boot));

@@ -42,11 +42,14 @@ kernel_vm_run(struct vm_session *vs, struct vm_run *vr)
 	return (shim_next_ioctl(vs->fd, ABI14_VM_RUN, &vr14));
 }
 
-/* VM_GET_CPUS with the kernel's cpuset size; vCPUs 0..15 into a mask. */
+/*
+ * VM_GET_CPUS with the kernel's cpuset size (ERANGE for less on 14.0,
+ * vmm_dev.c); vCPUs 0..VMC_MAX_VCPUS-1 into a set.
+ */
 int
-kernel_cpus(struct vm_session *vs, int which, uint32_t *mask)
+kernel_cpus(struct vm_session *vs, int which, struct vcpu_set *out)
 {
-	uint64_t set[VMC_CPUSET_MAX_BYTES / 8];
+	uint8_t set[VMC_CPUSET_MAX_BYTES];
 	struct vm_cpuset arg;
 	int error;
 
@@ -58,6 +61,6 @@ kernel_cpus(struct vm_session *vs, int which, uint32_t *mask)
 	arg.cpus = set;
 	error = shim_next_ioctl(vs->fd, ABI13_VM_GET_CPUS, &arg);
 	if (error == 0)
-		*mask = (uint32_t)(set[0] & ((1u << VMC_MAX_VCPUS) - 1));
+		set_from_bytes(out, set, (size_t)arg.cpusetsize);
 	return (error);
 }

@@ -96,14 +96,25 @@ out:
 	return (NULL);
 }
 
+/*
+ * A parker needs a few KiB of stack (one struct vm_run and a frame to the
+ * daemon); 255 of them at the default 8 MiB would reserve 2 GiB of bhyve's
+ * address space for nothing.
+ */
+#define	PARKER_STACK_BYTES	(256 * 1024)
+
 int
 parker_start(struct vm_session *vs, int vcpu)
 {
 	struct parker *p = &vs->parkers[vcpu];
+	pthread_attr_t attr;
 	int error;
 
 	atomic_store(&p->stop, 0);
-	error = pthread_create(&p->thread, NULL, parker_main, p);
+	pthread_attr_init(&attr);
+	(void)pthread_attr_setstacksize(&attr, PARKER_STACK_BYTES);
+	error = pthread_create(&p->thread, &attr, parker_main, p);
+	pthread_attr_destroy(&attr);
 	if (error != 0) {
 		errno = error;
 		return (-1);

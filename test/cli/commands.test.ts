@@ -60,7 +60,7 @@ test('status --json reports the VM, its plan, pre-activated and handed-over APs,
 test('status without --json is a table; without a daemon it names the fix', () => {
   const r = run(['status', '--socket-dir', bench.socketDir, '--config', bench.configPath]);
   assert.equal(r.status, 0);
-  assert.match(r.stdout, /cli-vm\thost\t4\tpark\t1,2,3/);
+  assert.match(r.stdout, /cli-vm\thost\t4\tpark\t1-3\t-\t1-3\tyes/);
   const missing = run(['status', '--socket-dir', path.join(bench.root, 'nowhere'), '--config', bench.configPath]);
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /cannot reach vmm-compatd .* is it running\? \(service vmm_compatd status\)/);
