@@ -2,9 +2,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import os from 'node:os';
 import { ARTIFACTS, nativeArtifact, requireArtifact } from '../../src/native-paths';
 import { sanitizerRuntimes } from '../../src/lab/run';
+import { COMPAT_PROTOCOL_VERSION } from '../../src/version';
 
 const loopEnv = (preload: string[]): NodeJS.ProcessEnv => ({
   ...process.env,
@@ -47,4 +49,19 @@ test('bad input on a vmm fd (NULL arguments, request 0, odd vCPU ids, fds off th
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout, 'ok\n');
   assert.doesNotMatch(r.stderr, /AddressSanitizer|runtime error/);
+});
+
+test('the interposer\'s vCPU sets hold vCPUs 0..255 exactly (13.x CPU_SETSIZE), sanitized', () => {
+  const r = spawnSync(requireArtifact('shim-tests/vcpuset_test'), [], {
+    env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=0:abort_on_error=1', UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1' },
+    encoding: 'utf8',
+    timeout: 60000,
+  });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^vcpuset: \d+ checks passed\n$/);
+});
+
+test('the protocol tag names the protocol version the daemon speaks (doctor compares them)', () => {
+  const tag = /vmm-compat-protocol=(\d+)/.exec(fs.readFileSync(nativeArtifact(ARTIFACTS.interposer)).toString('latin1'));
+  assert.equal(Number(tag?.[1]), COMPAT_PROTOCOL_VERSION);
 });
