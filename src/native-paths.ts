@@ -36,5 +36,6 @@ export const ARTIFACTS = {
   bridge: 'libvmmlab_bridge.so',
   interposer: 'libvmmcompat.so',
   bhyve13: 'bhyve13',
+  bhyve135: 'bhyve135',
   bhyve14: 'bhyve14',
 } as const;

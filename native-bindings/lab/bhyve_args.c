@@ -5,6 +5,7 @@
  *
  *   -c [[cpus=]N][,sockets=S][,cores=C][,threads=T]   topology
  *   -x          x2APIC mode          -D   destroy the VM on power-off
+ *   -H          VM exit on HLT       -P   VM exit on PAUSE
  *   -m SIZE     memory (plain numbers below 1M are MB; k/m/g suffixes)
  *   -l bootrom,FILE   boot ROM: the lab guest image
  *   -h          help
@@ -32,14 +33,16 @@ usage(int code)
 {
 
 	fprintf(stderr,
-	    "Usage: %s [-hxD] [-c [[cpus=]numcpus][,sockets=n][,cores=n]"
+	    "Usage: %s [-hxDHP] [-c [[cpus=]numcpus][,sockets=n][,cores=n]"
 	    "[,threads=n]]\n"
 	    "       %*s [-l bootrom,<guest image>] [-m mem] <vm>\n"
 	    "       -c: number of cpus and/or topology specification\n"
 	    "       -D: destroy on power-off\n"
+	    "       -H: vmexit from the guest on HLT\n"
 	    "       -h: help\n"
 	    "       -l: LPC device configuration (bootrom,FILE)\n"
 	    "       -m: memory size (default 2M)\n"
+	    "       -P: vmexit from the guest on pause\n"
 	    "       -x: local apic is in x2APIC mode\n",
 	    progname, (int)strlen(progname), "");
 	exit(code);
@@ -164,7 +167,7 @@ bhyve_parse_args(int argc, char **argv, struct bhyve_opts *o)
 	o->sockets = o->cores = o->threads = 1;
 	o->maxcpus = 0;		/* bhyverun.c: never assigned */
 	o->memsize = DEFAULT_MEMSIZE;
-	while ((ch = getopt(argc, argv, "c:Dhl:m:x")) != -1) {
+	while ((ch = getopt(argc, argv, "c:DHhl:m:Px")) != -1) {
 		switch (ch) {
 		case 'c':
 			if (!topology_parse(optarg, o))
@@ -185,6 +188,12 @@ bhyve_parse_args(int argc, char **argv, struct bhyve_opts *o)
 			break;
 		case 'x':
 			o->x2apic_mode = 1;
+			break;
+		case 'H':
+			o->vmexit_on_hlt = 1;
+			break;
+		case 'P':
+			o->vmexit_on_pause = 1;
 			break;
 		case 'h':
 			usage(0);

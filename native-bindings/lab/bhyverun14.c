@@ -102,7 +102,7 @@ vmexit_inout(struct vmctx *ctx, struct vcpu_info *vi, struct vm_exit *vme,
 {
 
 	(void)cpuset;
-	return (bhyve_inout(ctx, vi->vcpuid, vme));
+	return (bhyve_vmexit_inout(ctx, vi->vcpuid, vme));
 }
 
 static int

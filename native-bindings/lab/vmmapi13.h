@@ -68,6 +68,7 @@ int	vm_inject_exception(struct vmctx *ctx, int vcpu, int vector,
 int	vm_setup_memory(struct vmctx *ctx, size_t len, enum vm_mmap_style s);
 void	*vm_map_gpa(struct vmctx *ctx, uint64_t gaddr, size_t len);
 size_t	vm_get_lowmem_size(struct vmctx *ctx);
+size_t	vm_get_highmem_size(struct vmctx *ctx);
 
 /* vcpu_reset: registers at reset, in the lab's real-mode convention. */
 int	vcpu_reset(struct vmctx *ctx, int vcpu);

@@ -19,6 +19,7 @@ handover_ap(struct vm_session *vs, int vcpu)
 	/* EINVAL here only means it was not in debug_cpus (vmm.c vm_resume_cpu). */
 	(void)kernel_vcpu_op(vs, ABI13_VM_RESUME_CPU, vcpu);
 	aset_add(&vs->claimed, vcpu);
+	atomic_store(&vs->last_handover, vcpu);
 	link_event(vs, VMC_EV_HANDOVER, vcpu,
 	    (int)((monotonic_ns() - started) / 1000));
 }

@@ -45,11 +45,14 @@ typedef int (*open_fn)(const char *, int, ...);
 typedef int (*openat_fn)(int, const char *, int, ...);
 typedef int (*close_fn)(int);
 typedef int (*cap_ioctls_limit_fn)(int, const cap_ioctl_t *, size_t);
+typedef int (*sysctlbyname_fn)(const char *, void *, size_t *, const void *,
+    size_t);
 
 static open_fn next_open;
 static openat_fn next_openat;
 static close_fn next_close;
 static cap_ioctls_limit_fn next_cap_ioctls_limit;
+static sysctlbyname_fn next_sysctlbyname;
 
 /* fd -> session; written at open/close (before/after vCPU threads use it). */
 static struct vm_session *_Atomic vmfd_table[VMC_FD_TABLE];
@@ -67,6 +70,7 @@ resolve_next(void)
 	next_close = (close_fn)dlsym(RTLD_NEXT, "close");
 	next_cap_ioctls_limit =
 	    (cap_ioctls_limit_fn)dlsym(RTLD_NEXT, "cap_ioctls_limit");
+	next_sysctlbyname = (sysctlbyname_fn)dlsym(RTLD_NEXT, "sysctlbyname");
 }
 
 /*
@@ -362,6 +366,7 @@ attach_or_refuse(int fd, const char *name)
 		return (fd);
 	saved = errno;
 	next_close(fd);
+	refusal_note_open(name, saved);
 	errno = saved;
 	return (-1);
 }
@@ -455,6 +460,32 @@ cap_ioctls_limit(int fd, const cap_ioctl_t *cmds, size_t ncmds)
 	n = widen_ioctl_list(vs, (const unsigned long *)cmds, ncmds, widened,
 	    sizeof(widened) / sizeof(widened[0]));
 	return (next_cap_ioctls_limit(fd, (const cap_ioctl_t *)widened, n));
+}
+
+/*
+ * hw.vmm.create and hw.vmm.destroy, for refusal.c: a refused open must not
+ * lead libvmmapi's vm_open to destroy the VM it was refused.
+ */
+SHIM_EXPORT int
+sysctlbyname(const char *name, void *oldp, size_t *oldlenp, const void *newp,
+    size_t newlen)
+{
+	int error;
+
+	ensure_resolved();
+	if (next_sysctlbyname == NULL) {
+		errno = ENOENT;
+		return (-1);
+	}
+	if (name != NULL && strcmp(name, "hw.vmm.destroy") == 0 &&
+	    (error = refusal_blocks_destroy(newp, newlen)) != 0) {
+		errno = error;
+		return (-1);
+	}
+	error = next_sysctlbyname(name, oldp, oldlenp, newp, newlen);
+	if (error == 0 && name != NULL && strcmp(name, "hw.vmm.create") == 0)
+		refusal_note_create(newp, newlen);
+	return (error);
 }
 
 /* session.c registers and unregisters through these two. */

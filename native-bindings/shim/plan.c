@@ -170,6 +170,7 @@ plan_boot(struct vm_session *vs)
 planned:
 	aset_store(&vs->parked, &parked);
 	aset_clear(&vs->claimed);
+	atomic_store(&vs->last_handover, 0);
 	start_parkers(vs, &parked);
 	atomic_store(&vs->planned_boot, boot + 1);
 	atomic_fetch_and(&vs->bsp_attention, ~BSP_NEEDS_PLAN);

@@ -67,6 +67,7 @@ struct vm_session {
 	struct vcpu_aset	pending_spinup;
 	uint64_t		pending_spinup_rip[VMC_MAX_VCPUS];
 	atomic_int		spinup_bias;
+	atomic_int		last_handover;	/* AP handed over last (0: none yet) */
 	struct vcpu_aset	parked;		/* APs pre-activated for bhyve */
 	struct vcpu_aset	claimed;	/* ... and handed over to it */
 	struct vcpu_aset	running;	/* APs that bhyve runs itself */
@@ -162,6 +163,11 @@ size_t	widen_ioctl_list(struct vm_session *vs, const unsigned long *cmds,
 
 /* kern/sys_capability.c: at most 256 ioctls in a capsicum limit. */
 #define	VMC_CAP_IOCTLS_MAX	256
+
+/* refusal.c */
+void	refusal_note_open(const char *name, int error);
+void	refusal_note_create(const void *name, size_t len);
+int	refusal_blocks_destroy(const void *name, size_t len);
 
 /* interpose.c */
 void	vmfd_publish(int fd, struct vm_session *vs);

@@ -1,7 +1,8 @@
 # libvmmcompat.so: the interposer preloaded into legacy 13.1 bhyve.
 # Included by native-bindings/Makefile; builds into build/ and build/asan/.
 SHIM_SRCS=	shim/interpose.c shim/session.c shim/daemon_link.c shim/kernel.c \
-		shim/plan.c shim/parker.c shim/handover.c shim/translate.c
+		shim/plan.c shim/parker.c shim/handover.c shim/translate.c \
+		shim/refusal.c
 SHIM_HDRS=	shim/shim.h shim/vcpuset.h include/vmm13.h include/vmm_abi_gen.h include/fbsd_compat.h \
 		include/vmm_compat_proto_gen.h
 SHIM_CFLAGS=	-std=gnu11 -Wall -Wextra -Werror -fPIC -Iinclude -Ishim -pthread \

@@ -15,7 +15,8 @@ import { defaultConfig } from '../config/config';
 /** The kernel model's variants (src/lab/kernel/variant.ts). */
 export const LAB_KERNELS = KERNEL_MODEL_VARIANTS;
 export type LabKernelName = KernelVariant;
-export const LAB_BHYVES = ['13.1', '14.0'] as const;
+/** 13.1 (VM_MAXCPU 16), 13.5 (13.2-13.5: the old AP protocol, maxcpus from the kernel), 14.0. */
+export const LAB_BHYVES = ['13.1', '13.5', '14.0'] as const;
 export type LabBhyve = (typeof LAB_BHYVES)[number];
 export type Outcome = 'poweroff' | 'reset' | 'halt' | 'triplefault' | 'hang' | 'bhyve-error';
 
@@ -88,6 +89,15 @@ async function waitFor(check: () => boolean, timeoutMs: number, what: string): P
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+const BHYVE_ARTIFACT: Readonly<Record<LabBhyve, string>> = {
+  '13.1': ARTIFACTS.bhyve13,
+  '13.5': ARTIFACTS.bhyve135,
+  '14.0': ARTIFACTS.bhyve14,
+};
+
+/** The most vCPUs the lab runs: 13.x userland's cpuset_t (CPU_SETSIZE 256). */
+export const LAB_MAX_VCPUS = 256;
 
 export interface BhyveSpec {
   bhyve: LabBhyve;
@@ -222,7 +232,7 @@ export class LabBench {
 
   spawnBhyve(spec: BhyveSpec): BhyveRun {
     const variant = spec.sanitized ? 'asan' : 'normal';
-    const bhyveBinary = requireArtifact(spec.bhyve === '13.1' ? ARTIFACTS.bhyve13 : ARTIFACTS.bhyve14);
+    const bhyveBinary = requireArtifact(BHYVE_ARTIFACT[spec.bhyve]);
     const guestFile = path.join(this.root, `guest-${this.guestCount++}.bin`);
     fs.writeFileSync(guestFile, spec.guest ?? standardGuest('smp-boot'));
     const bhyveArgs = ['-c', String(spec.vcpus), '-x', '-m', '2M', '-l', `bootrom,${guestFile}`, spec.vmName];

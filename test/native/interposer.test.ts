@@ -39,7 +39,7 @@ test('the interposer exports only the interposed calls and its protocol tag', ()
     .filter((f) => f.length === 3 && /[TDBR]/.test(f[1]!))
     .map((f) => f[2]!)
     .sort();
-  assert.deepEqual(exported, ['cap_ioctls_limit', 'close', 'ioctl', 'open', 'open64', 'openat', 'openat64', 'vmm_compat_protocol']);
+  assert.deepEqual(exported, ['cap_ioctls_limit', 'close', 'ioctl', 'open', 'open64', 'openat', 'openat64', 'sysctlbyname', 'vmm_compat_protocol']);
 });
 
 test('bad input on a vmm fd (NULL arguments, request 0, odd vCPU ids, fds off the table) never crashes the sanitized interposer', () => {

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { Command, Option } from 'commander';
-import { LAB_BHYVES, LAB_KERNELS, labSucceeded, runLab, type LabBhyve, type LabKernelName, type LabResult } from '../../lab/run';
+import { LAB_BHYVES, LAB_KERNELS, LAB_MAX_VCPUS, labSucceeded, runLab, type LabBhyve, type LabKernelName, type LabResult } from '../../lab/run';
 import { standardGuest, standardGuestNames } from '../../lab/guests';
 import { usageError } from '../usage';
 import { LAB_DEFAULT_HOST_CPUS, LAB_MAX_HOST_CPUS } from '../../lab/kernel/server';
@@ -70,8 +70,12 @@ export function registerLabCommand(program: Command): void {
     .command('lab')
     .description('run a bhyve model on the vmm.ko model and report which APs started')
     .addOption(new Option('--kernel <variant>', 'kernel model variant').choices([...LAB_KERNELS]).default('window'))
-    .addOption(new Option('--bhyve <version>', 'bhyve model (13.1 legacy, 14.0 new protocol)').choices([...LAB_BHYVES]).default('13.1'))
-    .option('--vcpus <n>', 'number of vCPUs (1..16)', '4')
+    .addOption(
+      new Option('--bhyve <version>', 'bhyve model (13.1 legacy, at most 16 vCPUs; 13.5 legacy, maxcpus from the kernel; 14.0 new protocol)')
+        .choices([...LAB_BHYVES])
+        .default('13.1'),
+    )
+    .option('--vcpus <n>', `number of vCPUs (1..${LAB_MAX_VCPUS}); what a VM gets is what the kernel and that bhyve allow`, '4')
     .option('--json', 'print one JSON object')
     .option('--guest <file>', 'flat guest image loaded at 0x10000 (docs/lab-guests.md)')
     .option('--guest-name <name>', 'a standard guest by name (default smp-boot)')
@@ -86,7 +90,7 @@ export function registerLabCommand(program: Command): void {
         process.exitCode = await demo();
         return;
       }
-      const vcpus = positiveInt(opts.vcpus, '--vcpus', 16);
+      const vcpus = positiveInt(opts.vcpus, '--vcpus', LAB_MAX_VCPUS);
       const timeoutMs = positiveInt(opts.timeoutMs, '--timeout-ms', 3600000);
       const hostCpus = positiveInt(opts.hostCpus, '--host-cpus', LAB_MAX_HOST_CPUS);
       if (opts.guest && opts.guestName) throw usageError('--guest and --guest-name cannot be combined');
