@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { suspendHowName, VmSuspendHow } from '../../abi/enums';
+import type { CapRights } from './capsicum';
 import { Errno, KernelError, fail } from './errno';
 import { FileTable } from './files';
 import { vmmdevIoctl } from './ioctl-dispatch';
@@ -147,14 +148,14 @@ export class VmmKernel {
   /** mmap(2) on an open file: which backing file and offset (vmmdev_mmap_single). */
   mmap(pid: number, fileId: number, prot: number, offset: bigint, len: bigint): { path: string; offset: number } {
     const file = this.files.get(pid, fileId);
-    file.limits.checkMmap();
+    file.limits.checkMmap(prot);
     if (file.vm.destroyed) fail(Errno.ENXIO, `VM ${file.vm.name} was destroyed`);
     const limit = BigInt(Number.MAX_SAFE_INTEGER);
     if (offset > limit || len > limit || len === 0n) fail(Errno.EINVAL, 'mmap range');
     return file.vm.memory.resolveMmap(Number(offset), Number(len), prot);
   }
 
-  capRights(pid: number, fileId: number, rights: bigint): void {
+  capRights(pid: number, fileId: number, rights: CapRights): void {
     this.files.get(pid, fileId).limits.limitRights(rights);
   }
 
