@@ -116,6 +116,8 @@ export interface BhyveSpec {
   direct?: boolean;
   /** The socket directory bhyve is given (a jail's); default the bench's host directory. */
   socketDir?: string;
+  /** bhyve -m (default 2M, the lab's guests are small). */
+  memory?: string;
 }
 
 export interface BhyveRun {
@@ -235,7 +237,7 @@ export class LabBench {
     const bhyveBinary = requireArtifact(BHYVE_ARTIFACT[spec.bhyve]);
     const guestFile = path.join(this.root, `guest-${this.guestCount++}.bin`);
     fs.writeFileSync(guestFile, spec.guest ?? standardGuest('smp-boot'));
-    const bhyveArgs = ['-c', String(spec.vcpus), '-x', '-m', '2M', '-l', `bootrom,${guestFile}`, spec.vmName];
+    const bhyveArgs = ['-c', String(spec.vcpus), '-x', '-m', spec.memory ?? '2M', '-l', `bootrom,${guestFile}`, spec.vmName];
     const env: NodeJS.ProcessEnv = { ...this.env, ...spec.env };
     if (spec.bhyve === '14.0') env.VMMLAB_VMRUN_ABI = this.options.kernel === 'fixed14' ? '14' : '13';
     const bridge = requireArtifact(ARTIFACTS.bridge, variant);
