@@ -79,6 +79,7 @@ int	vcpu_reset(struct vmctx *ctx, int vcpu);
  * struct vm_run of early-2023 main, the IPI mask inside the exit (ipi13).
  * The cpuset filled on a VM_EXITCODE_IPI exit is returned in *ipi_cpus.
  */
+int	vm_limit_rights_14(struct vmctx *ctx, int abi);
 int	vm_run_14(struct vmctx *ctx, int vcpu, int abi, struct vm_exit *vme,
 	    cpuset14_t *ipi_cpus);
 

@@ -482,6 +482,20 @@ describe('bhyve13: where the lab followed FreeBSD 13.1 more loosely before', { s
   });
 });
 
+describe('bhyve14: vm_limit_rights (14.0 vmmapi.c)', { skip }, () => {
+  it('limits the fd to the 14-era list: 13.x\'s plus MUNMAP_MEMSEG, KERNEMU_DEV, UNMAP_PPTDEV_MMIO, DISABLE_MSIX, SNAPSHOT_REQ, RESTORE_TIME', async () => {
+    const { kernel, image, env } = await lab({ script: new Map([[0, consoleThenPoweroff('')]]) });
+    const r = await run(bhyve14, ['-l', `bootrom,${image}`, 'caps14'], { ...env, VMMLAB_VMRUN_ABI: '14' });
+    assert.equal(r.status, 1, status(r));
+    const list = capIoctlList(kernel);
+    assert.equal(list.length, 62);
+    for (const name of ['VM_MUNMAP_MEMSEG', 'VM_SET_KERNEMU_DEV', 'VM_GET_KERNEMU_DEV', 'VM_UNMAP_PPTDEV_MMIO', 'VM_PPTDEV_DISABLE_MSIX', 'VM_SNAPSHOT_REQ', 'VM_RESTORE_TIME', 'VM_RUN', 'VM_STATS'] as const) {
+      assert.ok(list.includes(REQ14[name]), name);
+    }
+    assert.ok(!list.includes(REQ13.VM_RUN), 'the 32-byte VM_RUN only');
+  });
+});
+
 describe('bhyve135: 13.2-13.5 bhyve, the old AP protocol without VM_MAXCPU', { skip: skip || (fs.existsSync(bhyve135) ? false : 'bhyve135 not built') }, () => {
   it('num_vcpus_allowed asks VM_GET_TOPOLOGY (bhyverun.c at 0040b6857e93): 20 of 32 run, 33 exit 4', async () => {
     const { kernel, image, env } = await lab({ maxcpus: 32, script: new Map([[0, consoleThenPoweroff('')]]) });
