@@ -3,7 +3,7 @@
 // to the 256 vCPUs of 13.x's cpuset_t. 13.1 bhyve keeps VM_MAXCPU 16.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LAB_KERNELS, compatEventsOf, runLab, type LabKernelName, type LabOptions } from '../../src/lab/run';
+import { LAB_KERNELS, LabBench, compatEventsOf, runLab, type LabKernelName, type LabOptions } from '../../src/lab/run';
 import { variantRules } from '../../src/lab/kernel/variant';
 import { standardGuest } from '../../src/lab/guests';
 import { buildSmpBoot } from '../../src/lab/guests/smp-boot';
@@ -86,4 +86,18 @@ test('window + 13.5 bhyve + shim, 256 vCPUs (13.x CPU_SETSIZE): every one of the
   assert.equal(r.guestOutput, 'online=256\n');
   assert.equal(r.outcome, 'poweroff');
   assert.equal(count(r.daemonLog, 'handover'), 255);
+});
+
+test('no daemon, 40 vCPUs on a window kernel: the interposer activates and parks APs 1-39 itself and every AP starts', SLOW, async () => {
+  const bench = await LabBench.start({ kernel: 'window', hostCpus: 40 });
+  try {
+    await bench.startDaemon();
+    await bench.stopDaemon(); // leaves run/kernel-variant behind, as after a crash
+    const r = await bench.spawnBhyve({ bhyve: '13.5', vcpus: 40, vmName: 'alone40', shim: true, timeoutMs: 60000, guest }).result;
+    assert.equal(r.apsStarted.length, 39, r.bhyveStderr);
+    assert.equal(r.outcome, 'poweroff');
+    assert.match(r.bhyveStderr, /FALLBACK, the interposer activated and parks APs itself \(APs 1-39, window kernel\)/);
+  } finally {
+    await bench.close();
+  }
 });

@@ -50,21 +50,37 @@ interface EventGroup {
   args: number[];
 }
 
+/** Events recorded once per AP: a boot of a large VM has hundreds of them. */
+const PER_AP_KINDS = new Set(['parked', 'handover', 'activate-hidden', 'parker-exit', 'spinup-duplicate', 'spinup-rerouted']);
+
 /**
- * Consecutive events of one kind from one session become one line ("handover vcpu=1-63 x63"),
- * so that a 64-vCPU boot does not push its plan off the screen.
+ * Events become lines: a run of per-AP events of one session (parked, handover,
+ * activate-hidden, ...; they interleave as APs start) is one line per kind ("handover
+ * vcpu=1-63 x63 (101..163 us)"), so that a 64-vCPU boot does not push its plan off the screen.
  */
 function groupEvents(events: readonly VmEventRecord[]): EventGroup[] {
   const groups: EventGroup[] = [];
+  let block = new Map<string, EventGroup>();
+  let blockSession: number | null = null;
   for (const e of events) {
-    const last = groups[groups.length - 1];
-    const groupable = e.vcpu !== null && e.vcpu >= 0 && !e.detail;
-    if (last && groupable && last.first.kind === e.kind && last.first.session === e.session && !last.first.detail && last.vcpus.length > 0) {
-      last.vcpus.push(e.vcpu!);
-      if (e.arg !== null) last.args.push(e.arg);
+    const perAp = PER_AP_KINDS.has(e.kind) && e.vcpu !== null && e.vcpu >= 0 && !e.detail;
+    if (!perAp || e.session !== blockSession) {
+      block = new Map();
+      blockSession = perAp ? e.session : null;
+    }
+    if (!perAp) {
+      groups.push({ first: e, vcpus: [], args: e.arg !== null ? [e.arg] : [] });
       continue;
     }
-    groups.push({ first: e, vcpus: groupable ? [e.vcpu!] : [], args: e.arg !== null ? [e.arg] : [] });
+    const group = block.get(e.kind);
+    if (group) {
+      group.vcpus.push(e.vcpu!);
+      if (e.arg !== null) group.args.push(e.arg);
+      continue;
+    }
+    const created: EventGroup = { first: e, vcpus: [e.vcpu!], args: e.arg !== null ? [e.arg] : [] };
+    block.set(e.kind, created);
+    groups.push(created);
   }
   return groups;
 }
