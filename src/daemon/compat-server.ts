@@ -282,7 +282,7 @@ export class CompatServer {
       'session',
       null,
       null,
-      `pid ${creds.pid}, bhyve ${bhyve || 'unknown'}, protocol ${protocol}${deprecated ? ' (deprecated: an older libvmmcompat.so, which covers at most 16 vCPUs)' : ''}`,
+      `pid ${creds.pid}, bhyve ABI ${bhyve || 'unknown'}, protocol ${protocol}${deprecated ? ' (deprecated: an older libvmmcompat.so, which covers at most 16 vCPUs)' : ''}`,
     );
     this.options.logger.info(
       { vm: vm.name, jail: session.jail, session: session.id, pid: creds.pid, bhyve, protocol },

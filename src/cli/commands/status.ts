@@ -97,7 +97,10 @@ function formatGroup(g: EventGroup): string {
   else if (args.length > 1 && (e.kind === 'handover' || e.kind === 'planned')) {
     arg = ` (${Math.min(...args)}..${Math.max(...args)} us)`;
   }
-  return `  ${e.time} ${e.kind} vcpu=${vcpuList(g.vcpus)} x${g.vcpus.length}${arg}`;
+  const list = vcpuList(g.vcpus);
+  // A cut list already says how many.
+  const count = list.endsWith('in all)') ? '' : ` x${g.vcpus.length}`;
+  return `  ${e.time} ${e.kind} vcpu=${list}${count}${arg}`;
 }
 
 export function formatStatus(report: StatusReport): string {
