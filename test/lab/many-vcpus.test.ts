@@ -101,3 +101,10 @@ test('no daemon, 40 vCPUs on a window kernel: the interposer activates and parks
     await bench.close();
   }
 });
+
+test('sanitized (ASan + UBSan) interposer and bridge, 40 vCPUs, half the APs parked to the end: no report', SLOW, async () => {
+  const r = await lab('window', { vcpus: 40, hostCpus: 40, sanitized: true, guest: standardGuest('smp-boot-half') });
+  assert.doesNotMatch(r.bhyveStderr, /AddressSanitizer|runtime error/);
+  assert.equal(r.apsStarted.length, 19, r.bhyveStderr);
+  assert.equal(r.outcome, 'poweroff');
+});
