@@ -11,6 +11,7 @@ import { standardGuest } from './guests';
 import { ARTIFACTS, requireArtifact } from '../native-paths';
 import { wrapEnvironment } from '../cli/commands/wrap';
 import { defaultConfig } from '../config/config';
+import { formatVcpuList } from '../daemon/plan';
 
 /** The kernel model's variants (src/lab/kernel/variant.ts). */
 export const LAB_KERNELS = KERNEL_MODEL_VARIANTS;
@@ -392,7 +393,7 @@ export async function runLab(opts: LabOptions): Promise<LabResult> {
         sanitized: opts.sanitized,
       });
       const result = await run.result;
-      progress(`  ${result.outcome} after ${result.elapsedMs} ms, APs started: ${result.apsStarted.join(',') || 'none'}`);
+      progress(`  ${result.outcome} after ${result.elapsedMs} ms, APs started: ${formatVcpuList(result.apsStarted) || 'none'}`);
       boots.push(result);
       if (result.outcome === 'hang') break;
     }

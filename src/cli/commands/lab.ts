@@ -3,6 +3,7 @@ import { Command, Option } from 'commander';
 import { LAB_BHYVES, LAB_KERNELS, LAB_MAX_VCPUS, labSucceeded, runLab, type LabBhyve, type LabKernelName, type LabResult } from '../../lab/run';
 import { standardGuest, standardGuestNames } from '../../lab/guests';
 import { usageError } from '../usage';
+import { formatVcpuList } from '../../daemon/plan';
 import { LAB_DEFAULT_HOST_CPUS, LAB_MAX_HOST_CPUS } from '../../lab/kernel/server';
 
 interface LabCliOptions {
@@ -31,7 +32,7 @@ export function summarize(r: LabResult): string {
   const lines = [
     `kernel ${r.kernel}, bhyve ${r.bhyve}, ${r.vcpus} vCPU${r.vcpus === 1 ? '' : 's'}, ${r.shim ? 'with' : 'without'} the shim`,
     `  guest says: ${r.guestOutput.trim().replace(/\n/g, ' | ') || '(nothing)'}`,
-    `  APs started: ${r.apsStarted.length > 0 ? r.apsStarted.join(',') : 'none'}${missing.length > 0 ? ` (never started: ${missing.join(',')})` : ''}`,
+    `  APs started: ${r.apsStarted.length > 0 ? `${formatVcpuList(r.apsStarted)}${r.apsStarted.length > 3 ? ` (${r.apsStarted.length})` : ''}` : 'none'}${missing.length > 0 ? ` (never started: ${formatVcpuList(missing)})` : ''}`,
     `  outcome: ${r.outcome} (bhyve exit ${r.bhyveExit.status ?? `signal ${r.bhyveExit.signal}`}) after ${r.elapsedMs} ms`,
   ];
   if (r.outcome === 'bhyve-error' && r.bhyveStderr.trim()) lines.push(`  bhyve said: ${r.bhyveStderr.trim().split('\n').slice(-3).join(' | ')}`);
