@@ -54,15 +54,6 @@ get32(const uint8_t *p)
 	return (v);
 }
 
-static uint64_t
-get64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return (v);
-}
-
 static void
 header(uint8_t *frame, uint16_t type, uint32_t len)
 {
@@ -321,7 +312,8 @@ link_plan(struct vm_session *vs, struct plan_reply *reply, char *why,
 	pthread_mutex_unlock(&vs->link_lock);
 	reply->action = get32(body + VMC_PLAN_ACTION);
 	reply->spinup_bias = get32(body + VMC_PLAN_SPINUP_BIAS);
-	reply->parked_mask = get64(body + VMC_PLAN_PARKED_MASK);
+	set_from_bytes(&reply->parked, body + VMC_PLAN_PARKED_SET,
+	    VMC_PLAN_PARKED_SET_SIZE);
 	reply->boot = get32(body + VMC_PLAN_BOOT);
 	memcpy(reply->reason, body + VMC_PLAN_REASON, sizeof(reply->reason));
 	reply->reason[sizeof(reply->reason) - 1] = '\0';
