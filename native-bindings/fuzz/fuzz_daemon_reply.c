@@ -67,7 +67,7 @@ check_plan(const struct plan_reply *r)
 		abort();
 	if (r->spinup_bias > 1)
 		abort();
-	if (r->action == VMC_PLAN_ACTION_PASS_THROUGH && r->parked_mask != 0)
+	if (r->action == VMC_PLAN_ACTION_PASS_THROUGH && !set_empty(&r->parked))
 		abort();
 	if (memchr(r->reason, '\0', sizeof(r->reason)) == NULL)
 		abort();

@@ -85,7 +85,7 @@ size_t	frame_mmap(uint8_t *buf, uint32_t file, uint32_t prot,
 	    uint64_t offset, uint64_t len);
 size_t	frame_sysctl_head(uint8_t *buf, size_t cap, const char *name,
 	    size_t newlen);
-size_t	frame_cap_rights(uint8_t *buf, uint32_t file, uint64_t rights);
+size_t	frame_cap_rights(uint8_t *buf, uint32_t file, const uint64_t rights[2]);
 size_t	frame_cap_ioctls(uint8_t *buf, size_t cap, uint32_t file,
 	    const unsigned long *cmds, size_t ncmds);
 size_t	frame_copyin_head(uint8_t *buf, int32_t err, size_t datalen);
@@ -101,9 +101,9 @@ int	errno_from_freebsd(int fbsd_errno);
 int	fdtab_lookup(int fd);
 int	fdtab_insert(int fd, uint32_t file);
 int	fdtab_remove(int fd);
-void	fdtab_record_rights(int fd, uint64_t rights);
+void	fdtab_record_rights(int fd, const uint64_t rights[2]);
 void	fdtab_record_ioctls(int fd, size_t ncmds);
-int	fdtab_recorded(int fd, uint64_t *rights, long *nioctls);
+int	fdtab_recorded(int fd, uint64_t rights[2], long *nioctls);
 void	fdtab_forget(int fd);
 
 /* bridge_memory.c: copyin/copyout on the bridge's own process. */

@@ -106,7 +106,8 @@ reply_plan(const uint8_t *body, struct plan_reply *reply, char *why,
 
 	reply->action = get32(body + VMC_PLAN_ACTION);
 	reply->spinup_bias = get32(body + VMC_PLAN_SPINUP_BIAS);
-	reply->parked_mask = get64(body + VMC_PLAN_PARKED_MASK);
+	set_from_bytes(&reply->parked, body + VMC_PLAN_PARKED_SET,
+	    VMC_PLAN_PARKED_SET_SIZE);
 	reply->boot = get32(body + VMC_PLAN_BOOT);
 	memcpy(reply->reason, body + VMC_PLAN_REASON, sizeof(reply->reason));
 	reply->reason[sizeof(reply->reason) - 1] = '\0';
@@ -126,9 +127,15 @@ reply_plan(const uint8_t *body, struct plan_reply *reply, char *why,
 		return (-1);
 	}
 	if (reply->action == VMC_PLAN_ACTION_PASS_THROUGH &&
-	    reply->parked_mask != 0) {
+	    !set_empty(&reply->parked)) {
 		snprintf(why, whylen, "daemon sent an impossible plan "
 		    "(parked APs in a pass-through plan)");
+		return (-1);
+	}
+	/* Version 2 keeps version 1's 64-bit mask: the low word of the set. */
+	if (get64(body + VMC_PLAN_PARKED_MASK) != reply->parked.w[0]) {
+		snprintf(why, whylen, "daemon sent an impossible plan "
+		    "(parked mask and parked set differ)");
 		return (-1);
 	}
 	return (0);

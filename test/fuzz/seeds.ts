@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { CONFIG_KEYS } from '../../src/config/config';
 import { VARIANT_CODE } from '../../src/daemon/kernel-variant';
-import { MessageType, PlanAction, encode, type Message } from '../../src/daemon/protocol';
+import { MessageType, PlanAction, SUPPORTED_PROTOCOL_VERSIONS, encode, type Message } from '../../src/daemon/protocol';
 import {
   FrameType,
   encodeCopyin,
@@ -23,24 +23,29 @@ import { REPO_ROOT, sampleMessage } from './targets';
 const BRIDGE_ARENA_BASE = 0x10000n;
 const BRIDGE_ARENA_BYTES = 8192;
 
+/** Every message type in every protocol version the daemon accepts, and a session in each. */
 function daemonFrameSeeds(): Map<string, Buffer> {
   const seeds = new Map<string, Buffer>();
-  for (const [name, type] of Object.entries(MessageType)) seeds.set(`seed-${name.toLowerCase()}`, encode(sampleMessage(type)));
-  // A session as an interposer sends it: HELLO, PLAN_REQUEST, events.
-  const session: Message[] = [
-    sampleMessage(MessageType.HELLO),
-    sampleMessage(MessageType.PLAN_REQUEST),
-    { type: MessageType.EVENT, kind: 11, vcpu: 0, arg: 2500, monotonicNs: 1n },
-    { type: MessageType.EVENT, kind: 2, vcpu: 1, arg: 300, monotonicNs: 2n },
-  ];
-  seeds.set('seed-session', Buffer.concat(session.map((m) => encode(m))));
+  for (const version of SUPPORTED_PROTOCOL_VERSIONS) {
+    for (const [name, type] of Object.entries(MessageType)) seeds.set(`seed-v${version}-${name.toLowerCase()}`, encode(sampleMessage(type), version));
+    // A session as an interposer sends it: HELLO, PLAN_REQUEST, events.
+    const session: Message[] = [
+      sampleMessage(MessageType.HELLO),
+      sampleMessage(MessageType.PLAN_REQUEST),
+      { type: MessageType.EVENT, kind: 11, vcpu: 0, arg: 2500, monotonicNs: 1n },
+      { type: MessageType.EVENT, kind: 2, vcpu: 1, arg: 300, monotonicNs: 2n },
+    ];
+    seeds.set(`seed-v${version}-session`, Buffer.concat(session.map((m) => encode(m, version))));
+  }
   return seeds;
 }
 
 function daemonReplySeeds(): Map<string, Buffer> {
   const seeds = new Map<string, Buffer>();
-  const park: Message = { type: MessageType.PLAN, action: PlanAction.PARK, spinupBias: 1, parkedMask: 0xfffen, boot: 0, reason: 'park APs 1..15' };
-  const pass: Message = { type: MessageType.PLAN, action: PlanAction.PASS_THROUGH, spinupBias: 0, parkedMask: 0n, boot: 1, reason: 'no eager activation' };
+  // The interposer speaks the current version (its header is generated from PROTOCOL_VERSION).
+  const all = (1n << 256n) - 2n; // APs 1..255
+  const park: Message = { type: MessageType.PLAN, action: PlanAction.PARK, spinupBias: 1, parkedMask: all & ((1n << 64n) - 1n), boot: 0, reason: 'park APs 1..255', parkedSet: all };
+  const pass: Message = { type: MessageType.PLAN, action: PlanAction.PASS_THROUGH, spinupBias: 0, parkedMask: 0n, boot: 1, reason: 'no eager activation', parkedSet: 0n };
   for (const [variant, code] of Object.entries(VARIANT_CODE)) {
     const welcome: Message = { type: MessageType.WELCOME, session: 7, variant: code, kernelCpusetBytes: code >= 3 ? 128 : 32, vmrunAbi: 13, flags: 0 };
     seeds.set(`seed-welcome-${variant}-plans`, Buffer.concat([encode(welcome), encode(park), encode(pass)]));

@@ -5,14 +5,14 @@ import path from 'node:path';
 import { CONFIG_KEYS, ConfigError, RESERVED_JAIL_NAMES, parseConfig, type Config } from '../../src/config/config';
 import { KERNEL_VARIANTS } from '../../src/daemon/kernel-variant';
 import {
-  BODY_BYTES,
+  BODY_BYTES_BY_VERSION,
   FrameReader,
   HEADER_BYTES,
-  LAYOUT,
+  LAYOUTS,
   MAX_BODY_BYTES,
   MessageType,
-  PROTOCOL_VERSION,
   ProtocolError,
+  SUPPORTED_PROTOCOL_VERSIONS,
   encode,
   type Message,
   type MessageTypeCode,
@@ -36,11 +36,13 @@ function breach(what: string): never {
 interface Decoded {
   messages: Message[];
   error: string | null;
+  /** The version the connection speaks once its first header arrived. */
+  version: number | null;
 }
 
-/** Pushes `chunks` into one reader, as the daemon feeds a connection's data events. */
+/** Pushes `chunks` into one reader made as the daemon makes it (compat-server.ts), as a connection's data events. */
 function decodeStream(chunks: readonly Buffer[]): Decoded {
-  const reader = new FrameReader();
+  const reader = new FrameReader(SUPPORTED_PROTOCOL_VERSIONS);
   const messages: Message[] = [];
   try {
     for (const chunk of chunks) {
@@ -48,17 +50,17 @@ function decodeStream(chunks: readonly Buffer[]): Decoded {
       if (reader.buffered > HEADER_BYTES + MAX_BODY_BYTES) breach(`${reader.buffered} bytes buffered, more than one frame`);
     }
   } catch (err) {
-    if (err instanceof ProtocolError) return { messages, error: err.message };
+    if (err instanceof ProtocolError) return { messages, error: err.message, version: reader.version };
     throw err;
   }
-  return { messages, error: null };
+  return { messages, error: null, version: reader.version };
 }
 
-function sameMessage(a: Message, b: Message): boolean {
+function sameMessage(a: Message, b: Message, version: number): boolean {
   if (a.type !== b.type) return false;
   const va = a as unknown as Readonly<Record<string, unknown>>;
   const vb = b as unknown as Readonly<Record<string, unknown>>;
-  return LAYOUT[a.type].every((f) => va[f.name] === vb[f.name]);
+  return LAYOUTS[version]![a.type].every((f) => va[f.name] === vb[f.name]);
 }
 
 /**
@@ -78,14 +80,15 @@ export const daemonFrame: FuzzTarget = {
     if ((whole.error === null) !== (split.error === null) || (whole.error !== null && whole.error !== split.error)) {
       breach(`cut at ${cut}: "${whole.error}" whole, "${split.error}" in two pieces`);
     }
-    if (whole.error !== null) return;
-    if (whole.messages.length !== split.messages.length || !whole.messages.every((m, i) => sameMessage(m, split.messages[i]!))) {
+    if (whole.error !== null || whole.version === null) return;
+    const version = whole.version;
+    if (whole.messages.length !== split.messages.length || !whole.messages.every((m, i) => sameMessage(m, split.messages[i]!, version))) {
       breach(`cut at ${cut} changes the decoded messages`);
     }
     for (const msg of whole.messages) {
-      const again = decodeStream([encode(msg)]);
-      if (again.error !== null || again.messages.length !== 1 || !sameMessage(msg, again.messages[0]!)) {
-        breach(`message type ${msg.type} does not survive encode and decode: ${again.error ?? 'fields differ'}`);
+      const again = decodeStream([encode(msg, version)]);
+      if (again.error !== null || again.messages.length !== 1 || !sameMessage(msg, again.messages[0]!, version)) {
+        breach(`message type ${msg.type} does not survive encode and decode in version ${version}: ${again.error ?? 'fields differ'}`);
       }
     }
   },
@@ -97,15 +100,18 @@ export const daemonFrame: FuzzTarget = {
       b.writeUInt32LE(v >>> 0);
       return b;
     };
-    tokens.push(u16(PROTOCOL_VERSION), u32(MAX_BODY_BYTES), u32(MAX_BODY_BYTES + 1));
-    for (const type of Object.values(MessageType)) {
-      tokens.push(u16(type), u32(BODY_BYTES[type]), encode(sampleMessage(type)).subarray(0, HEADER_BYTES));
+    tokens.push(u32(MAX_BODY_BYTES), u32(MAX_BODY_BYTES + 1));
+    for (const version of SUPPORTED_PROTOCOL_VERSIONS) {
+      tokens.push(u16(version));
+      for (const type of Object.values(MessageType)) {
+        tokens.push(u16(type), u32(BODY_BYTES_BY_VERSION[version]![type]), encode(sampleMessage(type), version).subarray(0, HEADER_BYTES));
+      }
     }
     return tokens;
   },
 };
 
-/** One message of each type with every field set (the seeds' and the dictionary's). */
+/** One message of each type with every field of every version set (the seeds' and the dictionary's). */
 export function sampleMessage(type: MessageTypeCode): Message {
   switch (type) {
     case MessageType.HELLO:
@@ -117,7 +123,7 @@ export function sampleMessage(type: MessageTypeCode): Message {
     case MessageType.WELCOME:
       return { type, session: 1, variant: 2, kernelCpusetBytes: 32, vmrunAbi: 13, flags: 0 };
     case MessageType.PLAN:
-      return { type, action: 1, spinupBias: 1, parkedMask: 0xen, boot: 0, reason: 'park APs 1..3' };
+      return { type, action: 1, spinupBias: 1, parkedMask: 0xen, boot: 0, reason: 'park APs 1..3', parkedSet: 0xen };
     case MessageType.ERROR:
       return { type, code: 1, message: 'refused' };
   }

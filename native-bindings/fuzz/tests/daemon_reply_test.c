@@ -56,8 +56,10 @@ frame(uint8_t *buf, uint16_t version, uint16_t type, uint32_t len)
 	return (VMC_PROTO_HDR_BYTES + len);
 }
 
+/* parked: APs below 64 (the mask and the set's low word); high: one more AP of the set, or 0. */
 static size_t
-plan_frame(uint8_t *buf, uint32_t action, uint32_t bias, uint64_t parked)
+plan_frame(uint8_t *buf, uint32_t action, uint32_t bias, uint64_t parked,
+    int high)
 {
 	uint8_t *body = buf + VMC_PROTO_HDR_BYTES;
 	size_t n;
@@ -66,6 +68,9 @@ plan_frame(uint8_t *buf, uint32_t action, uint32_t bias, uint64_t parked)
 	put32(body + VMC_PLAN_ACTION, action);
 	put32(body + VMC_PLAN_SPINUP_BIAS, bias);
 	memcpy(body + VMC_PLAN_PARKED_MASK, &parked, 8);
+	memcpy(body + VMC_PLAN_PARKED_SET, &parked, 8);
+	if (high > 0)
+		body[VMC_PLAN_PARKED_SET + high / 8] |= 1 << (high % 8);
 	memcpy(body + VMC_PLAN_REASON, "park", 4);
 	return (n);
 }
@@ -88,7 +93,7 @@ read_plan(const uint8_t *buf, size_t n, struct plan_reply *reply, char *why,
 int
 main(void)
 {
-	uint8_t buf[VMC_PROTO_HDR_BYTES + VMC_ERROR_BYTES + 64], body[64];
+	uint8_t buf[VMC_PROTO_HDR_BYTES + VMC_ERROR_BYTES + 64], body[VMC_PLAN_BYTES];
 	struct plan_reply reply;
 	struct kernel_facts facts;
 	struct input in;
@@ -98,28 +103,36 @@ main(void)
 	int refused;
 
 	/* A plan as the daemon sends it is read whole. */
-	n = plan_frame(buf, VMC_PLAN_ACTION_PARK, 1, 0xe);
+	n = plan_frame(buf, VMC_PLAN_ACTION_PARK, 1, 0xe, 200);
 	CHECK_EQ(read_plan(buf, n, &reply, why, sizeof(why)), 0);
 	CHECK_EQ(reply.action, VMC_PLAN_ACTION_PARK);
 	CHECK_EQ(reply.spinup_bias, 1);
-	CHECK_EQ(reply.parked_mask, 0xe);
+	CHECK_EQ(set_count(&reply.parked), 4);
+	CHECK(set_has(&reply.parked, 1) && set_has(&reply.parked, 3) &&
+	    set_has(&reply.parked, 200));
 	CHECK(strcmp(reply.reason, "park") == 0);
 
+	/* Version 2 keeps version 1's mask: it must be the set's low word. */
+	n = plan_frame(buf, VMC_PLAN_ACTION_PARK, 1, 0xe, 0);
+	buf[VMC_PROTO_HDR_BYTES + VMC_PLAN_PARKED_MASK] = 0x6;
+	CHECK_EQ(read_plan(buf, n, &reply, why, sizeof(why)), -1);
+	CHECK(strstr(why, "parked mask and parked set differ") != NULL);
+
 	/* Fuzzing: a bias of 0x65000001 went to spinup_ap_exit's subtraction. */
-	n = plan_frame(buf, VMC_PLAN_ACTION_PARK, 0x65000001, 0xe);
+	n = plan_frame(buf, VMC_PLAN_ACTION_PARK, 0x65000001, 0xe, 0);
 	CHECK_EQ(read_plan(buf, n, &reply, why, sizeof(why)), -1);
 	CHECK(strstr(why, "spinup bias 1694498817") != NULL);
 
 	/* Fuzzing: an action that is neither pass-through nor park. */
-	n = plan_frame(buf, 0x0d000001, 1, 0xe);
+	n = plan_frame(buf, 0x0d000001, 1, 0xe, 0);
 	CHECK_EQ(read_plan(buf, n, &reply, why, sizeof(why)), -1);
 	CHECK(strstr(why, "action 218103809") != NULL);
 
 	/* Parked APs the daemon says it did not activate. */
-	n = plan_frame(buf, VMC_PLAN_ACTION_PASS_THROUGH, 0, 0x2);
+	n = plan_frame(buf, VMC_PLAN_ACTION_PASS_THROUGH, 0, 0, 130);
 	CHECK_EQ(read_plan(buf, n, &reply, why, sizeof(why)), -1);
 	CHECK(strstr(why, "pass-through") != NULL);
-	n = plan_frame(buf, VMC_PLAN_ACTION_PASS_THROUGH, 0, 0);
+	n = plan_frame(buf, VMC_PLAN_ACTION_PASS_THROUGH, 0, 0, 0);
 	CHECK_EQ(read_plan(buf, n, &reply, why, sizeof(why)), 0);
 
 	/* Fuzzing: a WELCOME of version 0xffff was taken as ours. */
