@@ -300,7 +300,8 @@ describe('bhyve14: the 14.0 vCPU life cycle', { skip }, () => {
           [
             { exitcode: EXIT.IPI, mode: APIC_DELMODE_INIT, cpus: [1] },
             { exitcode: EXIT.IPI, mode: APIC_DELMODE_STARTUP, vector: 9, cpus: [1] },
-            ...consoleThenPoweroff('hi'),
+            // Power off only once parked AP 2 has looped on VM_RUN (checked below).
+            ...consoleThenPoweroff('hi').map((e, i) => (i === 0 ? { ...e, afterRunsOf: { vcpu: 2, runs: 2 } } : e)),
           ],
         ],
       ]);

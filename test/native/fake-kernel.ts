@@ -76,6 +76,8 @@ export interface ExitSpec {
   ext?: number;
   reason?: number;
   cpuMode?: number;
+  /** Hand this exit out only once vCPU `vcpu` has entered VM_RUN `runs` times (an ordering, not a delay). */
+  afterRunsOf?: { vcpu: number; runs: number };
 }
 
 export interface ReplyOverride {
@@ -468,7 +470,9 @@ export class FakeKernel {
         await new Promise((r) => setTimeout(r, 2));
         return { exitcode: EXIT.DEBUG };
       }
-      const e = this.opts.script?.get(vcpu)?.shift();
+      const queue = this.opts.script?.get(vcpu);
+      const gate = queue?.[0]?.afterRunsOf;
+      const e = gate && this.runsOf(gate.vcpu) < gate.runs ? undefined : queue?.shift();
       if (e) {
         if (e.exitcode === EXIT.SUSPENDED) vm.suspended = e.how ?? SUSPEND.HALT;
         return e;
@@ -476,6 +480,10 @@ export class FakeKernel {
       if (waited > 20000) return { exitcode: EXIT.SUSPENDED, how: SUSPEND.HALT };
       await new Promise((r) => setTimeout(r, 5));
     }
+  }
+
+  private runsOf(vcpu: number): number {
+    return this.ioctls.filter((x) => x.name === 'VM_RUN' && x.vcpu === vcpu).length;
   }
 
   private async defaultIoctl(conn: Connection, vm: VmState, rec: IoctlRecord): Promise<Buffer> {
