@@ -1,7 +1,7 @@
 // npm run bench: every performance figure the README quotes, measured side by side in one run
 // on this machine, written to bench/results/<date>-<commit>.json and bench/results/latest.json.
 // Options: --quick (fewer rounds, for a smoke run), --only NAME[,NAME] (passthrough, boot,
-// parked, storm, scale). The fault matrix and the reboot soak are their own scripts
+// parked, storm, scale, vcpus). The fault matrix and the reboot soak are their own scripts
 // (npm run faults, npm run soak, bench/faults.ts and bench/soak.ts).
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -11,6 +11,7 @@ import { LabBench, compatEventsOf, type BootResult } from '../src/lab/run';
 import { buildSmpBoot } from '../src/lab/guests/smp-boot';
 import { ARTIFACTS, nativeArtifact, requireArtifact } from '../src/native-paths';
 import { runScale, type ScaleResult } from '../src/lab/scale/run';
+import { benchManyVcpus } from './many-vcpus';
 import { replaceLatestKeepingOthers } from './results-file';
 
 const args = process.argv.slice(2);
@@ -369,6 +370,7 @@ async function main(): Promise<void> {
   if (enabled('parked')) report.parkedAp = await benchParked();
   if (enabled('storm')) report.storm = await benchStorm();
   if (enabled('scale')) report.scale = await benchScale();
+  if (enabled('vcpus')) report.manyVcpus = await benchManyVcpus(quick, say);
   const dir = path.resolve(__dirname, '..', '..', 'bench', 'results');
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${report.date as string}-${commit}.json`.replace(/:/g, '-'));

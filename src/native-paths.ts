@@ -39,6 +39,7 @@ export const ARTIFACTS = {
   bridge: 'libvmmlab_bridge.so',
   interposer: 'libvmmcompat.so',
   bhyve13: 'bhyve13',
+  bhyve135: 'bhyve135',
   bhyve14: 'bhyve14',
   bhyveload13: 'bhyveload13',
 } as const;

@@ -55,6 +55,36 @@ struct vm_inout {
 };
 
 /*
+ * vmm.h: struct vm_guest_paging (24 bytes) and vmm_instruction_emul.h:
+ * struct vie (64 bytes, VIE_INST_SIZE 15), as far as bhyve's exit handlers
+ * read them (legacy-13.1-side.md section 4.1).
+ */
+struct vm_guest_paging {
+	uint64_t	cr3;
+	int		cpl;
+	int		cpu_mode;	/* enum vm_cpu_mode */
+	int		paging_mode;	/* enum vm_paging_mode */
+};
+
+struct vie {
+	uint8_t		inst[15];
+	uint8_t		num_valid;
+	uint8_t		num_processed;
+	uint8_t		decode_state[39];	/* prefixes, ModRM, operands */
+	uint8_t		decoded;
+	uint8_t		_sparebyte;
+	uint8_t		op[6];			/* struct vie_op */
+};
+
+/* vmm.h: enum vm_cpu_mode, enum task_switch_reason (13.x). */
+#define	CPU_MODE_REAL		0
+#define	CPU_MODE_PROTECTED	1
+#define	TSR_CALL		0
+#define	TSR_IRET		1
+#define	TSR_JMP			2
+#define	TSR_IDT_GATE		3
+
+/*
  * vmm.h: struct vm_exit, 136 bytes on every version read.  The union is 120
  * bytes in 13.1 (its largest member, inst_emul, is not modelled: raw[15]
  * keeps the size).  ipi13 is the early-2023 main layout (cpuset_t dmask
@@ -102,6 +132,25 @@ struct vm_exit {
 			uint64_t	exitinfo1;
 			uint64_t	exitinfo2;
 		} svm;
+		struct {
+			int		inst_length;
+		} bpt;
+		struct {
+			uint64_t	gpa;
+			uint64_t	gla;
+			uint64_t	cs_base;
+			int		cs_d;
+			struct vm_guest_paging paging;
+			struct vie	vie;
+		} inst_emul;
+		struct {
+			uint16_t	tsssel;
+			int		ext;
+			uint32_t	errcode;
+			int		errcode_valid;
+			int		reason;	/* enum task_switch_reason */
+			struct vm_guest_paging paging;
+		} task_switch;
 		uint64_t	raw[15];
 	} u;
 };
@@ -267,6 +316,19 @@ LAB_ASSERT_U(ABI14, IPI_13, MODE, ipi13, mode);
 LAB_ASSERT_U(ABI14, IPI_13, VECTOR, ipi13, vector);
 LAB_ASSERT_U(ABI14, IPI_13, DMASK, ipi13, dmask);
 _Static_assert(sizeof(((struct vm_exit *)0)->u.ipi13) == ABI14_SIZEOF_VM_EXIT_IPI_13, "ipi13 size");
+_Static_assert(sizeof(((struct vm_exit *)0)->u.bpt) == ABI13_SIZEOF_VM_EXIT_BPT, "bpt size");
+LAB_ASSERT_U(ABI13, BPT, INST_LENGTH, bpt, inst_length);
+/* legacy-13.1-side.md 4.1: the numbers the ABI tables do not carry. */
+_Static_assert(sizeof(struct vm_guest_paging) == 24, "vm_guest_paging size");
+_Static_assert(sizeof(struct vie) == 64, "vie size");
+_Static_assert(offsetof(struct vie, decoded) == 56, "vie.decoded");
+_Static_assert(offsetof(struct vm_exit, u.inst_emul.cs_d) - offsetof(struct vm_exit, u) == 24, "inst_emul.cs_d");
+_Static_assert(offsetof(struct vm_exit, u.inst_emul.paging) - offsetof(struct vm_exit, u) == 32, "inst_emul.paging");
+_Static_assert(offsetof(struct vm_exit, u.inst_emul.vie) - offsetof(struct vm_exit, u) == 56, "inst_emul.vie");
+_Static_assert(sizeof(((struct vm_exit *)0)->u.inst_emul) == 120, "inst_emul: the union's largest member");
+_Static_assert(sizeof(((struct vm_exit *)0)->u.task_switch) == 48, "vm_task_switch size");
+_Static_assert(offsetof(struct vm_exit, u.task_switch.reason) - offsetof(struct vm_exit, u) == 16, "task_switch.reason");
+_Static_assert(offsetof(struct vm_exit, u.task_switch.paging) - offsetof(struct vm_exit, u) == 24, "task_switch.paging");
 
 LAB_ASSERT_SIZE(ABI13, VM_RUN, struct vm_run);
 LAB_ASSERT_OFF(ABI13, VM_RUN, CPUID, struct vm_run, cpuid);

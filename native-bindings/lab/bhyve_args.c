@@ -5,6 +5,7 @@
  *
  *   -c [[cpus=]N][,sockets=S][,cores=C][,threads=T]   topology
  *   -x          x2APIC mode          -D   destroy the VM on power-off
+ *   -H          VM exit on HLT       -P   VM exit on PAUSE
  *   -m SIZE     memory (plain numbers below 1M are MB; k/m/g suffixes)
  *   -l bootrom,FILE   boot ROM (pci_lpc.c, bootrom.c)
  *   -l guest,FILE     the lab's boot disk: a guest image that the firmware
@@ -36,16 +37,18 @@ usage(int code)
 {
 
 	fprintf(stderr,
-	    "Usage: %s [-hxD] [-c [[cpus=]numcpus][,sockets=n][,cores=n]"
+	    "Usage: %s [-hxDHP] [-c [[cpus=]numcpus][,sockets=n][,cores=n]"
 	    "[,threads=n]]\n"
 	    "       %*s [-l bootrom,<rom>] [-l guest,<image>] [-s slot,fbuf]"
 	    " [-m mem] <vm>\n"
 	    "       -c: number of cpus and/or topology specification\n"
 	    "       -D: destroy on power-off\n"
+	    "       -H: vmexit from the guest on HLT\n"
 	    "       -h: help\n"
 	    "       -l: LPC device configuration (bootrom,FILE; guest,FILE)\n"
 	    "       -s: <slot,driver,configinfo> PCI slot config (fbuf)\n"
 	    "       -m: memory size (default 2M)\n"
+	    "       -P: vmexit from the guest on pause\n"
 	    "       -x: local apic is in x2APIC mode\n",
 	    progname, (int)strlen(progname), "");
 	exit(code);
@@ -197,7 +200,7 @@ bhyve_parse_args(int argc, char **argv, struct bhyve_opts *o)
 	o->sockets = o->cores = o->threads = 1;
 	o->maxcpus = 0;		/* bhyverun.c: never assigned */
 	o->memsize = DEFAULT_MEMSIZE;
-	while ((ch = getopt(argc, argv, "c:Dhl:m:s:x")) != -1) {
+	while ((ch = getopt(argc, argv, "c:DHhl:m:Ps:x")) != -1) {
 		switch (ch) {
 		case 'c':
 			if (!topology_parse(optarg, o))
@@ -223,6 +226,12 @@ bhyve_parse_args(int argc, char **argv, struct bhyve_opts *o)
 			break;
 		case 'x':
 			o->x2apic_mode = 1;
+			break;
+		case 'H':
+			o->vmexit_on_hlt = 1;
+			break;
+		case 'P':
+			o->vmexit_on_pause = 1;
 			break;
 		case 'h':
 			usage(0);

@@ -24,6 +24,8 @@ struct bhyve_opts {
 	uint16_t	sockets, cores, threads, maxcpus;
 	int		x2apic_mode;
 	int		destroy_on_poweroff;
+	int		vmexit_on_hlt;		/* -H */
+	int		vmexit_on_pause;	/* -P */
 	size_t		memsize;
 	const char	*bootrom;	/* -l bootrom,FILE: a boot ROM image */
 	const char	*guest_image;	/* -l guest,FILE: the lab's boot disk */
@@ -42,8 +44,8 @@ int	bhyve_lpc_bootrom(const struct bhyve_opts *opts);
 void	bhyve_load_guest(struct vmctx *ctx, const struct bhyve_opts *opts);
 void	bhyve_limit_stdio(void);
 
-/* bhyve_pio.c */
-int	bhyve_inout(struct vmctx *ctx, int vcpu, const struct vm_exit *vme);
+/* bhyve_pio.c: bhyverun.c vmexit_inout with inout.c and pm.c behind it. */
+int	bhyve_vmexit_inout(struct vmctx *ctx, int vcpu, const struct vm_exit *vme);
 
 /* bhyve_run.c */
 struct vmctx *bhyve_do_open(const struct bhyve_opts *opts,

@@ -1,17 +1,21 @@
 /*
  * bhyve_pio.c: the lab's port I/O devices (docs/internals.md section 4),
- * handled the way bhyve's inout.c dispatches to its device handlers:
+ * dispatched the way bhyve's inout.c emulate_inout does (13.x, read id
+ * 1046860995), with pm.c's handlers (13.x, id 297524762):
  *   0xE9   guest console: each byte written goes to stdout at once;
- *   0x404  ACPI PM1a control (pm.c: pm1_control_handler): SLP_EN with
- *          SLP_TYP 5 (S5, e.g. 0x3400) -> vm_suspend(POWEROFF);
- *   0xCF9  reset control (pm.c: reset_handler): RST_CPU (bit 2, e.g. 0x06)
- *          -> vm_suspend(RESET).
- * pm.c asserts that vm_suspend succeeded or found the VM already
- * suspending (EALREADY).  Reads of other ports return all ones and writes
- * are ignored (inout.c: default_inout, strictio off).
+ *   0x404  ACPI PM1a control (pm.c: pm1_control_handler): 16-bit only;
+ *          SLP_EN with SLP_TYP 5 (S5, e.g. 0x3400) -> vm_suspend(POWEROFF);
+ *   0xCF9  reset control (pm.c: reset_handler): 8-bit only; RST_CPU
+ *          (bit 2, e.g. 0x06) -> vm_suspend(RESET).
+ * A handler refuses an access of the wrong size (-1), and bhyverun.c
+ * vmexit_inout then prints "Unhandled ..." and aborts bhyve.  pm.c asserts
+ * that vm_suspend succeeded or found the VM already suspending (EALREADY).
+ * Other ports read all ones and ignore writes (inout.c: default_inout,
+ * strictio off).
  */
 #include <assert.h>
 #include <errno.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include "bhyve_common.h"
@@ -19,9 +23,14 @@
 #define	CONSOLE_PORT	0xE9
 #define	PM1A_CNT_ADDR	0x404
 #define	RESET_PORT	0xCF9
-#define	PM1_SLP_EN	0x2000
+#define	GUEST_NIO_PORT	0x488	/* bhyverun.c: guest upcalls */
+#define	PM1_SCI_EN	0x0001
 #define	PM1_SLP_TYP	0x1c00
-#define	RST_CPU		0x04
+#define	PM1_SLP_EN	0x2000
+#define	PM1_ALWAYS_ZERO	0xc003
+
+typedef int (*inout_func_t)(struct vmctx *ctx, int in, int port, int bytes,
+    uint32_t *eax);
 
 static uint16_t pm1_control;
 static uint8_t reset_control;
@@ -35,67 +44,146 @@ suspend(struct vmctx *ctx, int how)
 	assert(error == 0 || errno == EALREADY);
 }
 
-static uint32_t
-port_out(struct vmctx *ctx, int port, int bytes, uint32_t val)
+static int
+console_handler(struct vmctx *ctx, int in, int port, int bytes, uint32_t *eax)
 {
 	uint8_t c;
 
-	switch (port) {
-	case CONSOLE_PORT:
-		c = (uint8_t)val;
-		(void)!write(STDOUT_FILENO, &c, 1);
-		break;
-	case PM1A_CNT_ADDR:
-		if (bytes != 2)
-			break;
-		pm1_control = (uint16_t)(val & ~PM1_SLP_EN);
-		if ((val & PM1_SLP_EN) != 0 &&
-		    ((val & PM1_SLP_TYP) >> 10) == 5)
+	(void)ctx;
+	(void)port;
+	(void)bytes;
+	if (in) {
+		*eax = 0xffffffff;
+		return (0);
+	}
+	c = (uint8_t)*eax;
+	(void)!write(STDOUT_FILENO, &c, 1);
+	return (0);
+}
+
+/* pm.c: pm1_control_handler */
+static int
+pm1_control_handler(struct vmctx *ctx, int in, int port, int bytes,
+    uint32_t *eax)
+{
+
+	(void)port;
+	if (bytes != 2)
+		return (-1);
+	if (in)
+		*eax = pm1_control;
+	else {
+		pm1_control = (pm1_control & PM1_SCI_EN) |
+		    (*eax & ~(PM1_SLP_EN | PM1_ALWAYS_ZERO));
+		if ((*eax & PM1_SLP_EN) != 0 &&
+		    ((pm1_control & PM1_SLP_TYP) >> 10) == 5)
 			suspend(ctx, VM_SUSPEND_POWEROFF);
-		break;
-	case RESET_PORT:
-		if (bytes != 1)
-			break;
-		reset_control = (uint8_t)(val & ~RST_CPU);
-		if ((val & RST_CPU) != 0)
-			suspend(ctx, VM_SUSPEND_RESET);
-		break;
 	}
 	return (0);
 }
 
-static uint32_t
-port_in(int port, int bytes)
+/* pm.c: reset_handler */
+static int
+reset_handler(struct vmctx *ctx, int in, int port, int bytes, uint32_t *eax)
 {
 
-	if (port == PM1A_CNT_ADDR && bytes == 2)
-		return (pm1_control);
-	if (port == RESET_PORT && bytes == 1)
-		return (reset_control);
+	(void)port;
+	if (bytes != 1)
+		return (-1);
+	if (in)
+		*eax = reset_control;
+	else {
+		reset_control = (uint8_t)*eax;
+		if ((reset_control & 0x4) != 0)
+			suspend(ctx, VM_SUSPEND_RESET);
+	}
+	return (0);
+}
+
+/* inout.c: default_inout */
+static int
+default_inout(struct vmctx *ctx, int in, int port, int bytes, uint32_t *eax)
+{
+
+	(void)ctx;
+	(void)port;
+	if (in)
+		*eax = bytes == 1 ? 0xff : bytes == 2 ? 0xffff : 0xffffffff;
+	return (0);
+}
+
+static inout_func_t
+port_handler(int port)
+{
+
+	switch (port) {
+	case CONSOLE_PORT:
+		return (console_handler);
+	case PM1A_CNT_ADDR:
+		return (pm1_control_handler);
+	case RESET_PORT:
+		return (reset_handler);
+	default:
+		return (default_inout);
+	}
+}
+
+static uint32_t
+size2mask(int bytes)
+{
+
 	return (bytes == 1 ? 0xff : bytes == 2 ? 0xffff : 0xffffffff);
 }
 
-/* inout.c: emulate_inout: an IN result lands in the low bytes of RAX. */
-int
-bhyve_inout(struct vmctx *ctx, int vcpu, const struct vm_exit *vme)
+/*
+ * inout.c: emulate_inout for a non-string access: the handler sees the
+ * low bytes of the exit's eax; an IN result replaces them and goes to RAX
+ * (vm_set_register with the 32-bit eax).  String I/O: no lab device does
+ * it (the lab's x86 subset has no ins/outs), so it is skipped.
+ */
+static int
+emulate_inout(struct vmctx *ctx, int vcpu, const struct vm_exit *vme)
 {
-	uint64_t rax, mask;
-	uint32_t val;
-	int bytes, error;
+	uint32_t eax, val;
+	int bytes, error, in, retval;
 
 	bytes = vme->u.inout.bytes;
+	in = vme->u.inout.in;
+	assert(bytes == 1 || bytes == 2 || bytes == 4);
 	if (vme->u.inout.string)
-		return (VMEXIT_CONTINUE);	/* no string I/O device */
-	if (!vme->u.inout.in) {
-		port_out(ctx, vme->u.inout.port, bytes, vme->u.inout.eax);
-		return (VMEXIT_CONTINUE);
+		return (0);
+	eax = vme->u.inout.eax;
+	val = eax & size2mask(bytes);
+	retval = port_handler(vme->u.inout.port)(ctx, in, vme->u.inout.port,
+	    bytes, &val);
+	if (retval == 0 && in) {
+		eax &= ~size2mask(bytes);
+		eax |= val & size2mask(bytes);
+		error = vm_set_register(ctx, vcpu, VM_REG_GUEST_RAX, eax);
+		assert(error == 0);
 	}
-	val = port_in(vme->u.inout.port, bytes);
-	error = vm_get_register(ctx, vcpu, VM_REG_GUEST_RAX, &rax);
-	assert(error == 0);
-	mask = bytes == 1 ? 0xff : bytes == 2 ? 0xffff : 0xffffffff;
-	rax = (rax & ~mask) | (val & mask);
-	error = vm_set_register(ctx, vcpu, VM_REG_GUEST_RAX, rax);
-	assert(error == 0);
+	return (retval);
+}
+
+/*
+ * bhyverun.c: vmexit_inout (13.x and 14.0 alike): an OUT to the notify
+ * port is ignored; a handler error prints the access and aborts bhyve.
+ */
+int
+bhyve_vmexit_inout(struct vmctx *ctx, int vcpu, const struct vm_exit *vme)
+{
+	int bytes, in;
+
+	bytes = vme->u.inout.bytes;
+	in = vme->u.inout.in;
+	if (!in && vme->u.inout.port == GUEST_NIO_PORT)
+		return (VMEXIT_CONTINUE);	/* vmexit_handle_notify */
+	if (emulate_inout(ctx, vcpu, vme) != 0) {
+		fprintf(stderr, "Unhandled %s%c 0x%04x at 0x%lx\n",
+		    in ? "in" : "out",
+		    bytes == 1 ? 'b' : (bytes == 2 ? 'w' : 'l'),
+		    vme->u.inout.port, (unsigned long)vme->rip);
+		return (VMEXIT_ABORT);
+	}
 	return (VMEXIT_CONTINUE);
 }

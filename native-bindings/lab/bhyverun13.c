@@ -1,7 +1,9 @@
 /*
- * bhyverun13.c: control-flow model of FreeBSD 13.1 bhyve
- * (usr.sbin/bhyve/bhyverun.c, 13.x; legacy-13.1-side.md section 7;
- * kernel-main-side.md section 5.1): do_open, num_vcpus_allowed,
+ * bhyverun13.c: control-flow model of FreeBSD 13.x bhyve, the old AP
+ * protocol (usr.sbin/bhyve/bhyverun.c, 13.x; legacy-13.1-side.md section 7;
+ * kernel-main-side.md section 5.1).  With bhyverun131.c it is 13.1's
+ * (bhyve13), with bhyverun135.c 13.2-13.5's (bhyve135): they differ in
+ * num_vcpus_allowed and in how the per-vCPU state is sized.  The flow: do_open, num_vcpus_allowed,
  * fbsdrun_set_capabilities, memory and boot ROM, vcpu_reset, caph_enter,
  * fbsdrun_addcpu(BSP), and one vm_loop thread per active vCPU with the
  * 13.1 exit handler table.  It models the control flow, the ioctl
@@ -22,31 +24,23 @@
 #include <unistd.h>
 
 #include "bhyve_common.h"
+#include "bhyve_exits13.h"
 #include "bhyverun13.h"
 
-#define	VM_MAXCPU	ABI13_VM_MAXCPU		/* vmm.h (13.1): 16 */
 #define	VM_EXITCODE_MAX	VM_EXITCODE_MAX13	/* 24: no IPI exit */
 #define	IDT_GP		13
 
 typedef int (*vmexit_handler_t)(struct vmctx *, struct vm_exit *, int *);
 
-static const int BSP = 0;
 int guest_ncpus;
 static int x2apic_mode;
 static int destroy_on_poweroff;
+static int vmexit_on_hlt, vmexit_on_pause;
 static int strictmsr = 1;
 
 /* bhyve's own set of running vCPU threads (not the kernel's): 256 bits. */
 static cpuset13_t cpumask_bits;
 static struct bhyve_cpumask cpumask = BHYVE_CPUMASK(cpumask_bits);
-
-static struct vm_exit vmexit[VM_MAXCPU];
-
-static struct mt_vmm_info {
-	pthread_t	mt_thr;
-	struct vmctx	*mt_ctx;
-	int		mt_vcpu;
-} mt_vmm_info[VM_MAXCPU];
 
 static void vm_loop(struct vmctx *ctx, int vcpu, uint64_t startrip);
 
@@ -102,7 +96,7 @@ static int
 vmexit_inout(struct vmctx *ctx, struct vm_exit *vme, int *pvcpu)
 {
 
-	return (bhyve_inout(ctx, *pvcpu, vme));
+	return (bhyve_vmexit_inout(ctx, *pvcpu, vme));
 }
 
 /* bhyverun.c: vm_inject_gp via vm_inject_fault (restart the instruction). */
@@ -225,7 +219,12 @@ vmexit_suspend(struct vmctx *ctx, struct vm_exit *vme, int *pvcpu)
 	    destroy_on_poweroff);
 }
 
-/* bhyverun.c: the 13.1 handler table, indexed by exit code. */
+/*
+ * bhyverun.c: the 13.x handler table, indexed by exit code (the same rows
+ * in 13.1 and at 0040b6857e93); HLT and PAUSE get theirs only with -H/-P
+ * (fbsdrun_set_capabilities on the BSP).  The handlers the lab's guests
+ * never reach are in bhyve_exits13.c.
+ */
 static vmexit_handler_t handler[VM_EXITCODE_MAX] = {
 	[VM_EXITCODE_INOUT]	= vmexit_inout,
 	[VM_EXITCODE_INOUT_STR]	= vmexit_inout,
@@ -235,9 +234,13 @@ static vmexit_handler_t handler[VM_EXITCODE_MAX] = {
 	[VM_EXITCODE_REQIDLE]	= vmexit_reqidle,
 	[VM_EXITCODE_RDMSR]	= vmexit_rdmsr,
 	[VM_EXITCODE_WRMSR]	= vmexit_wrmsr,
+	[VM_EXITCODE_MTRAP]	= vmexit_mtrap,
+	[VM_EXITCODE_INST_EMUL]	= vmexit_inst_emul,
 	[VM_EXITCODE_SPINUP_AP]	= vmexit_spinup_ap,
 	[VM_EXITCODE_SUSPENDED]	= vmexit_suspend,
+	[VM_EXITCODE_TASK_SWITCH] = vmexit_task_switch,
 	[VM_EXITCODE_DEBUG]	= vmexit_debug,
+	[VM_EXITCODE_BPT]	= vmexit_breakpoint,
 };
 
 /*
@@ -276,26 +279,36 @@ vm_loop(struct vmctx *ctx, int vcpu, uint64_t startrip)
 	fprintf(stderr, "vm_run error %d, errno %d\n", error, errno);
 }
 
-/* bhyverun.c: num_vcpus_allowed: 13.1 asks only for unrestricted guest. */
-static int
-num_vcpus_allowed(struct vmctx *ctx)
-{
-	int tmp, error;
-
-	error = vm_get_capability(ctx, BSP, VM_CAP_UNRESTRICTED_GUEST, &tmp);
-	if (error == 0)
-		return (VM_MAXCPU);
-	return (1);
-}
-
 /*
- * bhyverun.c: fbsdrun_set_capabilities (no -H/-P in the lab): x2APIC
- * state, then INVPCID (bhyve_run.c).
+ * bhyverun.c: fbsdrun_set_capabilities: -H and -P ask for HLT and PAUSE
+ * exits (a failing VM_GET_CAPABILITY exits 4; the BSP's call installs the
+ * handler), then the x2APIC state and INVPCID (bhyve_run.c).
  */
 void
 fbsdrun_set_capabilities(struct vmctx *ctx, int cpu)
 {
+	int err, tmp;
 
+	if (vmexit_on_hlt) {
+		err = vm_get_capability(ctx, cpu, VM_CAP_HALT_EXIT, &tmp);
+		if (err < 0) {
+			fprintf(stderr, "VM exit on HLT not supported\n");
+			exit(4);
+		}
+		vm_set_capability(ctx, cpu, VM_CAP_HALT_EXIT, 1);
+		if (cpu == BSP)
+			handler[VM_EXITCODE_HLT] = vmexit_hlt;
+	}
+	if (vmexit_on_pause) {
+		err = vm_get_capability(ctx, cpu, VM_CAP_PAUSE_EXIT, &tmp);
+		if (err < 0) {
+			fprintf(stderr, "SMP mux requested, no pause support\n");
+			exit(4);
+		}
+		vm_set_capability(ctx, cpu, VM_CAP_PAUSE_EXIT, 1);
+		if (cpu == BSP)
+			handler[VM_EXITCODE_PAUSE] = vmexit_pause;
+	}
 	bhyve_set_capabilities(ctx, cpu, x2apic_mode);
 }
 
@@ -334,6 +347,8 @@ main(int argc, char *argv[])
 	guest_ncpus = opts.guest_ncpus;
 	x2apic_mode = opts.x2apic_mode;
 	destroy_on_poweroff = opts.destroy_on_poweroff;
+	vmexit_on_hlt = opts.vmexit_on_hlt;
+	vmexit_on_pause = opts.vmexit_on_pause;
 
 	ctx = bhyve_do_open(&opts, limit_rights);
 
@@ -359,6 +374,9 @@ main(int argc, char *argv[])
 	bhyve_limit_stdio();
 	if (caph_enter() == -1)
 		errx(EX_OSERR, "cap_enter() failed");
+
+	/* 13.2+: "Allocate per-VCPU resources" (13.1's are static). */
+	alloc_vcpu_state(guest_ncpus);
 
 	/* Add CPU 0. */
 	fbsdrun_addcpu(ctx, BSP, BSP, rip);

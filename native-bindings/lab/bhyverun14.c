@@ -102,7 +102,7 @@ vmexit_inout(struct vmctx *ctx, struct vcpu_info *vi, struct vm_exit *vme,
 {
 
 	(void)cpuset;
-	return (bhyve_inout(ctx, vi->vcpuid, vme));
+	return (bhyve_vmexit_inout(ctx, vi->vcpuid, vme));
 }
 
 static int
@@ -312,30 +312,13 @@ spinup_vcpu(struct vcpu_info *vi, int bsp)
 	fbsdrun_addcpu(vi);
 }
 
-/*
- * vmmapi.c (14.0): vm_limit_rights, which do_open (bhyve_do_open) calls:
- * the 13.1 list with the VM_RUN of the kernel ABI this bhyve speaks.
- */
+/* bhyverun.c (14.0) do_open: vm_limit_rights (vmmapi14.c), which err()s on failure. */
 static void
 limit_rights(struct vmctx *ctx)
 {
-	cap_rights_t rights;
-	cap_ioctl_t *cmds;
-	size_t i, ncmds;
 
-	cap_rights_init(&rights, CAP_IOCTL, CAP_MMAP_RW);
-	if (caph_rights_limit(vm_get_device_fd(ctx), &rights) != 0)
-		errx(EX_OSERR, "Unable to apply rights for sandbox");
-	vm_get_ioctls(&ncmds);
-	cmds = (cap_ioctl_t *)vm_get_ioctls(NULL);
-	if (cmds == NULL)
-		errx(EX_OSERR, "out of memory");
-	for (i = 0; i < ncmds; i++)
-		if (cmds[i] == ABI13_VM_RUN && vmrun_abi == 14)
-			cmds[i] = ABI14_VM_RUN;
-	if (caph_ioctls_limit(vm_get_device_fd(ctx), cmds, ncmds) != 0)
-		errx(EX_OSERR, "Unable to apply rights for sandbox");
-	free(cmds);
+	if (vm_limit_rights_14(ctx, vmrun_abi) != 0)
+		err(EX_OSERR, "vm_limit_rights");
 }
 
 int

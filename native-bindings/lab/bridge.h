@@ -85,7 +85,7 @@ size_t	frame_mmap(uint8_t *buf, uint32_t file, uint32_t prot,
 	    uint64_t offset, uint64_t len);
 size_t	frame_sysctl_head(uint8_t *buf, size_t cap, const char *name,
 	    size_t newlen);
-size_t	frame_cap_rights(uint8_t *buf, uint32_t file, uint64_t rights);
+size_t	frame_cap_rights(uint8_t *buf, uint32_t file, const uint64_t rights[2]);
 size_t	frame_cap_ioctls(uint8_t *buf, size_t cap, uint32_t file,
 	    const unsigned long *cmds, size_t ncmds);
 size_t	frame_copyin_head(uint8_t *buf, int32_t err, size_t datalen);
@@ -101,9 +101,9 @@ int	errno_from_freebsd(int fbsd_errno);
 int	fdtab_lookup(int fd);
 int	fdtab_insert(int fd, uint32_t file);
 int	fdtab_remove(int fd);
-void	fdtab_record_rights(int fd, uint64_t rights);
+void	fdtab_record_rights(int fd, const uint64_t rights[2]);
 void	fdtab_record_ioctls(int fd, size_t ncmds);
-int	fdtab_recorded(int fd, uint64_t *rights, long *nioctls);
+int	fdtab_recorded(int fd, uint64_t rights[2], long *nioctls);
 void	fdtab_forget(int fd);
 
 /* bridge_memory.c: copyin/copyout on the bridge's own process. */
@@ -125,6 +125,26 @@ struct bridge_next {
 	int	(*bind)(int, const void *, unsigned int);
 };
 const struct bridge_next *bridge_next(void);
+
+/*
+ * bridge_reply.c: the model's answer to one system call.  recv and send move
+ * exactly len bytes or fail (-1); mem_read and mem_write reach the caller's
+ * memory and return 0 or an errno (EFAULT).
+ */
+struct bridge_io {
+	int	(*recv)(void *ctx, void *buf, size_t len);
+	int	(*send)(void *ctx, const void *buf, size_t len);
+	int	(*mem_read)(void *dst, uint64_t src, size_t len);
+	int	(*mem_write)(uint64_t dst, const void *src, size_t len);
+	void	*ctx;
+};
+enum bridge_reply_result {
+	BRIDGE_REPLY_OK = 0,
+	BRIDGE_REPLY_LOST = -1,		/* no frame header: connection gone */
+	BRIDGE_REPLY_PROTOCOL = -2,	/* a frame the protocol does not allow */
+};
+int	bridge_reply_read(const struct bridge_io *io, int32_t *ret,
+	    void *payload, size_t paycap, size_t *paylen);
 
 /* bridge_conn.c: the calling thread's connection to the kernel model. */
 int	conn_get(void);

@@ -90,10 +90,15 @@ model_reply(const uint8_t *req, size_t n)
 	return (0);
 }
 
+/*
+ * sys_capability.c: sys_cap_rights_limit copies in a version 00 rights set
+ * (two words) and refuses an invalid one (cap_rights_is_valid) with EINVAL
+ * before it looks at the descriptor's current rights.
+ */
 LAB_EXPORT int
 cap_rights_limit(int fd, const cap_rights_t *rights)
 {
-	uint8_t req[FRAME_HDR_LEN + 16];
+	uint8_t req[FRAME_HDR_LEN + 24];
 	cap_rights_t r;
 	int file;
 
@@ -103,6 +108,10 @@ cap_rights_limit(int fd, const cap_rights_t *rights)
 	}
 	if (self_read(&r, (uintptr_t)rights, sizeof(r)) != 0) {
 		errno = EFAULT;
+		return (-1);
+	}
+	if (!lab_cap_rights_is_valid(&r)) {
+		errno = EINVAL;
 		return (-1);
 	}
 	file = fdtab_lookup(fd);

@@ -7,7 +7,7 @@
  * invisible to interposers.
  *
  * Nothing here allocates: frames are built and received in the caller's
- * stack buffers; COPYIN/COPYOUT data is streamed in fixed-size chunks.
+ * stack buffers; the answer is read by bridge_reply.c.
  */
 #define	_GNU_SOURCE
 #include <errno.h>
@@ -23,8 +23,6 @@
 #include <unistd.h>
 
 #include "bridge.h"
-
-#define	CHUNK	4096
 
 static __thread int conn_fd = -1;
 static pthread_key_t conn_key;
@@ -166,21 +164,6 @@ recv_all(int fd, void *buf, size_t len)
 	return (0);
 }
 
-static int
-skip_all(int fd, size_t len)
-{
-	uint8_t sink[256];
-	size_t n;
-
-	while (len > 0) {
-		n = len < sizeof(sink) ? len : sizeof(sink);
-		if (recv_all(fd, sink, n) != 0)
-			return (-1);
-		len -= n;
-	}
-	return (0);
-}
-
 int
 conn_get(void)
 {
@@ -247,64 +230,6 @@ conn_drop(void)
 		(void)pthread_setspecific(conn_key, NULL);
 }
 
-/* COPYIN: read [addr, addr+len) of our memory for the model. */
-static int
-serve_copyin(int fd, uint64_t addr, uint64_t len)
-{
-	uint8_t head[FRAME_COPYIN_HEAD], chunk[CHUNK];
-	uint64_t off;
-	size_t n;
-	int err;
-
-	if (len > FRAME_MAX - 8) {
-		frame_copyin_head(head, FBSD_EINVAL, 0);
-		return (send_all(fd, head, sizeof(head)));
-	}
-	/* Check the whole range before committing to a length. */
-	err = 0;
-	for (off = 0; off < len && err == 0; off += n) {
-		n = len - off < CHUNK ? (size_t)(len - off) : CHUNK;
-		err = self_read(chunk, addr + off, n);
-	}
-	if (err != 0) {
-		frame_copyin_head(head, FBSD_EFAULT, 0);
-		return (send_all(fd, head, sizeof(head)));
-	}
-	frame_copyin_head(head, 0, (size_t)len);
-	if (send_all(fd, head, sizeof(head)) != 0)
-		return (-1);
-	if (len <= CHUNK)
-		return (send_all(fd, chunk, (size_t)len));
-	for (off = 0; off < len; off += n) {
-		n = len - off < CHUNK ? (size_t)(len - off) : CHUNK;
-		if (self_read(chunk, addr + off, n) != 0)
-			memset(chunk, 0, n);	/* unmapped meanwhile */
-		if (send_all(fd, chunk, n) != 0)
-			return (-1);
-	}
-	return (0);
-}
-
-/* COPYOUT: write the frame's data to our memory at addr. */
-static int
-serve_copyout(int fd, uint64_t addr, size_t len)
-{
-	uint8_t done[FRAME_HDR_LEN + 4], chunk[CHUNK];
-	size_t off, n;
-	int err;
-
-	err = 0;
-	for (off = 0; off < len; off += n) {
-		n = len - off < CHUNK ? len - off : CHUNK;
-		if (recv_all(fd, chunk, n) != 0)
-			return (-1);
-		if (err == 0)
-			err = self_write(addr + off, chunk, n);
-	}
-	frame_copyout_done(done, err != 0 ? FBSD_EFAULT : 0);
-	return (send_all(fd, done, sizeof(done)));
-}
-
 static int
 conn_lost(const char *what)
 {
@@ -313,6 +238,21 @@ conn_lost(const char *what)
 	bridge_complain(what);
 	errno = ENXIO;
 	return (-1);
+}
+
+/* bridge_reply_read's transport: the thread's socket; memory: our own. */
+static int
+io_recv(void *ctx, void *buf, size_t len)
+{
+
+	return (recv_all(*(const int *)ctx, buf, len));
+}
+
+static int
+io_send(void *ctx, const void *buf, size_t len)
+{
+
+	return (send_all(*(const int *)ctx, buf, len));
 }
 
 /*
@@ -325,54 +265,29 @@ int
 conn_call(const void *req, size_t reqlen, const void *tail, size_t taillen,
     int32_t *ret, void *payload, size_t paycap, size_t *paylen)
 {
-	uint8_t hdr[FRAME_HDR_LEN], body[16];
-	uint32_t bodylen, type;
-	size_t keep;
+	struct bridge_io io = {
+		.recv = io_recv,
+		.send = io_send,
+		.mem_read = self_read,
+		.mem_write = self_write,
+	};
 	int fd;
 
 	fd = conn_get();
 	if (fd < 0)
 		return (-1);
+	io.ctx = &fd;
 	if (send_all(fd, req, reqlen) != 0 ||
 	    (taillen > 0 && send_all(fd, tail, taillen) != 0))
 		return (conn_lost("lost the connection to the kernel model"));
-	for (;;) {
-		if (recv_all(fd, hdr, sizeof(hdr)) != 0)
-			return (conn_lost("lost the connection to the kernel "
-			    "model"));
-		if (frame_parse_header(hdr, &bodylen, &type) != 0)
-			goto protocol;
-		switch (type) {
-		case FRAME_REPLY:
-			if (bodylen < 4 || recv_all(fd, body, 4) != 0)
-				goto protocol;
-			*ret = (int32_t)get_u32(body);
-			bodylen -= 4;
-			keep = bodylen < paycap ? bodylen : paycap;
-			if (keep > 0 && recv_all(fd, payload, keep) != 0)
-				goto protocol;
-			if (skip_all(fd, bodylen - keep) != 0)
-				goto protocol;
-			if (paylen != NULL)
-				*paylen = bodylen;
-			return (0);
-		case FRAME_COPYIN:
-			if (bodylen != 16 || recv_all(fd, body, 16) != 0)
-				goto protocol;
-			if (serve_copyin(fd, get_u64(body), get_u64(body + 8)))
-				goto protocol;
-			break;
-		case FRAME_COPYOUT:
-			if (bodylen < 8 || recv_all(fd, body, 8) != 0)
-				goto protocol;
-			if (serve_copyout(fd, get_u64(body), bodylen - 8) != 0)
-				goto protocol;
-			break;
-		default:
-			goto protocol;
-		}
+	switch (bridge_reply_read(&io, ret, payload, paycap, paylen)) {
+	case BRIDGE_REPLY_OK:
+		return (0);
+	case BRIDGE_REPLY_LOST:
+		return (conn_lost("lost the connection to the kernel model"));
+	default:
+		break;
 	}
-protocol:
 	conn_drop();
 	bridge_complain("protocol error on the kernel model connection");
 	errno = EIO;

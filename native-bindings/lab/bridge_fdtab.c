@@ -11,10 +11,10 @@
  */
 #include "bridge.h"
 
-#define	RIGHTS_SET	((uint64_t)1 << 63)
 
 static uint32_t	vmm_file[FDTAB_SIZE];
-static uint64_t	fd_rights[FDTAB_SIZE];
+/* Word 0 of a valid rights set is never 0 (CAPRIGHT(0, 0) is bit 57): 0 means none. */
+static uint64_t	fd_rights[FDTAB_SIZE][2];
 static int32_t	fd_nioctls[FDTAB_SIZE];	/* 0: none recorded, else n + 1 */
 
 static int
@@ -57,12 +57,13 @@ fdtab_remove(int fd)
 }
 
 void
-fdtab_record_rights(int fd, uint64_t rights)
+fdtab_record_rights(int fd, const uint64_t rights[2])
 {
 
-	if (fd_ok(fd))
-		__atomic_store_n(&fd_rights[fd], rights | RIGHTS_SET,
-		    __ATOMIC_RELAXED);
+	if (fd_ok(fd)) {
+		__atomic_store_n(&fd_rights[fd][1], rights[1], __ATOMIC_RELAXED);
+		__atomic_store_n(&fd_rights[fd][0], rights[0], __ATOMIC_RELAXED);
+	}
 }
 
 void
@@ -76,18 +77,17 @@ fdtab_record_ioctls(int fd, size_t ncmds)
 
 /* Returns 1 if a limit was recorded for fd; -1 in *nioctls: all ioctls. */
 int
-fdtab_recorded(int fd, uint64_t *rights, long *nioctls)
+fdtab_recorded(int fd, uint64_t rights[2], long *nioctls)
 {
-	uint64_t r;
 	int32_t n;
 
 	if (!fd_ok(fd))
 		return (0);
-	r = __atomic_load_n(&fd_rights[fd], __ATOMIC_RELAXED);
+	rights[0] = __atomic_load_n(&fd_rights[fd][0], __ATOMIC_RELAXED);
+	rights[1] = __atomic_load_n(&fd_rights[fd][1], __ATOMIC_RELAXED);
 	n = __atomic_load_n(&fd_nioctls[fd], __ATOMIC_RELAXED);
-	*rights = r & ~RIGHTS_SET;
 	*nioctls = n == 0 ? -1 : n - 1;
-	return ((r & RIGHTS_SET) != 0 || n != 0);
+	return (rights[0] != 0 || n != 0);
 }
 
 void
@@ -96,8 +96,10 @@ fdtab_forget(int fd)
 
 	if (!fd_ok(fd))
 		return;
-	if (__atomic_load_n(&fd_rights[fd], __ATOMIC_RELAXED) != 0)
-		__atomic_store_n(&fd_rights[fd], 0, __ATOMIC_RELAXED);
+	if (__atomic_load_n(&fd_rights[fd][0], __ATOMIC_RELAXED) != 0) {
+		__atomic_store_n(&fd_rights[fd][0], 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&fd_rights[fd][1], 0, __ATOMIC_RELAXED);
+	}
 	if (__atomic_load_n(&fd_nioctls[fd], __ATOMIC_RELAXED) != 0)
 		__atomic_store_n(&fd_nioctls[fd], 0, __ATOMIC_RELAXED);
 }

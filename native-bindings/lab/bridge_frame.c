@@ -114,16 +114,18 @@ frame_sysctl_head(uint8_t *buf, size_t cap, const char *name, size_t newlen)
 	return (head);
 }
 
+/* Both words of a version 00 cap_rights_t, as cap_rights_limit(2) passes them. */
 size_t
-frame_cap_rights(uint8_t *buf, uint32_t file, uint64_t rights)
+frame_cap_rights(uint8_t *buf, uint32_t file, const uint64_t rights[2])
 {
 	uint8_t *p;
 
 	p = buf + FRAME_HDR_LEN;
 	put_u32(p, file);
 	put_u32(p + 4, 0);
-	put_u64(p + 8, rights);
-	return (frame_finish(buf, FRAME_CAP_RIGHTS, FRAME_HDR_LEN + 16));
+	put_u64(p + 8, rights[0]);
+	put_u64(p + 16, rights[1]);
+	return (frame_finish(buf, FRAME_CAP_RIGHTS, FRAME_HDR_LEN + 24));
 }
 
 size_t

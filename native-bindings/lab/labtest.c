@@ -18,7 +18,7 @@
  *   poke OFF HEX / peek OFF LEN   access the last mapping
  *   sysctl NAME VALUE      sysctlbyname(NAME, buf[64], &len, VALUE|NULL)
  *   capenter / capgetmode
- *   caprights MASK         cap_rights_limit(fd, {MASK})
+ *   caprights W0:W1        cap_rights_limit(fd, {W0, W1}) (cap_rights_t words)
  *   capioctls REQ,REQ,..   cap_ioctls_limit(fd, list)
  *   connect PATH           connect() an AF_UNIX stream socket to PATH
  *   connectat NAME         connectat(dirfd, s, NAME)
@@ -109,6 +109,16 @@ num(const char *s)
 {
 
 	return (strtoul(s, NULL, 0));
+}
+
+/* "W0:W1": the two words of a cap_rights_t, as numbers. */
+static void
+parse_rights(const char *s, cap_rights_t *rights)
+{
+	char *end;
+
+	rights->cr_rights[0] = strtoull(s, &end, 0);
+	rights->cr_rights[1] = *end == ':' ? strtoull(end + 1, NULL, 0) : 0;
 }
 
 struct thread_arg {
@@ -326,7 +336,8 @@ main(int argc, char **argv)
 				printf("capgetmode ok %u\n", mode);
 		} else if (strcmp(w, "caprights") == 0) {
 			NEED(1);
-			rights.cr_rights = num(argv[++i]);
+			/* WORD0:WORD1, the two words of a cap_rights_t. */
+			parse_rights(argv[++i], &rights);
 			if (cap_rights_limit(vmfd, &rights) != 0)
 				fail(w);
 			else

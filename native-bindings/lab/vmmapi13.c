@@ -51,13 +51,19 @@ vm_create(const char *name)
 	    strlen(name)));
 }
 
-/* vmmapi.c: vm_open: no ioctl; NULL with errno kept on failure. */
+/*
+ * vmmapi.c: vm_open: no ioctl.  When the device cannot be opened, vm_open
+ * goes through vm_destroy, so the VM itself is destroyed (hw.vmm.destroy)
+ * before NULL is returned: the 13.x vm_open (lib/libvmmapi/vmmapi.c, read
+ * in the 2020/21 main and later stable/13 copies) has "goto err; ...
+ * err: vm_destroy(vm)".  errno is whatever the open, then the destroy,
+ * left in it.
+ */
 LAB_VMMAPI_EXPORT struct vmctx *
 vm_open(const char *name)
 {
 	struct vmctx *vm;
 	char path[300];
-	int saved;
 
 	vm = calloc(1, sizeof(*vm) + strlen(name) + 1);
 	if (vm == NULL)
@@ -68,13 +74,12 @@ vm_open(const char *name)
 	vm->name = (char *)(vm + 1);
 	strcpy(vm->name, name);
 	snprintf(path, sizeof(path), "/dev/vmm/%s", name);
-	if ((vm->fd = open(path, O_RDWR)) < 0) {
-		saved = errno;
-		free(vm);
-		errno = saved;
-		return (NULL);
-	}
+	if ((vm->fd = open(path, O_RDWR)) < 0)
+		goto err;
 	return (vm);
+err:
+	vm_destroy(vm);
+	return (NULL);
 }
 
 /* vmmapi.c: vm_destroy: close, then the destroy sysctl, then free. */
@@ -106,36 +111,44 @@ vm_get_device_fd(struct vmctx *ctx)
 
 /*
  * vmmapi.c: vm_get_ioctls: with len, the number of commands (returns NULL);
- * without, a malloc'd copy of the list.  The list is the 13.1 allow-list of
- * legacy-13.1-side.md section 8, with the 13.1 request numbers.
+ * without, a malloc'd copy of the list.  The list is 13.x libvmmapi's own,
+ * entry for entry (lib/libvmmapi/vmmapi.c vm_ioctl_cmds[], identical in the
+ * 2020/21 main copy, read id 704690988, and the later stable/13 copy at
+ * opnsense/src 2ef8a0887ee2, id 28266825035), in the 13.1 request numbers:
+ * VM_MMAP_MEMSEG twice, and no VM_MUNMAP_MEMSEG, VM_SET/GET_KERNEMU_DEV,
+ * VM_UNMAP_PPTDEV_MMIO or VM_PPTDEV_DISABLE_MSIX (14.0's list has them).
  */
 static const cap_ioctl_t vm_ioctl_cmds[] = {
 	ABI13_VM_RUN, ABI13_VM_SUSPEND, ABI13_VM_REINIT,
 	ABI13_VM_ALLOC_MEMSEG, ABI13_VM_GET_MEMSEG, ABI13_VM_MMAP_MEMSEG,
-	ABI13_VM_MMAP_GETNEXT, ABI13_VM_MUNMAP_MEMSEG,
-	ABI13_VM_SET_REGISTER, ABI13_VM_GET_REGISTER,
+	ABI13_VM_MMAP_MEMSEG,
+	ABI13_VM_MMAP_GETNEXT, ABI13_VM_SET_REGISTER, ABI13_VM_GET_REGISTER,
 	ABI13_VM_SET_SEGMENT_DESCRIPTOR, ABI13_VM_GET_SEGMENT_DESCRIPTOR,
 	ABI13_VM_SET_REGISTER_SET, ABI13_VM_GET_REGISTER_SET,
-	ABI13_VM_SET_KERNEMU_DEV, ABI13_VM_GET_KERNEMU_DEV,
 	ABI13_VM_INJECT_EXCEPTION, ABI13_VM_LAPIC_IRQ,
-	ABI13_VM_LAPIC_LOCAL_IRQ, ABI13_VM_LAPIC_MSI,
-	ABI13_VM_IOAPIC_ASSERT_IRQ, ABI13_VM_IOAPIC_DEASSERT_IRQ,
+	ABI13_VM_LAPIC_LOCAL_IRQ,
+	ABI13_VM_LAPIC_MSI, ABI13_VM_IOAPIC_ASSERT_IRQ,
+	ABI13_VM_IOAPIC_DEASSERT_IRQ,
 	ABI13_VM_IOAPIC_PULSE_IRQ, ABI13_VM_IOAPIC_PINCOUNT,
-	ABI13_VM_ISA_ASSERT_IRQ, ABI13_VM_ISA_DEASSERT_IRQ,
-	ABI13_VM_ISA_PULSE_IRQ, ABI13_VM_ISA_SET_IRQ_TRIGGER,
+	ABI13_VM_ISA_ASSERT_IRQ,
+	ABI13_VM_ISA_DEASSERT_IRQ, ABI13_VM_ISA_PULSE_IRQ,
+	ABI13_VM_ISA_SET_IRQ_TRIGGER,
 	ABI13_VM_SET_CAPABILITY, ABI13_VM_GET_CAPABILITY,
-	ABI13_VM_BIND_PPTDEV, ABI13_VM_UNBIND_PPTDEV,
-	ABI13_VM_MAP_PPTDEV_MMIO, ABI13_VM_PPTDEV_MSI, ABI13_VM_PPTDEV_MSIX,
-	ABI13_VM_UNMAP_PPTDEV_MMIO, ABI13_VM_PPTDEV_DISABLE_MSIX,
-	ABI13_VM_INJECT_NMI, ABI13_VM_STATS, ABI13_VM_STAT_DESC,
+	ABI13_VM_BIND_PPTDEV,
+	ABI13_VM_UNBIND_PPTDEV, ABI13_VM_MAP_PPTDEV_MMIO, ABI13_VM_PPTDEV_MSI,
+	ABI13_VM_PPTDEV_MSIX, ABI13_VM_INJECT_NMI, ABI13_VM_STATS,
+	ABI13_VM_STAT_DESC,
 	ABI13_VM_SET_X2APIC_STATE, ABI13_VM_GET_X2APIC_STATE,
 	ABI13_VM_GET_HPET_CAPABILITIES, ABI13_VM_GET_GPA_PMAP,
-	ABI13_VM_GLA2GPA, ABI13_VM_GLA2GPA_NOFAULT,
+	ABI13_VM_GLA2GPA,
+	ABI13_VM_GLA2GPA_NOFAULT,
 	ABI13_VM_ACTIVATE_CPU, ABI13_VM_GET_CPUS, ABI13_VM_SUSPEND_CPU,
-	ABI13_VM_RESUME_CPU, ABI13_VM_SET_INTINFO, ABI13_VM_GET_INTINFO,
+	ABI13_VM_RESUME_CPU,
+	ABI13_VM_SET_INTINFO, ABI13_VM_GET_INTINFO,
 	ABI13_VM_RTC_WRITE, ABI13_VM_RTC_READ, ABI13_VM_RTC_SETTIME,
-	ABI13_VM_RTC_GETTIME, ABI13_VM_RESTART_INSTRUCTION,
-	ABI13_VM_SET_TOPOLOGY, ABI13_VM_GET_TOPOLOGY,
+	ABI13_VM_RTC_GETTIME,
+	ABI13_VM_RESTART_INSTRUCTION, ABI13_VM_SET_TOPOLOGY,
+	ABI13_VM_GET_TOPOLOGY,
 };
 
 LAB_VMMAPI_EXPORT const cap_ioctl_t *
@@ -545,9 +558,12 @@ setup_memory_segment(struct vmctx *ctx, uint64_t gpa, size_t len,
 }
 
 /*
- * vmmapi.c: vm_setup_memory: one system-memory segment (below 3 GB here),
- * mapped into the guest at 0 and into our address space inside a reserved
- * range with guard areas on both sides.
+ * vmmapi.c: vm_setup_memory: one system-memory segment.  Memory beyond
+ * lowmem_limit (3 GB) makes it 4 GB + the rest: the first 3 GB are mapped
+ * at gpa 0 (lowmem), the rest at gpa 4 GB (highmem), leaving the hole
+ * below 4 GB for device memory.  The segment is mapped into our address
+ * space inside a reserved range with guard areas on both sides (MAP_GUARD
+ * on FreeBSD), highmem first.
  */
 LAB_VMMAPI_EXPORT int
 vm_setup_memory(struct vmctx *ctx, size_t memsize, enum vm_mmap_style vms)
@@ -556,17 +572,19 @@ vm_setup_memory(struct vmctx *ctx, size_t memsize, enum vm_mmap_style vms)
 	char *ptr;
 	int error;
 
-	if (vms != VM_MMAP_ALL) {
+	if (vms != VM_MMAP_ALL) {	/* vmmapi.c asserts this */
 		errno = EINVAL;
 		return (-1);
 	}
 	if (memsize > ctx->lowmem_limit) {
-		/* The lab's guests live below 3 GB: no highmem segment. */
-		errno = EINVAL;
-		return (-1);
+		ctx->lowmem = ctx->lowmem_limit;
+		ctx->highmem = memsize - ctx->lowmem_limit;
+		objsize = 4 * GB + ctx->highmem;
+	} else {
+		ctx->lowmem = memsize;
+		ctx->highmem = 0;
+		objsize = ctx->lowmem;
 	}
-	ctx->lowmem = memsize;
-	objsize = memsize;
 	error = vm_alloc_memseg(ctx, VM_SYSMEM, objsize, NULL);
 	if (error != 0)
 		return (error);
@@ -575,18 +593,44 @@ vm_setup_memory(struct vmctx *ctx, size_t memsize, enum vm_mmap_style vms)
 	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (ptr == MAP_FAILED)
 		return (-1);
+	if (ctx->highmem > 0) {
+		error = setup_memory_segment(ctx, 4 * GB, ctx->highmem,
+		    ptr + VM_MMAP_GUARD_SIZE);
+		if (error != 0)
+			return (error);
+	}
+	if (ctx->lowmem > 0) {
+		error = setup_memory_segment(ctx, 0, ctx->lowmem,
+		    ptr + VM_MMAP_GUARD_SIZE);
+		if (error != 0)
+			return (error);
+	}
 	ctx->baseaddr = ptr + VM_MMAP_GUARD_SIZE;
-	return (setup_memory_segment(ctx, 0, ctx->lowmem, ctx->baseaddr));
+	return (0);
 }
 
+/* vmmapi.c: a pointer only for a range inside lowmem or inside highmem. */
 LAB_VMMAPI_EXPORT void *
 vm_map_gpa(struct vmctx *ctx, uint64_t gaddr, size_t len)
 {
 
-	if (ctx->baseaddr != NULL && gaddr < ctx->lowmem &&
-	    len <= ctx->lowmem && gaddr + len <= ctx->lowmem)
+	if (ctx->baseaddr == NULL)
+		return (NULL);
+	if (ctx->lowmem > 0 && gaddr < ctx->lowmem && len <= ctx->lowmem &&
+	    gaddr + len <= ctx->lowmem)
+		return (ctx->baseaddr + gaddr);
+	if (ctx->highmem > 0 && gaddr >= 4 * GB &&
+	    gaddr < 4 * GB + ctx->highmem && len <= ctx->highmem &&
+	    gaddr + len <= 4 * GB + ctx->highmem)
 		return (ctx->baseaddr + gaddr);
 	return (NULL);
+}
+
+LAB_VMMAPI_EXPORT size_t
+vm_get_highmem_size(struct vmctx *ctx)
+{
+
+	return (ctx->highmem);
 }
 
 LAB_VMMAPI_EXPORT size_t

@@ -72,6 +72,7 @@ void	*vm_create_devmem(struct vmctx *ctx, int segid, const char *name,
 	    size_t len);
 void	*vm_map_gpa(struct vmctx *ctx, uint64_t gaddr, size_t len);
 size_t	vm_get_lowmem_size(struct vmctx *ctx);
+size_t	vm_get_highmem_size(struct vmctx *ctx);
 
 /* vcpu_reset: the x86 reset state (CS:IP F000:FFF0, base 0xffff0000). */
 int	vcpu_reset(struct vmctx *ctx, int vcpu);
@@ -82,6 +83,7 @@ int	vcpu_reset(struct vmctx *ctx, int vcpu);
  * struct vm_run of early-2023 main, the IPI mask inside the exit (ipi13).
  * The cpuset filled on a VM_EXITCODE_IPI exit is returned in *ipi_cpus.
  */
+int	vm_limit_rights_14(struct vmctx *ctx, int abi);
 int	vm_run_14(struct vmctx *ctx, int vcpu, int abi, struct vm_exit *vme,
 	    cpuset14_t *ipi_cpus);
 

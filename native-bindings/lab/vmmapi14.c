@@ -11,6 +11,7 @@
  * Either way the caller gets the exit and the IPI set as a 14.0 cpuset_t.
  */
 #define	_GNU_SOURCE
+#define	LAB_FBSD_WEAK
 #include <errno.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -43,4 +44,68 @@ vm_run_14(struct vmctx *ctx, int vcpu, int abi, struct vm_exit *vme,
 		memcpy(ipi_cpus->bits, vme->u.ipi13.dmask,
 		    sizeof(vme->u.ipi13.dmask));
 	return (error);
+}
+
+/*
+ * vmmapi.c (14.0): vm_limit_rights: CAP_IOCTL and CAP_MMAP_RW, then the
+ * 14-era vm_ioctl_cmds[] (read in a copy that has vm_limit_rights, id
+ * 11827324): 13.x's list plus VM_MUNMAP_MEMSEG, VM_SET/GET_KERNEMU_DEV,
+ * VM_UNMAP_PPTDEV_MMIO, VM_PPTDEV_DISABLE_MSIX, VM_SNAPSHOT_REQ and
+ * VM_RESTORE_TIME, in the 14.0 request numbers.  Its VM_RUN is the one the
+ * library was built with: the 32-byte one (abi 14), or the 144-byte one of
+ * early-2023 main (abi 13).
+ */
+static const cap_ioctl_t vm_ioctl_cmds_14[] = {
+	ABI14_VM_RUN, ABI14_VM_SUSPEND, ABI14_VM_REINIT,
+	ABI14_VM_ALLOC_MEMSEG, ABI14_VM_GET_MEMSEG, ABI14_VM_MMAP_MEMSEG,
+	ABI14_VM_MMAP_MEMSEG,
+	ABI14_VM_MMAP_GETNEXT, ABI14_VM_MUNMAP_MEMSEG, ABI14_VM_SET_REGISTER,
+	ABI14_VM_GET_REGISTER,
+	ABI14_VM_SET_SEGMENT_DESCRIPTOR, ABI14_VM_GET_SEGMENT_DESCRIPTOR,
+	ABI14_VM_SET_REGISTER_SET, ABI14_VM_GET_REGISTER_SET,
+	ABI14_VM_SET_KERNEMU_DEV, ABI14_VM_GET_KERNEMU_DEV,
+	ABI14_VM_INJECT_EXCEPTION, ABI14_VM_LAPIC_IRQ,
+	ABI14_VM_LAPIC_LOCAL_IRQ,
+	ABI14_VM_LAPIC_MSI, ABI14_VM_IOAPIC_ASSERT_IRQ,
+	ABI14_VM_IOAPIC_DEASSERT_IRQ,
+	ABI14_VM_IOAPIC_PULSE_IRQ, ABI14_VM_IOAPIC_PINCOUNT,
+	ABI14_VM_ISA_ASSERT_IRQ,
+	ABI14_VM_ISA_DEASSERT_IRQ, ABI14_VM_ISA_PULSE_IRQ,
+	ABI14_VM_ISA_SET_IRQ_TRIGGER,
+	ABI14_VM_SET_CAPABILITY, ABI14_VM_GET_CAPABILITY, ABI14_VM_BIND_PPTDEV,
+	ABI14_VM_UNBIND_PPTDEV, ABI14_VM_MAP_PPTDEV_MMIO, ABI14_VM_PPTDEV_MSI,
+	ABI14_VM_PPTDEV_MSIX, ABI14_VM_UNMAP_PPTDEV_MMIO,
+	ABI14_VM_PPTDEV_DISABLE_MSIX,
+	ABI14_VM_INJECT_NMI, ABI14_VM_STATS, ABI14_VM_STAT_DESC,
+	ABI14_VM_SET_X2APIC_STATE, ABI14_VM_GET_X2APIC_STATE,
+	ABI14_VM_GET_HPET_CAPABILITIES, ABI14_VM_GET_GPA_PMAP,
+	ABI14_VM_GLA2GPA,
+	ABI14_VM_GLA2GPA_NOFAULT,
+	ABI14_VM_ACTIVATE_CPU, ABI14_VM_GET_CPUS, ABI14_VM_SUSPEND_CPU,
+	ABI14_VM_RESUME_CPU,
+	ABI14_VM_SET_INTINFO, ABI14_VM_GET_INTINFO,
+	ABI14_VM_RTC_WRITE, ABI14_VM_RTC_READ, ABI14_VM_RTC_SETTIME,
+	ABI14_VM_RTC_GETTIME,
+	ABI14_VM_RESTART_INSTRUCTION, ABI14_VM_SET_TOPOLOGY,
+	ABI14_VM_GET_TOPOLOGY,
+	ABI14_VM_SNAPSHOT_REQ, ABI14_VM_RESTORE_TIME,
+};
+
+LAB_VMMAPI_EXPORT int
+vm_limit_rights_14(struct vmctx *ctx, int abi)
+{
+	cap_ioctl_t cmds[sizeof(vm_ioctl_cmds_14) / sizeof(vm_ioctl_cmds_14[0])];
+	cap_rights_t rights;
+	size_t i, ncmds;
+
+	cap_rights_init(&rights, CAP_IOCTL, CAP_MMAP_RW);
+	if (caph_rights_limit(ctx->fd, &rights) != 0)
+		return (-1);
+	ncmds = sizeof(cmds) / sizeof(cmds[0]);
+	for (i = 0; i < ncmds; i++)
+		cmds[i] = vm_ioctl_cmds_14[i] == ABI14_VM_RUN && abi == 13 ?
+		    ABI13_VM_RUN : vm_ioctl_cmds_14[i];
+	if (caph_ioctls_limit(ctx->fd, cmds, ncmds) != 0)
+		return (-1);
+	return (0);
 }

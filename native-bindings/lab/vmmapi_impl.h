@@ -10,6 +10,7 @@ struct vmctx {
 	uint32_t	lowmem_limit;
 	int		memflags;
 	size_t		lowmem;
+	size_t		highmem;	/* above 4 GB (vm_setup_memory) */
 	char		*baseaddr;
 	char		*name;
 };

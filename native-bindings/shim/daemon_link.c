@@ -45,24 +45,6 @@ put16(uint8_t *p, uint16_t v)
 	memcpy(p, &v, 2);
 }
 
-static uint32_t
-get32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);
-	return (v);
-}
-
-static uint64_t
-get64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return (v);
-}
-
 static void
 header(uint8_t *frame, uint16_t type, uint32_t len)
 {
@@ -120,48 +102,29 @@ recv_all(int fd, uint8_t *buf, size_t len, int timeout_ms)
 	return (0);
 }
 
-/* Reads one reply; ERROR bodies land in why. */
+/* reply_read's source: the link's socket, each read bounded by a timeout. */
+struct link_source {
+	int	fd;
+	int	timeout_ms;
+};
+
+static int
+link_source_read(void *ctx, uint8_t *buf, size_t len)
+{
+	const struct link_source *src = ctx;
+
+	return (recv_all(src->fd, buf, len, src->timeout_ms));
+}
+
+/* Reads one reply (daemon_reply.c); ERROR bodies land in why. */
 static int
 recv_reply(int fd, uint16_t want, uint8_t *body, size_t bodylen,
     char *why, size_t whylen, int timeout_ms, int *refused)
 {
-	uint8_t hdr[VMC_PROTO_HDR_BYTES], err[VMC_ERROR_BYTES];
-	uint32_t len;
-	uint16_t type;
+	struct link_source src = { fd, timeout_ms };
 
-	*refused = 0;
-	if (recv_all(fd, hdr, sizeof(hdr), timeout_ms) != 0) {
-		snprintf(why, whylen, "no reply: %s", strerror(errno));
-		return (-1);
-	}
-	len = get32(hdr);
-	memcpy(&type, hdr + 6, 2);
-	if (type == VMC_T_ERROR && len == VMC_ERROR_BYTES) {
-		if (recv_all(fd, err, sizeof(err), timeout_ms) != 0) {
-			snprintf(why, whylen, "truncated error reply");
-			return (-1);
-		}
-		err[VMC_ERROR_BYTES - 1] = '\0';
-		snprintf(why, whylen, "%s", (const char *)err + VMC_ERROR_MESSAGE);
-		/*
-		 * Only EPERM is a verdict on this client (not its VM, not its
-		 * jail).  Anything else (a protocol version mismatch, the
-		 * daemon unable to open the VM) is the daemon's trouble: act
-		 * as if it were away.
-		 */
-		*refused = get32(err + VMC_ERROR_CODE) == VMC_PROTO_REFUSAL_CODE;
-		return (-1);
-	}
-	if (type != want || len != bodylen) {
-		snprintf(why, whylen, "unexpected reply type %u length %u",
-		    type, len);
-		return (-1);
-	}
-	if (recv_all(fd, body, bodylen, timeout_ms) != 0) {
-		snprintf(why, whylen, "truncated reply: %s", strerror(errno));
-		return (-1);
-	}
-	return (0);
+	return (reply_read(link_source_read, &src, want, body, bodylen, why,
+	    whylen, refused));
 }
 
 typedef int (*connectat_fn)(int, int, const struct sockaddr *, socklen_t);
@@ -217,7 +180,8 @@ static enum link_result
 connect_locked(struct vm_session *vs, char *why, size_t whylen)
 {
 	uint8_t hello[VMC_PROTO_HDR_BYTES + VMC_HELLO_BYTES], welcome[VMC_WELCOME_BYTES];
-	struct kernel_facts f;
+	struct kernel_facts f, known;
+	unsigned session;
 	int s, refused;
 
 	s = connect_socket(why, whylen);
@@ -240,17 +204,13 @@ connect_locked(struct vm_session *vs, char *why, size_t whylen)
 		return (refused ? LINK_REFUSED : LINK_DOWN);
 	}
 	memset(&f, 0, sizeof(f));
-	if (facts_for_variant((int)get32(welcome + VMC_WELCOME_VARIANT), &f) != 0) {
-		snprintf(why, whylen, "daemon named unknown variant %u",
-		    get32(welcome + VMC_WELCOME_VARIANT));
+	if (reply_welcome(welcome, &f, &session, why, whylen) != 0) {
 		close(s);
 		return (LINK_DOWN);
 	}
-	f.cpuset_bytes = (int)get32(welcome + VMC_WELCOME_KERNEL_CPUSET_BYTES);
-	f.vmrun_abi = (int)get32(welcome + VMC_WELCOME_VMRUN_ABI);
-	if (f.cpuset_bytes < 32 || f.cpuset_bytes > VMC_CPUSET_MAX_BYTES ||
-	    (f.vmrun_abi != 13 && f.vmrun_abi != 14)) {
-		snprintf(why, whylen, "daemon sent impossible kernel facts");
+	if (facts_for_variant(f.variant, &known) != 0) {
+		snprintf(why, whylen, "daemon named unknown variant %u",
+		    (unsigned)f.variant);
 		close(s);
 		return (LINK_DOWN);
 	}
@@ -260,7 +220,7 @@ connect_locked(struct vm_session *vs, char *why, size_t whylen)
 	 */
 	if (!vs->facts_known)
 		session_set_facts(vs, &f);
-	vs->link_session = get32(welcome + VMC_WELCOME_SESSION);
+	vs->link_session = session;
 	vs->link_fd = s;
 	return (LINK_OK);
 }
@@ -318,13 +278,13 @@ link_plan(struct vm_session *vs, struct plan_reply *reply, char *why,
 		pthread_mutex_unlock(&vs->link_lock);
 		return (refused ? LINK_REFUSED : LINK_DOWN);
 	}
+	/* A plan that cannot be right: the daemon is as good as away. */
+	if (reply_plan(body, reply, why, whylen) != 0) {
+		drop_locked(vs);
+		pthread_mutex_unlock(&vs->link_lock);
+		return (LINK_DOWN);
+	}
 	pthread_mutex_unlock(&vs->link_lock);
-	reply->action = get32(body + VMC_PLAN_ACTION);
-	reply->spinup_bias = get32(body + VMC_PLAN_SPINUP_BIAS);
-	reply->parked_mask = get64(body + VMC_PLAN_PARKED_MASK);
-	reply->boot = get32(body + VMC_PLAN_BOOT);
-	memcpy(reply->reason, body + VMC_PLAN_REASON, sizeof(reply->reason));
-	reply->reason[sizeof(reply->reason) - 1] = '\0';
 	return (LINK_OK);
 }
 

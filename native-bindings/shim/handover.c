@@ -18,7 +18,8 @@ handover_ap(struct vm_session *vs, int vcpu)
 	parker_stop(vs, vcpu);
 	/* EINVAL here only means it was not in debug_cpus (vmm.c vm_resume_cpu). */
 	(void)kernel_vcpu_op(vs, ABI13_VM_RESUME_CPU, vcpu);
-	atomic_fetch_or(&vs->claimed_mask, 1u << vcpu);
+	aset_add(&vs->claimed, vcpu);
+	atomic_store(&vs->last_handover, vcpu);
 	link_event(vs, VMC_EV_HANDOVER, vcpu,
 	    (int)((monotonic_ns() - started) / 1000));
 }
@@ -75,22 +76,19 @@ kick_bsp(struct vm_session *vs)
 enum spinup_verdict
 spinup_ap_exit(struct vm_session *vs, int sender, struct vm_exit *vme)
 {
-	uint32_t bit, parked, mine;
 	int target;
 
 	target = vme->u.spinup_ap.vcpu - atomic_load(&vs->spinup_bias);
 	if (target < 1 || target >= VMC_MAX_VCPUS)
 		return (SPINUP_DELIVER);
-	bit = 1u << target;
-	mine = atomic_load(&vs->claimed_mask) | atomic_load(&vs->running_mask);
-	if ((mine & bit) != 0) {
+	if (aset_has(&vs->claimed, target) || aset_has(&vs->running, target)) {
 		link_event(vs, VMC_EV_SPINUP_DUPLICATE, target, sender);
 		return (SPINUP_SWALLOW);
 	}
 	if (sender != 0) {
 		pthread_mutex_lock(&vs->plan_lock);
 		vs->pending_spinup_rip[target] = vme->u.spinup_ap.rip;
-		atomic_fetch_or(&vs->pending_spinup_mask, bit);
+		aset_add(&vs->pending_spinup, target);
 		atomic_fetch_or(&vs->bsp_attention, BSP_PENDING_SPINUP);
 		pthread_mutex_unlock(&vs->plan_lock);
 		link_event(vs, VMC_EV_SPINUP_REROUTED, target, sender);
@@ -98,8 +96,7 @@ spinup_ap_exit(struct vm_session *vs, int sender, struct vm_exit *vme)
 		return (SPINUP_SWALLOW);
 	}
 	vme->u.spinup_ap.vcpu = target;
-	parked = atomic_load(&vs->parked_mask);
-	if ((parked & bit) != 0) {
+	if (aset_has(&vs->parked, target)) {
 		pthread_mutex_lock(&vs->plan_lock);
 		handover_ap(vs, target);
 		pthread_mutex_unlock(&vs->plan_lock);
@@ -114,29 +111,28 @@ spinup_ap_exit(struct vm_session *vs, int sender, struct vm_exit *vme)
 int
 take_pending_spinup(struct vm_session *vs, struct vm_exit *vme)
 {
-	uint32_t pending;
+	struct vcpu_set pending;
 	int target;
 
 	if ((atomic_load(&vs->bsp_attention) & BSP_PENDING_SPINUP) == 0)
 		return (0);
 	pthread_mutex_lock(&vs->plan_lock);
-	pending = atomic_load(&vs->pending_spinup_mask);
-	if (pending == 0) {
+	aset_load(&vs->pending_spinup, &pending);
+	target = set_next(&pending, 0);
+	if (target < 0) {
 		atomic_fetch_and(&vs->bsp_attention, ~BSP_PENDING_SPINUP);
 		pthread_mutex_unlock(&vs->plan_lock);
 		return (0);
 	}
-	target = __builtin_ctz(pending);
-	pending &= ~(1u << target);
-	atomic_store(&vs->pending_spinup_mask, pending);
-	if (pending == 0)
+	aset_del(&vs->pending_spinup, target);
+	set_del(&pending, target);
+	if (set_empty(&pending))
 		atomic_fetch_and(&vs->bsp_attention, ~BSP_PENDING_SPINUP);
 	memset(vme, 0, sizeof(*vme));
 	vme->exitcode = VM_EXITCODE_SPINUP_AP;
 	vme->u.spinup_ap.vcpu = target;
 	vme->u.spinup_ap.rip = vs->pending_spinup_rip[target];
-	if ((atomic_load(&vs->parked_mask) & (1u << target)) != 0 &&
-	    (atomic_load(&vs->claimed_mask) & (1u << target)) == 0)
+	if (aset_has(&vs->parked, target) && !aset_has(&vs->claimed, target))
 		handover_ap(vs, target);
 	pthread_mutex_unlock(&vs->plan_lock);
 	return (1);
@@ -151,25 +147,23 @@ int
 activate_cpu(struct vm_session *vs, int fd, unsigned long request,
     struct vm_activate_cpu *arg)
 {
-	uint32_t bit;
 	int error, vcpu;
 
 	vcpu = arg != NULL ? arg->vcpuid : -1;
 	if (vcpu < 1 || vcpu >= VMC_MAX_VCPUS)
 		return (shim_next_ioctl(fd, request, arg));
-	bit = 1u << vcpu;
-	if ((atomic_load(&vs->parked_mask) & bit) != 0) {
-		if ((atomic_load(&vs->claimed_mask) & bit) == 0) {
+	if (aset_has(&vs->parked, vcpu)) {
+		if (!aset_has(&vs->claimed, vcpu)) {
 			pthread_mutex_lock(&vs->plan_lock);
 			handover_ap(vs, vcpu);
 			pthread_mutex_unlock(&vs->plan_lock);
 		}
-		atomic_fetch_or(&vs->running_mask, bit);
+		aset_add(&vs->running, vcpu);
 		link_event(vs, VMC_EV_ACTIVATE_HIDDEN, vcpu, 0);
 		return (0);
 	}
 	error = shim_next_ioctl(fd, request, arg);
 	if (error == 0)
-		atomic_fetch_or(&vs->running_mask, bit);
+		aset_add(&vs->running, vcpu);
 	return (error);
 }

@@ -36,17 +36,23 @@ static int resolve_then_ioctl(int, unsigned long, ...);
 ioctl_fn shim_next_ioctl = resolve_then_ioctl;
 
 /* `vmm-compat doctor` reads this tag to compare protocol versions. */
-SHIM_EXPORT const char vmm_compat_protocol[] = "vmm-compat-protocol=1";
+#define	SHIM_STR(x)		#x
+#define	SHIM_XSTR(x)		SHIM_STR(x)
+SHIM_EXPORT const char vmm_compat_protocol[] =
+    "vmm-compat-protocol=" SHIM_XSTR(VMC_PROTO_VERSION);
 
 typedef int (*open_fn)(const char *, int, ...);
 typedef int (*openat_fn)(int, const char *, int, ...);
 typedef int (*close_fn)(int);
 typedef int (*cap_ioctls_limit_fn)(int, const cap_ioctl_t *, size_t);
+typedef int (*sysctlbyname_fn)(const char *, void *, size_t *, const void *,
+    size_t);
 
 static open_fn next_open;
 static openat_fn next_openat;
 static close_fn next_close;
 static cap_ioctls_limit_fn next_cap_ioctls_limit;
+static sysctlbyname_fn next_sysctlbyname;
 
 /* fd -> session; written at open/close (before/after vCPU threads use it). */
 static struct vm_session *_Atomic vmfd_table[VMC_FD_TABLE];
@@ -64,6 +70,7 @@ resolve_next(void)
 	next_close = (close_fn)dlsym(RTLD_NEXT, "close");
 	next_cap_ioctls_limit =
 	    (cap_ioctls_limit_fn)dlsym(RTLD_NEXT, "cap_ioctls_limit");
+	next_sysctlbyname = (sysctlbyname_fn)dlsym(RTLD_NEXT, "sysctlbyname");
 }
 
 /*
@@ -181,18 +188,23 @@ ioctl(int fd, unsigned long request, void *arg)
 
 /* ---- the compat events ----------------------------------------------- */
 
-/* bhyverun.c do_open: -c N gives sockets=N; the vCPU count is the product. */
+/*
+ * bhyverun.c do_open: -c N gives sockets=N; the vCPU count is the product.
+ * Kept as the kernel accepted it (vm_set_topology: at most vm->maxcpus):
+ * what the interposer cannot cover is refused at plan time, never cut.
+ */
 static int
 on_set_topology(struct vm_session *vs, int fd, unsigned long request,
     void *arg)
 {
 	const struct vm_cpu_topology *topo = arg;
-	int error, n;
+	uint64_t n;
+	int error;
 
 	error = shim_next_ioctl(fd, request, arg);
 	if (error == 0 && topo != NULL) {
-		n = topo->sockets * topo->cores * topo->threads;
-		atomic_store(&vs->ncpus, n > VMC_MAX_VCPUS ? VMC_MAX_VCPUS : n);
+		n = (uint64_t)topo->sockets * topo->cores * topo->threads;
+		atomic_store(&vs->ncpus, n > INT32_MAX ? INT32_MAX : (int)n);
 	}
 	return (error);
 }
@@ -413,12 +425,12 @@ on_reinit(struct vm_session *vs, int fd, unsigned long request, void *arg)
 		return (error);
 	pthread_mutex_lock(&vs->plan_lock);
 	parkers_stop_all(vs);
-	atomic_store(&vs->parked_mask, 0);
-	atomic_store(&vs->claimed_mask, 0);
-	atomic_store(&vs->running_mask, 0);
+	aset_clear(&vs->parked);
+	aset_clear(&vs->claimed);
+	aset_clear(&vs->running);
 	atomic_store(&vs->suspend_reported, 0);
 	atomic_fetch_add(&vs->boot, 1);
-	atomic_store(&vs->pending_spinup_mask, 0);
+	aset_clear(&vs->pending_spinup);
 	atomic_store(&vs->bsp_attention, BSP_NEEDS_PLAN);
 	pthread_mutex_unlock(&vs->plan_lock);
 	link_event(vs, VMC_EV_REINIT, -1, (int)atomic_load(&vs->boot));
@@ -455,6 +467,7 @@ attach_or_refuse(int fd, const char *name)
 		return (fd);
 	saved = errno;
 	next_close(fd);
+	refusal_note_open(name, saved);
 	errno = saved;
 	return (-1);
 }
@@ -548,6 +561,32 @@ cap_ioctls_limit(int fd, const cap_ioctl_t *cmds, size_t ncmds)
 	n = widen_ioctl_list(vs, (const unsigned long *)cmds, ncmds, widened,
 	    sizeof(widened) / sizeof(widened[0]));
 	return (next_cap_ioctls_limit(fd, (const cap_ioctl_t *)widened, n));
+}
+
+/*
+ * hw.vmm.create and hw.vmm.destroy, for refusal.c: a refused open must not
+ * lead libvmmapi's vm_open to destroy the VM it was refused.
+ */
+SHIM_EXPORT int
+sysctlbyname(const char *name, void *oldp, size_t *oldlenp, const void *newp,
+    size_t newlen)
+{
+	int error;
+
+	ensure_resolved();
+	if (next_sysctlbyname == NULL) {
+		errno = ENOENT;
+		return (-1);
+	}
+	if (name != NULL && strcmp(name, "hw.vmm.destroy") == 0 &&
+	    (error = refusal_blocks_destroy(newp, newlen)) != 0) {
+		errno = error;
+		return (-1);
+	}
+	error = next_sysctlbyname(name, oldp, oldlenp, newp, newlen);
+	if (error == 0 && name != NULL && strcmp(name, "hw.vmm.create") == 0)
+		refusal_note_create(newp, newlen);
+	return (error);
 }
 
 /* session.c registers and unregisters through these two. */

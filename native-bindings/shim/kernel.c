@@ -45,12 +45,12 @@ kernel_vm_run(struct vm_session *vs, struct vm_run *vr)
 
 /*
  * VM_GET_CPUS with 13.1's size, widened only on ERANGE (translate.c);
- * vCPUs 0..15 into a mask.
+ * vCPUs 0..VMC_MAX_VCPUS-1 into a set.
  */
 int
-kernel_cpus(struct vm_session *vs, int which, uint32_t *mask)
+kernel_cpus(struct vm_session *vs, int which, struct vcpu_set *out)
 {
-	uint64_t set[VMC_CPUSET_MAX_BYTES / 8];
+	uint8_t set[VMC_CPUSET_MAX_BYTES];
 	struct vm_cpuset arg;
 	int error;
 
@@ -61,6 +61,6 @@ kernel_cpus(struct vm_session *vs, int which, uint32_t *mask)
 	arg.cpus = set;
 	error = cpus_adaptive(vs, vs->fd, &arg);
 	if (error == 0)
-		*mask = (uint32_t)(set[0] & ((1u << VMC_MAX_VCPUS) - 1));
+		set_from_bytes(out, set, (size_t)arg.cpusetsize);
 	return (error);
 }

@@ -11,17 +11,46 @@
 
 #include "shim.h"
 
+/*
+ * While the guest boots, a parked AP must reach VM_RUN soon after the guest
+ * INITs it: the INIT rendezvous holds the sender's VM_RUN until then
+ * (vmm.c vm_handle_rendezvous).  Guests start APs in ascending order
+ * (Linux, FreeBSD), so the few parked APs just above the last one handed
+ * over poll every boot_poll (about 1 ms, as 14.0 bhyve's parked APs do);
+ * the others poll WARM_FACTOR times less often, which is what an AP started
+ * out of order waits at most.  255 parked APs thus cost some 20,000 polls a
+ * second during the boot window instead of 255,000.
+ */
+#define	HOT_APS		4
+#define	WARM_FACTOR	16
+
+static int
+parker_is_hot(struct vm_session *vs, int vcpu)
+{
+	int ncpus, next, distance;
+
+	ncpus = atomic_load(&vs->ncpus);
+	if (ncpus <= 1 + HOT_APS)
+		return (1);
+	next = atomic_load(&vs->last_handover) + 1;
+	/* Distance on the ring of AP ids 1..ncpus-1. */
+	distance = (vcpu - next + (ncpus - 1)) % (ncpus - 1);
+	return (distance < HOT_APS);
+}
+
 /* ~1 ms polls while the guest boots, then doubling up to the idle poll. */
 static uint64_t
-poll_interval_ns(struct vm_session *vs, uint64_t *backoff_ns)
+poll_interval_ns(struct parker *p, uint64_t *backoff_ns)
 {
+	struct vm_session *vs = p->vs;
 	uint64_t boot_poll, idle_poll;
 
 	boot_poll = (uint64_t)shim_config.boot_poll_us * 1000;
 	idle_poll = (uint64_t)shim_config.idle_poll_ms * 1000000;
 	if (monotonic_ns() - vs->plan_time_ns <
 	    (uint64_t)shim_config.boot_window_ms * 1000000)
-		return (boot_poll);
+		return (parker_is_hot(vs, p->vcpu) ? boot_poll :
+		    boot_poll * WARM_FACTOR);
 	if (*backoff_ns < boot_poll)
 		*backoff_ns = boot_poll;
 	else if (*backoff_ns < idle_poll)
@@ -74,7 +103,7 @@ parker_main(void *arg)
 		}
 		switch (vr.vm_exit.exitcode) {
 		case VM_EXITCODE_DEBUG:
-			parker_sleep(p, poll_interval_ns(vs, &backoff_ns));
+			parker_sleep(p, poll_interval_ns(p, &backoff_ns));
 			break;
 		case VM_EXITCODE_SUSPENDED:
 			/* vm_handle_suspend: the whole VM is suspended. */
@@ -96,14 +125,25 @@ out:
 	return (NULL);
 }
 
+/*
+ * A parker needs a few KiB of stack (one struct vm_run and a frame to the
+ * daemon); 255 of them at the default 8 MiB would reserve 2 GiB of bhyve's
+ * address space for nothing.
+ */
+#define	PARKER_STACK_BYTES	(256 * 1024)
+
 int
 parker_start(struct vm_session *vs, int vcpu)
 {
 	struct parker *p = &vs->parkers[vcpu];
+	pthread_attr_t attr;
 	int error;
 
 	atomic_store(&p->stop, 0);
-	error = pthread_create(&p->thread, NULL, parker_main, p);
+	pthread_attr_init(&attr);
+	(void)pthread_attr_setstacksize(&attr, PARKER_STACK_BYTES);
+	error = pthread_create(&p->thread, &attr, parker_main, p);
+	pthread_attr_destroy(&attr);
 	if (error != 0) {
 		errno = error;
 		return (-1);

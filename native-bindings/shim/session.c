@@ -64,6 +64,35 @@ shim_warn(const char *fmt, ...)
 	(void)write(STDERR_FILENO, line, (size_t)n);
 }
 
+/* "1-3,5,7-9": vCPU ids as ranges, cut with "..." when buf is full. */
+void
+format_vcpu_list(const struct vcpu_set *set, char *buf, size_t len)
+{
+	size_t used;
+	int first, last, n;
+
+	if (len == 0)
+		return;
+	buf[0] = '\0';
+	used = 0;
+	for (first = set_next(set, 0); first >= 0; first = set_next(set, last + 1)) {
+		for (last = first; set_has(set, last + 1); last++)
+			;
+		n = last == first ?
+		    snprintf(buf + used, len - used, "%s%d", used ? "," : "", first) :
+		    snprintf(buf + used, len - used, "%s%d-%d", used ? "," : "",
+		    first, last);
+		if (n < 0 || (size_t)n >= len - used) {
+			if (len >= 4)
+				memcpy(buf + len - 4, "...", 4);
+			return;
+		}
+		used += (size_t)n;
+	}
+	if (used == 0)
+		snprintf(buf, len, "none");
+}
+
 const char *
 variant_name(int variant)
 {

@@ -14,9 +14,7 @@
 
 #include "vmm13.h"
 #include "vmm_compat_proto_gen.h"
-
-/* 13.1 vmm.h VM_MAXCPU: 13.1 bhyve never runs more vCPUs than this. */
-#define	VMC_MAX_VCPUS		ABI13_VM_MAXCPU
+#include "vcpuset.h"	/* VMC_MAX_VCPUS: 13.x userland's CPU_SETSIZE, 256 */
 /* Size of the fd -> session table: fds above it are never vmm fds here. */
 #define	VMC_FD_TABLE		4096
 /* vmm.h VM_MAX_NAMELEN */
@@ -58,7 +56,7 @@ struct vm_session {
 	/* 1: the kernel takes the 144-byte VM_RUN as is (no translation). */
 	int			vmrun_native;
 
-	/* Topology (VM_SET_TOPOLOGY) and the plan of the current boot. */
+	/* Topology (VM_SET_TOPOLOGY, never clamped) and the current boot's plan. */
 	atomic_int		ncpus;
 	atomic_uint		boot;		/* +1 per successful VM_REINIT */
 	atomic_uint		planned_boot;	/* boot + 1 once planned */
@@ -66,12 +64,13 @@ struct vm_session {
 	/* The bhyve enabled VM_CAP_IPI_EXIT: it starts its own APs (14.0 protocol). */
 	atomic_int		new_protocol;
 	/* SPINUP_AP exits raised on an AP, waiting to be delivered on the BSP. */
-	atomic_uint		pending_spinup_mask;
+	struct vcpu_aset	pending_spinup;
 	uint64_t		pending_spinup_rip[VMC_MAX_VCPUS];
 	atomic_int		spinup_bias;
-	atomic_uint		parked_mask;	/* APs pre-activated for bhyve */
-	atomic_uint		claimed_mask;	/* ... and handed over to it */
-	atomic_uint		running_mask;	/* APs that bhyve runs itself */
+	atomic_int		last_handover;	/* AP handed over last (0: none yet) */
+	struct vcpu_aset	parked;		/* APs pre-activated for bhyve */
+	struct vcpu_aset	claimed;	/* ... and handed over to it */
+	struct vcpu_aset	running;	/* APs that bhyve runs itself */
 	atomic_int		suspend_reported;
 	atomic_int		cpus_translated;
 	atomic_int		vmrun_translated;
@@ -129,16 +128,26 @@ uint64_t monotonic_ns(void);
 int	facts_for_variant(int variant, struct kernel_facts *facts);
 void	session_set_facts(struct vm_session *vs, const struct kernel_facts *facts);
 const char *variant_name(int variant);
+void	format_vcpu_list(const struct vcpu_set *set, char *buf, size_t len);
 
 /* daemon_link.c */
 struct plan_reply {
 	uint32_t	action;		/* 0 pass-through, 1 park */
 	uint32_t	spinup_bias;
-	uint64_t	parked_mask;
+	struct vcpu_set	parked;
 	uint32_t	boot;
 	char		reason[VMC_PLAN_REASON_SIZE];
 };
 enum link_result { LINK_OK, LINK_DOWN, LINK_REFUSED };
+/* daemon_reply.c: decoding of the daemon's replies, no I/O of its own. */
+typedef int (*reply_reader)(void *ctx, uint8_t *buf, size_t len);
+int	reply_read(reply_reader read, void *ctx, uint16_t want, uint8_t *body,
+	    size_t bodylen, char *why, size_t whylen, int *refused);
+int	reply_welcome(const uint8_t *body, struct kernel_facts *facts,
+	    unsigned *session, char *why, size_t whylen);
+int	reply_plan(const uint8_t *body, struct plan_reply *reply, char *why,
+	    size_t whylen);
+
 enum link_result link_connect(struct vm_session *vs, char *why, size_t whylen);
 enum link_result link_plan(struct vm_session *vs, struct plan_reply *reply,
 	    char *why, size_t whylen);
@@ -147,7 +156,7 @@ void	link_event(struct vm_session *vs, int kind, int vcpu, int arg);
 /* kernel.c: the session's own ioctls, on bhyve's fd, past the interposer. */
 int	kernel_vcpu_op(struct vm_session *vs, unsigned long request, int vcpu);
 int	kernel_vm_run(struct vm_session *vs, struct vm_run *vr);
-int	kernel_cpus(struct vm_session *vs, int which, uint32_t *mask);
+int	kernel_cpus(struct vm_session *vs, int which, struct vcpu_set *set);
 
 /* plan.c */
 void	plan_boot(struct vm_session *vs);
@@ -190,6 +199,11 @@ size_t	widen_ioctl_list(struct vm_session *vs, const unsigned long *cmds,
 
 /* kern/sys_capability.c: at most 256 ioctls in a capsicum limit. */
 #define	VMC_CAP_IOCTLS_MAX	256
+
+/* refusal.c */
+void	refusal_note_open(const char *name, int error);
+void	refusal_note_create(const void *name, size_t len);
+int	refusal_blocks_destroy(const void *name, size_t len);
 
 /* interpose.c */
 void	vmfd_publish(int fd, struct vm_session *vs);

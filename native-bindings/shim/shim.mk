@@ -6,12 +6,15 @@
 # port's) are added to that build.
 SHIM_SRCS=	shim/interpose.c shim/session.c shim/daemon_link.c shim/kernel.c \
 		shim/plan.c shim/parker.c shim/handover.c shim/translate.c \
-		shim/kabi.c shim/memseg.c
-SHIM_HDRS=	shim/shim.h include/vmm13.h include/vmm_abi_gen.h include/fbsd_compat.h \
+		shim/kabi.c shim/memseg.c shim/refusal.c
+SHIM_HDRS=	shim/shim.h shim/vcpuset.h include/vmm13.h include/vmm_abi_gen.h include/fbsd_compat.h \
 		include/vmm_compat_proto_gen.h
 SHIM_CFLAGS=	-std=gnu11 -Wall -Wextra -Werror -fPIC -Iinclude -Ishim -pthread \
 		-fvisibility=hidden
 SHIM_LDFLAGS=	-shared -pthread -ldl -flto=auto
+# The reading of the daemon's replies, in a file of its own so that the fuzzer
+# (fuzz/fuzz.mk) links it alone.
+SHIM_SRCS+=	shim/daemon_reply.c
 
 build/libvmmcompat.so: $(SHIM_SRCS) $(SHIM_HDRS)
 	@mkdir -p build
@@ -63,3 +66,12 @@ include/vmm_compat_proto_gen.h: $(wildcard $(PROTO_GENERATOR))
 		echo "$@ is missing and $(PROTO_GENERATOR) is not built:" \
 		    "run 'npm run build' (or npx tsc) first" >&2; exit 1; fi
 	$(NODE) $(PROTO_GENERATOR) $@
+
+# The vCPU sets at 256 vCPUs (test/native/interposer.test.ts runs it), sanitized.
+build/shim-tests/vcpuset_test: shim/tests/vcpuset_test.c shim/vcpuset.h include/vmm_abi_gen.h
+	@mkdir -p build/shim-tests
+	$(CC) -std=gnu11 -Wall -Wextra -Werror -O1 -g -Iinclude -Ishim \
+	    -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+	    -o $@ shim/tests/vcpuset_test.c
+
+ALL_TARGETS	+= build/shim-tests/vcpuset_test

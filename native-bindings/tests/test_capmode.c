@@ -36,7 +36,7 @@ main(void)
 	cap_ioctl_t many[LAB_CAP_IOCTLS_LIMIT_MAX + 1];
 	char dir[] = "/tmp/labcap.XXXXXX", path[200], path2[200];
 	unsigned int mode;
-	uint64_t recorded;
+	uint64_t recorded[2];
 	long nioctls;
 	size_t len;
 	int lfd, dfd, s, fd, pfd[2], avail, c;
@@ -79,9 +79,25 @@ main(void)
 	/* Rights on other fds are recorded, not sent anywhere. */
 	CHECK_EQ(pipe(pfd), 0);
 	cap_rights_init(&rights, CAP_READ, CAP_EVENT);
+	/* sys/capsicum.h: CAP_READ is word 0, CAP_EVENT word 1 (CAPRIGHT). */
+	CHECK_EQ(rights.cr_rights[0], (1ULL << 57) | 0x1);
+	CHECK_EQ(rights.cr_rights[1], (1ULL << 58) | 0x20);
 	CHECK_EQ(cap_rights_limit(pfd[0], &rights), 0);
-	CHECK_EQ(fdtab_recorded(pfd[0], &recorded, &nioctls), 1);
-	CHECK_EQ(recorded, CAP_READ | CAP_EVENT);
+	CHECK_EQ(fdtab_recorded(pfd[0], recorded, &nioctls), 1);
+	CHECK_EQ(recorded[0], CAP_READ);
+	CHECK_EQ(recorded[1], CAP_EVENT);
+	/* cap_rights_is_valid: a wrong version, index bit or unknown bit is EINVAL. */
+	rights.cr_rights[0] |= 1ULL << 62;
+	CHECK_EQ(cap_rights_limit(pfd[0], &rights), -1);
+	CHECK_EQ(errno, EINVAL);
+	rights.cr_rights[0] = CAP_READ;
+	rights.cr_rights[1] = CAP_READ;	/* word 1 with word 0's index bit */
+	CHECK_EQ(cap_rights_limit(pfd[0], &rights), -1);
+	CHECK_EQ(errno, EINVAL);
+	rights.cr_rights[1] = CAPRIGHT(1, 0x0000000000200000ULL);	/* unused */
+	CHECK_EQ(cap_rights_limit(pfd[0], &rights), -1);
+	CHECK_EQ(errno, EINVAL);
+	cap_rights_init(&rights, CAP_READ, CAP_EVENT);
 	CHECK_EQ(cap_ioctls_limit(pfd[0], many, 2), 0);
 	CHECK_EQ(cap_ioctls_limit(pfd[0], many, LAB_CAP_IOCTLS_LIMIT_MAX + 1),
 	    -1);
@@ -150,7 +166,7 @@ main(void)
 	CHECK_EQ(ioctl(pfd[0], FIONREAD, &avail), 0);
 	CHECK_EQ(avail, 3);
 	CHECK_EQ(close(pfd[0]), 0);
-	CHECK_EQ(fdtab_recorded(pfd[0], &recorded, &nioctls), 0);
+	CHECK_EQ(fdtab_recorded(pfd[0], recorded, &nioctls), 0);
 	close(pfd[1]);
 	close(lfd);
 	close(dfd);

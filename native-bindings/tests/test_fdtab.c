@@ -27,7 +27,7 @@ int
 main(void)
 {
 	pthread_t t[4];
-	uint64_t rights;
+	uint64_t rights[2], some[2] = { (1ULL << 57) | 1, (1ULL << 58) | 0x80 };
 	long nioctls;
 	void *bad;
 	int i;
@@ -47,16 +47,17 @@ main(void)
 	CHECK_EQ(fdtab_remove(FDTAB_SIZE - 1), 7);
 
 	/* Recorded capsicum limits of non-vmm fds. */
-	CHECK_EQ(fdtab_recorded(5, &rights, &nioctls), 0);
-	fdtab_record_rights(5, 3);
-	CHECK_EQ(fdtab_recorded(5, &rights, &nioctls), 1);
-	CHECK_EQ(rights, 3);
+	CHECK_EQ(fdtab_recorded(5, rights, &nioctls), 0);
+	fdtab_record_rights(5, some);
+	CHECK_EQ(fdtab_recorded(5, rights, &nioctls), 1);
+	CHECK_EQ(rights[0], some[0]);
+	CHECK_EQ(rights[1], some[1]);
 	CHECK_EQ(nioctls, -1);
 	fdtab_record_ioctls(5, 0);
-	CHECK_EQ(fdtab_recorded(5, &rights, &nioctls), 1);
+	CHECK_EQ(fdtab_recorded(5, rights, &nioctls), 1);
 	CHECK_EQ(nioctls, 0);
 	fdtab_forget(5);
-	CHECK_EQ(fdtab_recorded(5, &rights, &nioctls), 0);
+	CHECK_EQ(fdtab_recorded(5, rights, &nioctls), 0);
 
 	/* Lookups race inserts and removes without a lock. */
 	for (i = 0; i < 4; i++)

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "bridge.h"
+#include "fbsd_compat.h"
 #include "check.h"
 
 static void
@@ -20,8 +21,11 @@ test_encode(void)
 {
 	uint8_t b[256];
 	unsigned long cmds[2] = { 0xC0907601UL, 0x8004765AUL };
+	cap_rights_t rights;
 	uint32_t len, type;
 	size_t n;
+
+	cap_rights_init(&rights, CAP_IOCTL, CAP_MMAP_RW);
 
 	n = frame_hello(b, 1234);
 	CHECK_EQ(n, 12);
@@ -64,10 +68,12 @@ test_encode(void)
 	CHECK_EQ(get_u32(b + 8), 5);
 	CHECK(strcmp((char *)b + 12, "hw.vmm.create") == 0);
 
-	n = frame_cap_rights(b, 4, 3);
-	CHECK_EQ(n, 24);
+	n = frame_cap_rights(b, 4, rights.cr_rights);
+	CHECK_EQ(n, 32);
 	CHECK_EQ(get_u32(b + 4), FRAME_CAP_RIGHTS);
-	CHECK_EQ(get_u64(b + 16), 3);
+	/* sys/capsicum.h: CAP_MMAP_RW is word 0, CAP_IOCTL word 1. */
+	CHECK_EQ(get_u64(b + 16), (1ULL << 57) | 0x1f);
+	CHECK_EQ(get_u64(b + 24), (1ULL << 58) | 0x80);
 
 	n = frame_cap_ioctls(b, sizeof(b), 4, cmds, 2);
 	CHECK_EQ(n, 8 + 8 + 16);

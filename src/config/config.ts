@@ -131,9 +131,12 @@ const GLOBAL_KEYS: Readonly<Record<string, Setter>> = {
   },
 };
 
+/** Every key of the global section (the fuzzer's dictionary and seeds follow it). */
+export const CONFIG_KEYS: readonly string[] = Object.keys(GLOBAL_KEYS);
+
 const JAIL_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
 /** Names a jail's default socket directory (socket_dir/NAME) must not take. */
-const RESERVED_JAIL_NAMES = ['host', 'vmm-compatd.sock', 'control.sock', 'kernel-variant', 'kernel-variant.tmp'];
+export const RESERVED_JAIL_NAMES: readonly string[] = ['host', 'vmm-compatd.sock', 'control.sock', 'kernel-variant', 'kernel-variant.tmp'];
 
 export function parseConfig(text: string, file = DEFAULT_CONFIG_PATH): Config {
   const config = defaultConfig();
@@ -165,7 +168,8 @@ export function parseConfig(text: string, file = DEFAULT_CONFIG_PATH): Config {
       jail.socketDir = absolutePath(value, where, 'socket_dir');
       return;
     }
-    const setter = GLOBAL_KEYS[key];
+    // Own keys only: "constructor = x" must not find Object.prototype.constructor.
+    const setter = Object.hasOwn(GLOBAL_KEYS, key) ? GLOBAL_KEYS[key] : undefined;
     if (!setter) {
       throw new ConfigError(`${where}: unknown key ${key}; known keys are ${Object.keys(GLOBAL_KEYS).join(', ')}`);
     }

@@ -6,17 +6,20 @@ import net from 'node:net';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import {
+  DEPRECATED_PROTOCOL_VERSIONS,
   FrameReader,
   MessageType,
   PlanAction,
+  PROTOCOL_VERSION,
   ProtocolError,
+  SUPPORTED_PROTOCOL_VERSIONS,
   encode,
   eventKindName,
   EventKind,
   type Message,
 } from './protocol';
 import { VARIANT_CODE, VARIANT_FACTS, type KernelVariant } from './kernel-variant';
-import { maskOf, planForVm, LEGACY_MAX_VCPUS } from './plan';
+import { formatVcpuList, maskOf, planForVm, LEGACY_MAX_VCPUS } from './plan';
 import type { VmmDevice } from './vmm-device';
 import { VmmError } from './vmm-device';
 import type { PeerInspector } from './peer';
@@ -191,7 +194,7 @@ export class CompatServer {
       jail: dir.jail,
       dirPath: dir.path,
       socket,
-      reader: new FrameReader(),
+      reader: new FrameReader(SUPPORTED_PROTOCOL_VERSIONS),
       pid: null,
       vm: null,
       queued: [],
@@ -298,8 +301,9 @@ export class CompatServer {
     throw new ProtocolError(message, code);
   }
 
+  /** In the connection's own protocol version (an ERROR before any frame: the current one). */
   private send(session: Session, msg: Message): void {
-    if (!session.socket.destroyed) session.socket.write(encode(msg));
+    if (!session.socket.destroyed) session.socket.write(encode(msg, session.reader.version ?? PROTOCOL_VERSION));
   }
 
   private handle(session: Session, msg: Message): void {
@@ -347,11 +351,26 @@ export class CompatServer {
     this.registry.addSession(vm, session.id);
     session.vm = vm;
     session.pid = creds.pid;
-    this.registry.record(vm, session.id, 'session', null, null, `pid ${creds.pid}, bhyve ${bhyve || 'unknown'}`);
+    const protocol = session.reader.version ?? PROTOCOL_VERSION;
+    const deprecated = DEPRECATED_PROTOCOL_VERSIONS.includes(protocol);
+    this.registry.record(
+      vm,
+      session.id,
+      'session',
+      null,
+      null,
+      `pid ${creds.pid}, bhyve ABI ${bhyve || 'unknown'}, protocol ${protocol}${deprecated ? ' (deprecated: an older libvmmcompat.so, which covers at most 16 vCPUs)' : ''}`,
+    );
     this.options.logger.info(
-      { vm: vm.name, jail: session.jail, session: session.id, pid: creds.pid, bhyve },
+      { vm: vm.name, jail: session.jail, session: session.id, pid: creds.pid, bhyve, protocol },
       'session started',
     );
+    if (deprecated) {
+      this.options.logger.warn(
+        { vm: vm.name, jail: session.jail, session: session.id, protocol },
+        `the interposer speaks protocol ${protocol} (deprecated); install libvmmcompat.so of this release (protocol ${PROTOCOL_VERSION}) and restart the VM`,
+      );
+    }
     this.send(session, {
       type: MessageType.WELCOME,
       session: session.id,
@@ -375,8 +394,10 @@ export class CompatServer {
   private plan(session: Session, ncpus: number, boot: number): void {
     const vm = session.vm;
     if (!vm) throw new ProtocolError('PLAN_REQUEST before HELLO');
-    if (ncpus < 1 || ncpus > LEGACY_MAX_VCPUS) {
-      throw new ProtocolError(`vCPU count ${ncpus} is outside 1..${LEGACY_MAX_VCPUS}`);
+    // A version 1 PLAN names at most 64 APs (its u64 mask); version 2 the 256 of 13.x's cpuset_t.
+    const maxVcpus = session.reader.version === 1 ? 64 : LEGACY_MAX_VCPUS;
+    if (ncpus < 1 || ncpus > maxVcpus) {
+      throw new ProtocolError(`vCPU count ${ncpus} is outside 1..${maxVcpus} (13.x userland's CPU_SETSIZE${maxVcpus < LEGACY_MAX_VCPUS ? ` in protocol ${session.reader.version}` : ''})`);
     }
     const started = process.hrtime.bigint();
     const variant = this.settings.variant;
@@ -436,15 +457,17 @@ export class CompatServer {
       this.count('apsActivated', session.jail, parked.length);
     }
     this.registry.record(vm, session.id, 'plan', null, ncpus, reason);
-    log.info({ vcpus: ncpus, boot, parked, spinupBias, planMs: Number(elapsedMs.toFixed(3)), kernelMs: Number((kernel.seconds * 1000).toFixed(3)), reason }, 'plan');
+    log.info({ vcpus: ncpus, boot, parked: formatVcpuList(parked), spinupBias, planMs: Number(elapsedMs.toFixed(3)), kernelMs: Number((kernel.seconds * 1000).toFixed(3)), reason }, 'plan');
+    const parkedSet = maskOf(parked);
     this.send(session, {
       type: MessageType.PLAN,
       action: parked.length > 0 ? PlanAction.PARK : PlanAction.PASS_THROUGH,
       spinupBias,
-      parkedMask: maskOf(parked),
+      parkedMask: parkedSet & 0xffffffffffffffffn,
+      parkedSet,
       boot,
       // The wire field is short: what was done first, the variant summary stays in the log.
-      reason: `${parked.length > 0 ? `parked APs ${parked.join(',')}` : 'pass-through'}${failure ? `; ${failure}` : ''}; ${reason}`,
+      reason: `${parked.length > 0 ? `parked APs ${formatVcpuList(parked)}` : 'pass-through'}${failure ? `; ${failure}` : ''}; ${reason}`,
     });
   }
 

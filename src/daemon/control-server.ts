@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { VERSION, COMPAT_PROTOCOL_VERSION } from '../version';
+import { VERSION, COMPAT_PROTOCOL_VERSION, COMPAT_PROTOCOL_VERSIONS_ACCEPTED } from '../version';
 import type { CompatServer } from './compat-server';
 
 export const CONTROL_SOCKET_NAME = 'control.sock';
@@ -11,6 +11,8 @@ export const CONTROL_SOCKET_NAME = 'control.sock';
 export interface StatusReport {
   version: string;
   protocolVersion: number;
+  /** Interposer protocol versions the daemon serves (added with version 2; absent before). */
+  protocolVersionsAccepted?: number[];
   pid: number;
   startedAt: string;
   kernelVariant: string;
@@ -23,6 +25,7 @@ export function statusReport(server: CompatServer, startedAt: Date): StatusRepor
   return {
     version: VERSION,
     protocolVersion: COMPAT_PROTOCOL_VERSION,
+    protocolVersionsAccepted: [...COMPAT_PROTOCOL_VERSIONS_ACCEPTED],
     pid: process.pid,
     startedAt: startedAt.toISOString(),
     kernelVariant: server.variant,

@@ -4,7 +4,7 @@
 // `node dist/src/daemon/gen-protocol-header.js <out.h>` (scripts/build-native.js does).
 import fs from 'node:fs';
 import path from 'node:path';
-import { BODY_BYTES, EventKind, HEADER_BYTES, LAYOUT, MAX_BODY_BYTES, MessageType, PlanAction, PROTOCOL_VERSION, type MessageTypeCode } from './protocol';
+import { BODY_BYTES, EventKind, HEADER_BYTES, LAYOUT, MAX_BODY_BYTES, MessageType, PlanAction, PROTOCOL_VERSION, VCPU_SET_BYTES, type MessageTypeCode } from './protocol';
 import { VARIANT_CODE } from './kernel-variant';
 import { SOCKET_NAME, VARIANT_CACHE_NAME } from './compat-server';
 
@@ -17,6 +17,7 @@ export function protocolDefines(): [string, string][] {
   const defines: [string, string][] = [
     ['VMC_PROTO_VERSION', String(PROTOCOL_VERSION)],
     ['VMC_PROTO_HDR_BYTES', String(HEADER_BYTES)],
+    ['VMC_VCPU_SET_BYTES', String(VCPU_SET_BYTES)],
     ['VMC_PROTO_MAX_BODY', String(MAX_BODY_BYTES)],
     ['VMC_PROTO_REFUSAL_CODE', String(REFUSAL_CODE)],
     ['VMC_SOCKET_NAME', JSON.stringify(SOCKET_NAME)],
@@ -27,7 +28,7 @@ export function protocolDefines(): [string, string][] {
     defines.push([`VMC_${name}_BYTES`, String(BODY_BYTES[type as MessageTypeCode])]);
     for (const f of LAYOUT[type as MessageTypeCode]) {
       defines.push([`VMC_${name}_${snake(f.name)}`, String(f.offset)]);
-      if (f.kind === 'str') defines.push([`VMC_${name}_${snake(f.name)}_SIZE`, String(f.size)]);
+      if (f.kind === 'str' || f.kind === 'set') defines.push([`VMC_${name}_${snake(f.name)}_SIZE`, String(f.size)]);
     }
   }
   for (const [name, code] of Object.entries(EventKind)) defines.push([`VMC_EV_${name}`, String(code)]);

@@ -1,7 +1,7 @@
 // planForVm: what the interposer in one legacy bhyve must do for one boot of one VM
 // (ARCHITECTURE.md section 3, steps 3-4).
 import { VARIANT_FACTS, type KernelVariant } from './kernel-variant';
-import { VmmConst } from '../abi/enums';
+import { CPUSET_BYTES_13 } from '../abi/cpuset';
 
 export interface PlanDecision {
   /** APs to activate and debug-suspend before the BSP runs (empty: pass through). */
@@ -10,12 +10,18 @@ export interface PlanDecision {
   reason: string;
 }
 
-/** 13.1 bhyve's limit (VM_MAXCPU in 13.1 vmm.h) and so the largest plan we accept. */
-export const LEGACY_MAX_VCPUS = VmmConst.VM_MAXCPU_13;
+/**
+ * The most vCPUs a legacy bhyve can name, and so the largest plan we accept: 13.x userland's
+ * cpuset_t holds CPU_SETSIZE = 256 bits (sys/_cpuset.h), the set bhyve keeps its vCPU threads in
+ * (bhyverun.c cpumask). 13.1 bhyve stops at VM_MAXCPU 16 by itself; 13.2 to 13.5 take what the
+ * kernel's VM_GET_TOPOLOGY maxcpus allows (bhyverun.c num_vcpus_allowed at 0040b6857e93). What a
+ * VM actually gets is that bhyve's and that kernel's business, never a limit of ours below this.
+ */
+export const LEGACY_MAX_VCPUS = CPUSET_BYTES_13 * 8;
 
 export function planForVm(variant: KernelVariant, ncpus: number, activeAps: readonly number[]): PlanDecision {
   if (!Number.isInteger(ncpus) || ncpus < 1 || ncpus > LEGACY_MAX_VCPUS) {
-    throw new RangeError(`vCPU count ${ncpus} is outside 1..${LEGACY_MAX_VCPUS} (13.1 bhyve's VM_MAXCPU)`);
+    throw new RangeError(`vCPU count ${ncpus} is outside 1..${LEGACY_MAX_VCPUS} (13.x userland's CPU_SETSIZE)`);
   }
   const facts = VARIANT_FACTS[variant];
   if (!facts.eagerActivation) {
@@ -27,7 +33,7 @@ export function planForVm(variant: KernelVariant, ncpus: number, activeAps: read
     return {
       apsToPark: [],
       spinupBias: 0,
-      reason: `no eager activation: APs ${activeAps.join(',')} already active (new-protocol bhyve)`,
+      reason: `no eager activation: APs ${formatVcpuList(activeAps)} already active (new-protocol bhyve)`,
     };
   }
   if (ncpus === 1) return { apsToPark: [], spinupBias: facts.spinupBias, reason: 'single vCPU: no APs to start' };
@@ -39,4 +45,20 @@ export function maskOf(vcpus: Iterable<number>): bigint {
   let mask = 0n;
   for (const id of vcpus) mask |= 1n << BigInt(id);
   return mask;
+}
+
+/**
+ * vCPU ids as ranges, ascending: [1,2,3,5,7,8] -> "1-3,5,7-8". Readable at 256 vCPUs, and what
+ * bhyve's own -p and cpuset(1) lists look like.
+ */
+export function formatVcpuList(ids: Iterable<number>): string {
+  const sorted = [...new Set(ids)].sort((a, b) => a - b);
+  const parts: string[] = [];
+  for (let i = 0; i < sorted.length; ) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
+    parts.push(j === i ? String(sorted[i]) : `${sorted[i]}-${sorted[j]}`);
+    i = j + 1;
+  }
+  return parts.join(',');
 }

@@ -1,10 +1,20 @@
 // The compat protocol between libvmmcompat.so and vmm-compatd (docs/internals.md section 5).
 // Fixed-layout little-endian frames so that the C side needs no parser library: an 8-byte
 // header (u32 body length, u16 version, u16 type) and a body whose size is fixed per type.
+//
+// Version 2 widened PLAN by the 256-bit set of parked APs (13.x userland's CPU_SETSIZE: a
+// 13.2+ bhyve runs up to 256 vCPUs); version 1 carried a 64-bit mask. The daemon still answers
+// version 1 interposers (deprecated: they never plan more than 16 vCPUs) in version 1 frames.
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
+/** Versions the daemon accepts; a connection keeps the version of its first frame. */
+export const SUPPORTED_PROTOCOL_VERSIONS: readonly number[] = [1, 2];
+/** Versions still accepted but on their way out. */
+export const DEPRECATED_PROTOCOL_VERSIONS: readonly number[] = [1];
 export const HEADER_BYTES = 8;
 export const MAX_BODY_BYTES = 4096;
+/** 13.x userland cpuset_t (CPU_SETSIZE 256): the most vCPUs a legacy bhyve can name. */
+export const VCPU_SET_BYTES = 32;
 
 export const MessageType = {
   HELLO: 1,
@@ -16,14 +26,6 @@ export const MessageType = {
 } as const;
 export type MessageTypeCode = (typeof MessageType)[keyof typeof MessageType];
 
-export const BODY_BYTES: Readonly<Record<MessageTypeCode, number>> = {
-  [MessageType.HELLO]: 304,
-  [MessageType.PLAN_REQUEST]: 8,
-  [MessageType.EVENT]: 24,
-  [MessageType.WELCOME]: 20,
-  [MessageType.PLAN]: 128,
-  [MessageType.ERROR]: 256,
-};
 
 export const VM_NAME_FIELD = 232;
 export const BHYVE_TAG_FIELD = 64;
@@ -94,9 +96,12 @@ export interface PlanReply {
   type: typeof MessageType.PLAN;
   action: PlanActionCode;
   spinupBias: number;
+  /** The parked APs below 64 (version 1's whole mask; in version 2 the low word of parkedSet). */
   parkedMask: bigint;
   boot: number;
   reason: string;
+  /** Version 2: every parked AP, bit k = vCPU k, 256 bits (absent from version 1 frames). */
+  parkedSet?: bigint;
 }
 export interface ErrorReply { type: typeof MessageType.ERROR; code: number; message: string }
 export type Message = Hello | PlanRequest | CompatEvent | Welcome | PlanReply | ErrorReply;
@@ -108,21 +113,33 @@ export class ProtocolError extends Error {
   }
 }
 
-type FieldKind = 'u32' | 'i32' | 'u64' | 'str';
+type FieldKind = 'u32' | 'i32' | 'u64' | 'str' | 'set';
 export interface ProtocolField {
   readonly name: string;
   readonly kind: FieldKind;
   readonly offset: number;
-  /** Bytes; for 'str' the NUL-padded array size. */
+  /** Bytes; for 'str' the NUL-padded array size, for 'set' the bytes of a little-endian bit set. */
   readonly size: number;
 }
+
+type Layout = Readonly<Record<MessageTypeCode, readonly ProtocolField[]>>;
+
+/** Version 1's PLAN: a 64-bit mask of parked APs (deprecated). */
+const PLAN_V1: readonly ProtocolField[] = [
+  { name: 'action', kind: 'u32', offset: 0, size: 4 },
+  { name: 'spinupBias', kind: 'u32', offset: 4, size: 4 },
+  { name: 'parkedMask', kind: 'u64', offset: 8, size: 8 },
+  { name: 'boot', kind: 'u32', offset: 16, size: 4 },
+  { name: 'reason', kind: 'str', offset: 24, size: PLAN_REASON_FIELD },
+];
 
 /**
  * The body layout of every message, in one table: encode and decode read it, and
  * gen-protocol-header.ts writes the same offsets for the C side (vmm_compat_proto_gen.h), so
- * the interposer and the daemon cannot disagree.
+ * the interposer and the daemon cannot disagree. This is the current version's (2); version 1
+ * differs in PLAN only (LAYOUTS).
  */
-export const LAYOUT: Readonly<Record<MessageTypeCode, readonly ProtocolField[]>> = {
+export const LAYOUT: Layout = {
   [MessageType.HELLO]: [
     { name: 'pid', kind: 'u32', offset: 0, size: 4 },
     { name: 'flags', kind: 'u32', offset: 4, size: 4 },
@@ -146,20 +163,39 @@ export const LAYOUT: Readonly<Record<MessageTypeCode, readonly ProtocolField[]>>
     { name: 'vmrunAbi', kind: 'u32', offset: 12, size: 4 },
     { name: 'flags', kind: 'u32', offset: 16, size: 4 },
   ],
-  [MessageType.PLAN]: [
-    { name: 'action', kind: 'u32', offset: 0, size: 4 },
-    { name: 'spinupBias', kind: 'u32', offset: 4, size: 4 },
-    { name: 'parkedMask', kind: 'u64', offset: 8, size: 8 },
-    { name: 'boot', kind: 'u32', offset: 16, size: 4 },
-    { name: 'reason', kind: 'str', offset: 24, size: PLAN_REASON_FIELD },
-  ],
+  // Version 1's body, then the whole set: a version 2 body extends the version 1 body.
+  [MessageType.PLAN]: [...PLAN_V1, { name: 'parkedSet', kind: 'set', offset: 128, size: VCPU_SET_BYTES }],
   [MessageType.ERROR]: [
     { name: 'code', kind: 'i32', offset: 0, size: 4 },
     { name: 'message', kind: 'str', offset: 4, size: ERROR_MESSAGE_FIELD },
   ],
 };
 
+/** The layout of each supported version. */
+export const LAYOUTS: Readonly<Record<number, Layout>> = {
+  1: { ...LAYOUT, [MessageType.PLAN]: PLAN_V1 },
+  2: LAYOUT,
+};
+
+const BODY_BYTES_V1: Readonly<Record<MessageTypeCode, number>> = {
+  [MessageType.HELLO]: 304,
+  [MessageType.PLAN_REQUEST]: 8,
+  [MessageType.EVENT]: 24,
+  [MessageType.WELCOME]: 20,
+  [MessageType.PLAN]: 128,
+  [MessageType.ERROR]: 256,
+};
+
+/** Body size per type and version (fixed: a frame of another length is refused). */
+export const BODY_BYTES_BY_VERSION: Readonly<Record<number, Readonly<Record<MessageTypeCode, number>>>> = {
+  1: BODY_BYTES_V1,
+  2: { ...BODY_BYTES_V1, [MessageType.PLAN]: 160 },
+};
+export const BODY_BYTES: Readonly<Record<MessageTypeCode, number>> = BODY_BYTES_BY_VERSION[PROTOCOL_VERSION]!;
+
 type FieldValue = number | bigint | string;
+
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
 
 function readField(body: Buffer, f: ProtocolField): FieldValue {
   switch (f.kind) {
@@ -169,11 +205,22 @@ function readField(body: Buffer, f: ProtocolField): FieldValue {
       return body.readInt32LE(f.offset);
     case 'u64':
       return body.readBigUInt64LE(f.offset);
+    case 'set': {
+      let bits = 0n;
+      for (let i = f.size - 8; i >= 0; i -= 8) bits = (bits << 64n) | body.readBigUInt64LE(f.offset + i);
+      return bits;
+    }
     case 'str': {
       const field = body.subarray(f.offset, f.offset + f.size);
       const nul = field.indexOf(0);
       if (nul < 0) throw new ProtocolError(`string field ${f.name} is not NUL-terminated`);
-      return field.subarray(0, nul).toString('utf8');
+      // Not toString('utf8'): it would turn bytes that are not UTF-8 into U+FFFD, a name the
+      // peer never sent (and /dev/vmm/<that name> is not the device it holds).
+      try {
+        return STRICT_UTF8.decode(field.subarray(0, nul));
+      } catch {
+        throw new ProtocolError(`string field ${f.name} is not valid UTF-8`);
+      }
     }
   }
 }
@@ -189,6 +236,12 @@ function writeField(body: Buffer, f: ProtocolField, value: FieldValue): void {
     case 'u64':
       body.writeBigUInt64LE(BigInt(value), f.offset);
       break;
+    case 'set': {
+      let bits = BigInt(value);
+      if (bits < 0n || bits >> BigInt(f.size * 8) !== 0n) throw new RangeError(`${f.name} does not fit ${f.size * 8} bits`);
+      for (let i = 0; i < f.size; i += 8, bits >>= 64n) body.writeBigUInt64LE(bits & 0xffffffffffffffffn, f.offset + i);
+      break;
+    }
     case 'str': {
       const bytes = Buffer.from(String(value), 'utf8');
       // Always leave room for the terminating NUL; truncation of diagnostics is acceptable.
@@ -198,23 +251,33 @@ function writeField(body: Buffer, f: ProtocolField, value: FieldValue): void {
   }
 }
 
-export function encode(msg: Message): Buffer {
-  const bodySize = BODY_BYTES[msg.type];
+/** The frame of `msg` in protocol `version` (default the current one). */
+export function encode(msg: Message, version = PROTOCOL_VERSION): Buffer {
+  const layout = LAYOUTS[version];
+  if (!layout) throw new RangeError(`protocol version ${version} is not supported`);
+  const bodySize = BODY_BYTES_BY_VERSION[version]![msg.type];
   const frame = Buffer.alloc(HEADER_BYTES + bodySize);
   frame.writeUInt32LE(bodySize, 0);
-  frame.writeUInt16LE(PROTOCOL_VERSION, 4);
+  frame.writeUInt16LE(version, 4);
   frame.writeUInt16LE(msg.type, 6);
   const body = frame.subarray(HEADER_BYTES);
-  const values = msg as unknown as Readonly<Record<string, FieldValue>>;
-  for (const f of LAYOUT[msg.type]) writeField(body, f, values[f.name]!);
+  const values = msg as unknown as Readonly<Record<string, FieldValue | undefined>>;
+  for (const f of layout[msg.type]) {
+    const value = values[f.name];
+    if (value === undefined) throw new RangeError(`message type ${msg.type} needs field ${f.name} in protocol version ${version}`);
+    writeField(body, f, value);
+  }
   return frame;
 }
 
-function decodeBody(type: MessageTypeCode, body: Buffer): Message {
+function decodeBody(type: MessageTypeCode, body: Buffer, version: number): Message {
   const fields: Record<string, FieldValue> = { type };
-  for (const f of LAYOUT[type]) fields[f.name] = readField(body, f);
+  for (const f of LAYOUTS[version]![type]) fields[f.name] = readField(body, f);
   if (type === MessageType.PLAN && fields.action !== PlanAction.PASS_THROUGH && fields.action !== PlanAction.PARK) {
     throw new ProtocolError(`PLAN action ${String(fields.action)} is not 0 (pass-through) or 1 (park)`);
+  }
+  if (type === MessageType.PLAN && fields.parkedSet !== undefined && fields.parkedMask !== (fields.parkedSet as bigint) % (1n << 64n)) {
+    throw new ProtocolError('PLAN parkedMask is not the low 64 bits of parkedSet');
   }
   return fields as unknown as Message;
 }
@@ -225,10 +288,19 @@ function isKnownType(type: number): type is MessageTypeCode {
 
 /**
  * Incremental decoder for a byte stream. Validates the header before it waits for a body, so a
- * peer announcing 4 GiB is refused at once instead of being buffered.
+ * peer announcing 4 GiB is refused at once instead of being buffered. The first frame's version
+ * (one of `accepted`) is the connection's: a later frame of another version is refused.
  */
 export class FrameReader {
   private pending: Buffer = Buffer.alloc(0);
+  private connectionVersion: number | null = null;
+
+  constructor(private readonly accepted: readonly number[] = [PROTOCOL_VERSION]) {}
+
+  /** The version this stream speaks, once its first frame header arrived. */
+  get version(): number | null {
+    return this.connectionVersion;
+  }
 
   push(chunk: Buffer): Message[] {
     this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
@@ -237,24 +309,29 @@ export class FrameReader {
       const length = this.pending.readUInt32LE(0);
       const version = this.pending.readUInt16LE(4);
       const type = this.pending.readUInt16LE(6);
-      if (version !== PROTOCOL_VERSION) {
+      if (!this.accepted.includes(version)) {
         throw new ProtocolError(
-          `protocol version ${version} is not supported (vmm-compatd speaks version ${PROTOCOL_VERSION}); ` +
+          `protocol version ${version} is not supported (vmm-compatd speaks version${this.accepted.length > 1 ? 's' : ''} ${this.accepted.join(', ')}); ` +
             'install matching libvmmcompat.so and vmm-compatd versions',
           43 /* EPROTONOSUPPORT on FreeBSD */,
         );
       }
+      if (this.connectionVersion !== null && version !== this.connectionVersion) {
+        throw new ProtocolError(`protocol version ${version} after frames of version ${this.connectionVersion} on one connection`);
+      }
+      this.connectionVersion = version;
+      const sizes = BODY_BYTES_BY_VERSION[version]!;
       if (length > MAX_BODY_BYTES) {
         throw new ProtocolError(`frame body of ${length} bytes exceeds the ${MAX_BODY_BYTES}-byte limit`);
       }
       if (!isKnownType(type)) throw new ProtocolError(`unknown message type ${type}`);
-      if (length !== BODY_BYTES[type]) {
-        throw new ProtocolError(`message type ${type} must have a ${BODY_BYTES[type]}-byte body, got ${length}`);
+      if (length !== sizes[type]) {
+        throw new ProtocolError(`message type ${type} must have a ${sizes[type]}-byte body, got ${length}`);
       }
       if (this.pending.length < HEADER_BYTES + length) break;
       const body = Buffer.from(this.pending.subarray(HEADER_BYTES, HEADER_BYTES + length));
       this.pending = this.pending.subarray(HEADER_BYTES + length);
-      messages.push(decodeBody(type, body));
+      messages.push(decodeBody(type, body, version));
     }
     return messages;
   }

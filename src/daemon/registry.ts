@@ -40,6 +40,11 @@ export interface Counters {
   protocolErrors: number;
 }
 
+/**
+ * Events kept per VM: at least this many, and enough for a few boots of a large VM (a boot
+ * records about three events per AP: parked, handover, activate-hidden), so that the plan and
+ * the session of the current boot do not roll off a 256-vCPU VM's record.
+ */
 const EVENTS_PER_VM = 500;
 /**
  * Session ids remembered per VM. A VM rebooted by vm-bhyve gets a new bhyve, hence a new session,
@@ -49,6 +54,11 @@ const EVENTS_PER_VM = 500;
 export const SESSIONS_PER_VM = 64;
 /** The order of localeCompare, with one collator instead of one per comparison. */
 const BY_NAME = new Intl.Collator();
+const EVENTS_PER_VCPU = 8;
+
+export function eventLimit(vcpus: number | null): number {
+  return Math.max(EVENTS_PER_VM, (vcpus ?? 0) * EVENTS_PER_VCPU);
+}
 /** VMs remembered; past this the longest-disconnected records are forgotten first. */
 const MAX_VMS = 2000;
 
@@ -114,7 +124,8 @@ export class VmRegistry {
     const event: VmEventRecord = { time: new Date().toISOString(), kind, vcpu, arg, session };
     if (detail) event.detail = detail;
     vm.events.push(event);
-    if (vm.events.length > EVENTS_PER_VM) vm.events.splice(0, vm.events.length - EVENTS_PER_VM);
+    const limit = eventLimit(vm.vcpus);
+    if (vm.events.length > limit) vm.events.splice(0, vm.events.length - limit);
     return event;
   }
 

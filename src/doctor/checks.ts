@@ -10,7 +10,7 @@ import { SOCKET_NAME } from '../daemon/compat-server';
 import { queryControl, type StatusReport } from '../daemon/control-server';
 import { identifyKernel } from '../daemon/kernel-variant';
 import type { VmmDevice } from '../daemon/vmm-device';
-import { COMPAT_PROTOCOL_VERSION, VERSION } from '../version';
+import { COMPAT_PROTOCOL_VERSION, COMPAT_PROTOCOL_VERSIONS_ACCEPTED, VERSION } from '../version';
 import { readElf } from './elf';
 
 export type CheckStatus = 'pass' | 'warn' | 'fail';
@@ -170,6 +170,16 @@ function connectable(socketPath: string, timeoutMs = 2000): Promise<string | nul
   });
 }
 
+/**
+ * An older interposer that this CLI's daemon (or the running one, which lists what it serves in
+ * protocolVersionsAccepted) still answers.
+ */
+function protocolServedDeprecated(protocol: number, report: StatusReport | null | undefined): boolean {
+  if (protocol === COMPAT_PROTOCOL_VERSION) return false;
+  const accepted = report ? (report.protocolVersionsAccepted ?? [report.protocolVersion]) : COMPAT_PROTOCOL_VERSIONS_ACCEPTED;
+  return accepted.includes(protocol) && (!report || report.protocolVersion === COMPAT_PROTOCOL_VERSION);
+}
+
 /** The protocol version compiled into libvmmcompat.so (interpose.c vmm_compat_protocol). */
 export function interposerProtocol(file: string): number | null {
   const m = /vmm-compat-protocol=(\d+)/.exec(fs.readFileSync(file).toString('latin1'));
@@ -217,6 +227,14 @@ export async function runDoctor(inputs: DoctorInputs): Promise<CheckResult[]> {
     const protocol = interposerProtocol(inputs.interposer);
     if (protocol === null) {
       results.push(fail('protocol version', `${inputs.interposer} carries no protocol tag`, 'reinstall libvmmcompat.so from the same vmm-compat release'));
+    } else if (protocolServedDeprecated(protocol, report)) {
+      results.push(
+        warn(
+          'protocol version',
+          `interposer speaks ${protocol} (deprecated), the daemon ${report?.protocolVersion ?? COMPAT_PROTOCOL_VERSION} and still serves it: VMs boot, but that libvmmcompat.so covers at most 16 vCPUs per VM`,
+          'install libvmmcompat.so from the same release as vmm-compatd, then restart the VMs',
+        ),
+      );
     } else if (protocol !== COMPAT_PROTOCOL_VERSION || (report && report.protocolVersion !== protocol)) {
       results.push(
         fail(

@@ -12,11 +12,13 @@ import { buildLabRom } from './guests/rom';
 import { ARTIFACTS, requireArtifact } from '../native-paths';
 import { wrapEnvironment } from '../cli/commands/wrap';
 import { defaultConfig } from '../config/config';
+import { formatVcpuList } from '../daemon/plan';
 
 /** The kernel model's variants (src/lab/kernel/variant.ts). */
 export const LAB_KERNELS = KERNEL_MODEL_VARIANTS;
 export type LabKernelName = KernelVariant;
-export const LAB_BHYVES = ['13.1', '14.0'] as const;
+/** 13.1 (VM_MAXCPU 16), 13.5 (13.2-13.5: the old AP protocol, maxcpus from the kernel), 14.0. */
+export const LAB_BHYVES = ['13.1', '13.5', '14.0'] as const;
 export type LabBhyve = (typeof LAB_BHYVES)[number];
 export type Outcome = 'poweroff' | 'reset' | 'halt' | 'triplefault' | 'destroyed' | 'hang' | 'bhyve-error';
 
@@ -97,6 +99,15 @@ async function waitFor(check: () => boolean, timeoutMs: number, what: string): P
   }
 }
 
+const BHYVE_ARTIFACT: Readonly<Record<LabBhyve, string>> = {
+  '13.1': ARTIFACTS.bhyve13,
+  '13.5': ARTIFACTS.bhyve135,
+  '14.0': ARTIFACTS.bhyve14,
+};
+
+/** The most vCPUs the lab runs: 13.x userland's cpuset_t (CPU_SETSIZE 256). */
+export const LAB_MAX_VCPUS = 256;
+
 export interface BhyveSpec {
   bhyve: LabBhyve;
   vcpus: number;
@@ -116,6 +127,8 @@ export interface BhyveSpec {
   socketDir?: string;
   /** With shim: this libvmmcompat.so instead of the one in native-bindings/build (an installed one). */
   interposer?: string;
+  /** bhyve -m (default 2M, the lab's guests are small). */
+  memory?: string;
   /**
    * Boot through a boot ROM (-l bootrom: the VM_BOOTROM segment, the reset vector); default
    * true. false: bhyve runs what a loader (loadGuest, the lab's bhyveload) left in the VM.
@@ -135,6 +148,8 @@ export interface LoaderSpec {
   socketDir?: string;
   /** With shim: this libvmmcompat.so instead of the one in native-bindings/build. */
   interposer?: string;
+  /** bhyveload -m (default 2M): the memory bhyve will be given too. */
+  memory?: string;
 }
 
 export interface BhyveRun {
@@ -279,7 +294,7 @@ export class LabBench {
   async loadGuest(spec: LoaderSpec): Promise<{ status: number | null; signal: string | null; stderr: string }> {
     const variant = spec.sanitized ? 'asan' : 'normal';
     const loader = requireArtifact(ARTIFACTS.bhyveload13, variant);
-    const loaderArgs = ['-m', '2M', '-d', this.writeGuest(spec.guest), spec.vmName];
+    const loaderArgs = ['-m', spec.memory ?? '2M', '-d', this.writeGuest(spec.guest), spec.vmName];
     const env: NodeJS.ProcessEnv = { ...this.env };
     const bridge = requireArtifact(ARTIFACTS.bridge, variant);
     const sanitizerRuntime = spec.sanitized ? sanitizerRuntimes() : [];
@@ -317,8 +332,8 @@ export class LabBench {
 
   spawnBhyve(spec: BhyveSpec): BhyveRun {
     const variant = spec.sanitized ? 'asan' : 'normal';
-    const bhyveBinary = requireArtifact(spec.bhyve === '13.1' ? ARTIFACTS.bhyve13 : ARTIFACTS.bhyve14);
-    const bhyveArgs = ['-c', String(spec.vcpus), '-x', '-m', '2M'];
+    const bhyveBinary = requireArtifact(BHYVE_ARTIFACT[spec.bhyve]);
+    const bhyveArgs = ['-c', String(spec.vcpus), '-x', '-m', spec.memory ?? '2M'];
     if (spec.bootrom ?? true) bhyveArgs.push('-l', `bootrom,${this.romFile()}`, '-l', `guest,${this.writeGuest(spec.guest)}`);
     if (spec.fbuf === true) bhyveArgs.push('-s', '29,fbuf,tcp=0.0.0.0:5900');
     bhyveArgs.push(spec.vmName);
@@ -515,7 +530,7 @@ export async function runLab(opts: LabOptions): Promise<LabResult> {
         interposer: opts.interposer,
       });
       const result = await run.result;
-      progress(`  ${result.outcome} after ${result.elapsedMs} ms, APs started: ${result.apsStarted.join(',') || 'none'}`);
+      progress(`  ${result.outcome} after ${result.elapsedMs} ms, APs started: ${formatVcpuList(result.apsStarted) || 'none'}`);
       boots.push(result);
       if (result.outcome === 'hang') break;
     }

@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { LabBench } from '../../src/lab/run';
 import { nativeArtifact, ARTIFACTS } from '../../src/native-paths';
+import { PROTOCOL_VERSION } from '../../src/daemon/protocol';
 
 const cli = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
 let bench: LabBench;
@@ -60,7 +61,7 @@ test('status --json reports the VM, its plan, pre-activated and handed-over APs,
 test('status without --json is a table; without a daemon it names the fix', () => {
   const r = run(['status', '--socket-dir', bench.socketDir, '--config', bench.configPath]);
   assert.equal(r.status, 0);
-  assert.match(r.stdout, /cli-vm\thost\t4\tpark\t1,2,3/);
+  assert.match(r.stdout, /cli-vm\thost\t4\tpark\t1-3\t-\t1-3\t(yes|no)/);
   const missing = run(['status', '--socket-dir', path.join(bench.root, 'nowhere'), '--config', bench.configPath]);
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /cannot reach vmm-compatd .* is it running\? \(service vmm_compatd status\)/);
@@ -73,7 +74,7 @@ test('metrics: Prometheus counters by jail, the plan latency histograms and the 
   assert.match(body, /^vmm_compat_plan_latency_seconds_count\{jail="host",kernel_variant="window",action="park"\} 1$/m);
   assert.match(body, /^vmm_compat_plan_kernel_seconds_count\{jail="host",kernel_variant="window",action="park"\} 1$/m);
   assert.match(body, /# TYPE vmm_compat_plan_latency_seconds histogram/);
-  assert.match(body, /^vmm_compat_info\{version="[^"]+",protocol_version="1",kernel_variant="window"\} 1$/m);
+  assert.match(body, new RegExp(String.raw`^vmm_compat_info\{version="[^"]+",protocol_version="${PROTOCOL_VERSION}",kernel_variant="window"\} 1$`, 'm'));
   assert.match(body, /^process_resident_memory_bytes \d+/m);
   assert.match(body, /^nodejs_eventloop_lag_seconds /m);
 });
@@ -165,7 +166,7 @@ test('probe: identified variants exit 0, the ambiguous 14-CURRENT range exits 1 
 test('lab usage errors exit 2 with a clear message', () => {
   const zero = run(['lab', '--vcpus', '0']);
   assert.equal(zero.status, 2);
-  assert.match(zero.stderr, /--vcpus must be a whole number from 1 to 16, not "0"/);
+  assert.match(zero.stderr, /--vcpus must be a whole number from 1 to 256, not "0"/);
   const hosts = run(['lab', '--host-cpus', '2000']);
   assert.equal(hosts.status, 2);
   assert.match(hosts.stderr, /--host-cpus must be a whole number from 1 to 1024, not "2000"/);

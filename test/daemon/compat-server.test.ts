@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { CompatServer, SOCKET_NAME, VARIANT_CACHE_NAME } from '../../src/daemon/compat-server';
-import { FrameReader, MessageType, encode, EventKind, type Message } from '../../src/daemon/protocol';
+import { FrameReader, MessageType, SUPPORTED_PROTOCOL_VERSIONS, encode, EventKind, type Message } from '../../src/daemon/protocol';
 import { FakeDevice, FakePeers } from '../helpers/fake-daemon-deps';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'vmm-compatd-test-'));
@@ -21,7 +21,7 @@ const logger = pino({ level: 'debug' }, { write: (line: string) => void logLines
 let server: CompatServer;
 
 class Client {
-  private readonly reader = new FrameReader();
+  private readonly reader = new FrameReader(SUPPORTED_PROTOCOL_VERSIONS);
   private readonly queue: Message[] = [];
   private waiters: ((m: Message | null) => void)[] = [];
   closed = false;
@@ -141,6 +141,65 @@ test('activation stops at the first failure and only activated APs are parked (n
   }
   assert.ok(!device.vm('vm-fail').calls.includes('activate 4'));
   c.end();
+});
+
+test('a 256-vCPU plan (13.x CPU_SETSIZE): the daemon parks APs 1..255 and sends them as the 256-bit set', async () => {
+  newVm('vm-256');
+  const c = await Client.connect(hostDir);
+  c.send(hello('vm-256'));
+  assert.equal((await c.next())?.type, MessageType.WELCOME);
+  c.send({ type: MessageType.PLAN_REQUEST, ncpus: 256, boot: 0 });
+  const plan = await c.next();
+  assert.equal(plan?.type, MessageType.PLAN);
+  if (plan?.type === MessageType.PLAN) {
+    assert.equal(plan.parkedSet, (1n << 256n) - 2n);
+    assert.equal(plan.parkedMask, 0xfffffffffffffffen, 'the low word, as version 1 had it');
+    assert.match(plan.reason, /^parked APs 1-255; park APs 1\.\.255/);
+  }
+  const record = server.registry.find('vm-256');
+  assert.equal(record?.preActivated.length, 255);
+  assert.equal(record?.vcpus, 256);
+  assert.equal(device.vm('vm-256').calls.filter((call) => call.startsWith('activate')).length, 255);
+  c.end();
+  // One more than the interposer can name is a protocol error, not a silently smaller plan.
+  newVm('vm-257');
+  const d = await Client.connect(hostDir);
+  d.send(hello('vm-257'));
+  await d.next();
+  d.send({ type: MessageType.PLAN_REQUEST, ncpus: 257, boot: 0 });
+  const reply = await d.next();
+  assert.equal(reply?.type, MessageType.ERROR);
+  if (reply?.type === MessageType.ERROR) assert.match(reply.message, /vCPU count 257 is outside 1\.\.256/);
+  assert.deepEqual(device.vm('vm-257').calls, [], 'nothing activated');
+});
+
+test('an interposer of protocol 1 (deprecated) is still served, in version 1 frames, with a warning', async () => {
+  newVm('vm-v1');
+  const socket = await new Promise<net.Socket>((resolve, reject) => {
+    const s = net.connect(path.join(hostDir, SOCKET_NAME));
+    s.once('connect', () => resolve(s));
+    s.once('error', reject);
+  });
+  const reader = new FrameReader([1]);
+  const received: Message[] = [];
+  socket.on('data', (chunk: Buffer) => received.push(...reader.push(chunk)));
+  const until = async (n: number): Promise<void> => {
+    for (let i = 0; i < 200 && received.length < n; i++) await new Promise((r) => setTimeout(r, 10));
+  };
+  socket.write(encode(hello('vm-v1'), 1));
+  await until(1);
+  assert.equal(received[0]?.type, MessageType.WELCOME);
+  socket.write(encode({ type: MessageType.PLAN_REQUEST, ncpus: 3, boot: 0 }, 1));
+  await until(2);
+  const plan = received[1];
+  assert.equal(plan?.type, MessageType.PLAN);
+  if (plan?.type === MessageType.PLAN) {
+    assert.equal(plan.parkedMask, 0b110n);
+    assert.equal(plan.parkedSet, undefined, 'a version 1 frame has no set');
+  }
+  assert.ok(logLines.some((l) => l.includes('"vm":"vm-v1"') && l.includes('speaks protocol 1 (deprecated)')));
+  assert.match(server.registry.find('vm-v1')?.events[0]?.detail ?? '', /protocol 1 \(deprecated/);
+  socket.destroy();
 });
 
 test('a client that does not hold the VM open is refused with a reason (ARCHITECTURE.md section 4)', async () => {

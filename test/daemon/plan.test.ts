@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { planForVm, maskOf } from '../../src/daemon/plan';
+import { LEGACY_MAX_VCPUS, formatVcpuList, planForVm, maskOf } from '../../src/daemon/plan';
 import { identifyKernel } from '../../src/daemon/kernel-variant';
 
 test('window kernel: every AP is parked and SPINUP_AP is corrected by one (vlapic.c 7c326ab5: CPU_FFS)', () => {
@@ -24,10 +24,24 @@ test('a bhyve that activated its own APs (14.0 bhyverun.c fbsdrun_addcpu) is lef
   assert.match(plan.reason, /new-protocol bhyve/);
 });
 
-test('vCPU counts outside 1..16 (13.1 VM_MAXCPU) are refused', () => {
+test('plans cover 1..256 vCPUs (13.x userland CPU_SETSIZE: a 13.2+ bhyve takes VM_GET_TOPOLOGY maxcpus), nothing beyond', () => {
+  assert.equal(LEGACY_MAX_VCPUS, 256);
   assert.throws(() => planForVm('window', 0, []), RangeError);
-  assert.throws(() => planForVm('window', 17, []), /outside 1\.\.16/);
+  assert.throws(() => planForVm('window', 257, []), /outside 1\.\.256 \(13\.x userland's CPU_SETSIZE\)/);
   assert.deepEqual(planForVm('window', 1, []).apsToPark, []);
+  const full = planForVm('window', 256, []);
+  assert.equal(full.apsToPark.length, 255);
+  assert.equal(full.apsToPark[254], 255);
+  assert.equal(maskOf(full.apsToPark), (1n << 256n) - 2n);
+  assert.match(full.reason, /park APs 1\.\.255/);
+  assert.deepEqual(planForVm('window', 20, []).apsToPark, Array.from({ length: 19 }, (_, i) => i + 1), 'no 16 cap any more');
+});
+
+test('formatVcpuList writes ranges: readable at 256 vCPUs', () => {
+  assert.equal(formatVcpuList([]), '');
+  assert.equal(formatVcpuList([3, 1, 2, 5, 7, 8, 9]), '1-3,5,7-9');
+  assert.equal(formatVcpuList(Array.from({ length: 255 }, (_, i) => i + 1)), '1-255');
+  assert.equal(formatVcpuList([2, 4, 6]), '2,4,6');
 });
 
 test('identifyKernel: reliable ranges are named, the 14-CURRENT window is refused', () => {

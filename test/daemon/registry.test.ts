@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SESSIONS_PER_VM, VmRegistry } from '../../src/daemon/registry';
+import { SESSIONS_PER_VM, VmRegistry, eventLimit } from '../../src/daemon/registry';
 
 test('the registry forgets the oldest disconnected VMs past its bound, never a connected one', () => {
   const registry = new VmRegistry();
@@ -30,4 +30,16 @@ test('a VM rebooted 1,000 times keeps the latest 64 session ids and counts them 
   assert.equal(vm.sessions[0], 1000 - SESSIONS_PER_VM + 1);
   assert.equal(vm.sessions[SESSIONS_PER_VM - 1], 1000, 'the newest is kept');
   assert.equal(vm.sessionsTotal, 1000);
+});
+
+test('a large VM keeps more events: eight per vCPU, so a 256-vCPU boot keeps its plan and session', () => {
+  assert.equal(eventLimit(null), 500);
+  assert.equal(eventLimit(16), 500);
+  assert.equal(eventLimit(256), 2048);
+  const registry = new VmRegistry();
+  const vm = registry.vm('wide', 'host');
+  vm.vcpus = 256;
+  registry.record(vm, 1, 'plan', null, 256, 'park APs 1..255');
+  for (let i = 0; i < 3 * 255; i++) registry.record(vm, 1, 'handover', 1 + (i % 255), 0);
+  assert.equal(vm.events[0]?.kind, 'plan', 'three events per AP do not push the plan out');
 });

@@ -8,7 +8,7 @@ import { runMachine } from './lab-machine';
 
 test('the registry names smp-boot and its variants', () => {
   assert.deepEqual(standardGuestNames(), [
-    'smp-boot', 'smp-boot-reset', 'smp-boot-halt', 'smp-boot-triplefault', 'smp-boot-restart', 'smp-boot-bsp-only',
+    'smp-boot', 'smp-boot-reset', 'smp-boot-halt', 'smp-boot-triplefault', 'smp-boot-restart', 'smp-boot-bsp-only', 'smp-boot-half',
   ]);
   for (const guest of standardGuests()) assert.ok(guest.description.length > 0, guest.name);
 });
@@ -29,6 +29,7 @@ test('each standard guest ends the way its name says', () => {
     'smp-boot-triplefault': ['triplefault', 'online=3\n'],
     'smp-boot-restart': ['poweroff', 'online=3\nrestart=1\n'],
     'smp-boot-bsp-only': ['poweroff', 'online=1\n'],
+    'smp-boot-half': ['poweroff', 'online=2\n'],
   };
   for (const name of standardGuestNames()) {
     const result = runMachine({ vcpus: 3, image: standardGuest(name) });
@@ -38,6 +39,13 @@ test('each standard guest ends the way its name says', () => {
 
 test('an unknown name is an error that lists the standard guests', () => {
   assert.throws(() => standardGuest('smp-bot'), {
-    message: "unknown guest 'smp-bot'; standard guests: smp-boot, smp-boot-reset, smp-boot-halt, smp-boot-triplefault, smp-boot-restart, smp-boot-bsp-only",
+    message: "unknown guest 'smp-bot'; standard guests: smp-boot, smp-boot-reset, smp-boot-halt, smp-boot-triplefault, smp-boot-restart, smp-boot-bsp-only, smp-boot-half",
   });
+});
+
+test('smp-boot-half starts the even APs at any count: 40 vCPUs give online=20 (the BSP and APs 2..38)', () => {
+  const result = runMachine({ vcpus: 40, image: standardGuest('smp-boot-half') });
+  assert.equal(result.console, 'online=20\n');
+  assert.equal(result.outcome, 'poweroff');
+  assert.deepEqual([...new Set(result.ipis.map((ipi) => ipi.to))], Array.from({ length: 19 }, (_, i) => 2 * (i + 1)));
 });

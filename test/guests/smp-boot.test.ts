@@ -118,6 +118,26 @@ test('startMask selects the APs; bits of absent vCPUs are ignored', () => {
   assert.equal(beyond.console, 'online=2\n');
 });
 
+test('every AP starts at any count: 17, 40 and 256 vCPUs (x2APIC destinations up to 255)', () => {
+  for (const vcpus of [17, 40, 256]) {
+    const result = runMachine({ vcpus, image: buildSmpBoot({ apWaitMs: 50 }), maxInstructions: 200_000_000 });
+    assert.equal(result.console, `online=${vcpus}\n`, `${vcpus} vCPUs`);
+    assert.equal(result.outcome, 'poweroff');
+    assert.deepEqual([...new Set(result.ipis.map((ipi) => ipi.to))], Array.from({ length: vcpus - 1 }, (_, i) => i + 1));
+    assert.ok(result.startups.slice(1).every((n) => n === 1), 'each AP ran its trampoline once');
+  }
+});
+
+test('a bigint startMask names APs beyond 15: words of startMaskHigh, 16 APs each', () => {
+  const mask = (1n << 16n) | (1n << 31n) | (1n << 32n) | (1n << 255n) | 0b10n;
+  const result = runMachine({ vcpus: 256, image: buildSmpBoot({ startMask: mask, apWaitMs: 20 }), maxInstructions: 200_000_000 });
+  assert.deepEqual([...new Set(result.ipis.map((ipi) => ipi.to))], [1, 16, 31, 32, 255]);
+  assert.equal(result.console, 'online=6\n');
+  // A number is the first layout's 16-bit mask: it names APs 1..15 only.
+  const low = runMachine({ vcpus: 20, image: buildSmpBoot({ startMask: 0xfffe, apWaitMs: 20 }) });
+  assert.deepEqual([...new Set(low.ipis.map((ipi) => ipi.to))], Array.from({ length: 15 }, (_, i) => i + 1));
+});
+
 test('finalAction reset: byte 0x06 to port 0xCF9', () => {
   const result = runMachine({ vcpus: 2, image: buildSmpBoot({ finalAction: 'reset' }) });
   assert.equal(result.console, 'online=2\n');
@@ -186,6 +206,21 @@ test('image layout: entry jump, signature, options and counter at the documented
   assert.deepEqual([...defaults.subarray(SMP_BOOT_LAYOUT.trampoline, SMP_BOOT_LAYOUT.trampoline + 9)],
     [0xb8, 0x00, 0x10, 0x8e, 0xd8, 0xf0, 0xff, 0x06, SMP_BOOT_LAYOUT.online]);
   assert.ok(defaults.length < 0x1100, `image is ${defaults.length} bytes`);
+  // APs 16..255: 15 words after the trampoline, all ones by default.
+  assert.equal(SMP_BOOT_LAYOUT.startMaskHigh, 0x1040);
+  for (let k = 0; k < 15; k++) {
+    assert.equal(word(defaults, SMP_BOOT_LAYOUT.startMaskHigh + 2 * k), 0xffff);
+    assert.equal(word(image, SMP_BOOT_LAYOUT.startMaskHigh + 2 * k), 0, 'a 16-bit startMask starts no AP above 15');
+  }
+  assert.equal(defaults.length, SMP_BOOT_LAYOUT.startMaskHigh + 30);
+});
+
+test('patching startMaskHigh in a built image selects APs above 15', () => {
+  const image = buildSmpBoot({ startMask: 0, apWaitMs: 20 });
+  image[SMP_BOOT_LAYOUT.startMaskHigh + 2] = 0b1; // word 1: AP 32
+  const result = runMachine({ vcpus: 40, image });
+  assert.deepEqual([...new Set(result.ipis.map((ipi) => ipi.to))], [32]);
+  assert.equal(result.console, 'online=2\n');
 });
 
 test('the options are data: patching startMask in a built image changes which APs start', () => {
@@ -198,9 +233,10 @@ test('the options are data: patching startMask in a built image changes which AP
 });
 
 test('invalid options are refused with a clear message', () => {
-  assert.throws(() => buildSmpBoot({ startMask: 0x10000 }), /startMask 65536 is not a 16-bit mask/);
-  assert.throws(() => buildSmpBoot({ restartAp: 0 }), /restartAp 0 is not an AP id 1\.\.15/);
-  assert.throws(() => buildSmpBoot({ restartAp: 16 }), /restartAp 16/);
+  assert.throws(() => buildSmpBoot({ startMask: 0x10000 }), /startMask 65536 is not a 16-bit mask of AP ids 1\.\.15 \(a bigint names APs up to 255\)/);
+  assert.throws(() => buildSmpBoot({ startMask: 1n << 256n }), /names vCPUs beyond 255/);
+  assert.throws(() => buildSmpBoot({ restartAp: 0 }), /restartAp 0 is not an AP id 1\.\.255/);
+  assert.throws(() => buildSmpBoot({ restartAp: 256 }), /restartAp 256/);
   assert.throws(() => buildSmpBoot({ apWaitMs: 5000 }), /apWaitMs 5000 is outside 0\.\.4294/);
   assert.throws(() => buildSmpBoot({ apWaitMs: -1 }), /apWaitMs -1/);
   assert.throws(() => buildSmpBoot({ finalAction: 'explode' as never }), /finalAction 'explode' is not one of poweroff, reset, halt, triplefault/);

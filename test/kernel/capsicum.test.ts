@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { REQ14 } from '../../src/abi/ioctls';
 import { VM_ACTIVATE_CPU, VM_CPU_TOPOLOGY } from '../../src/abi/structs';
-import { CapRight } from '../../src/lab/kernel/capsicum';
+import { CapRight, capRights, capright } from '../../src/lab/kernel/capsicum';
 import { createVm, spinGuest, startLab, VmThread } from './harness';
 
 const OPTS = { timeout: 5_000 };
@@ -15,18 +15,57 @@ test('sys_capability.c cap_rights_limit: without CAP_IOCTL every ioctl is ENOTCA
   const lab = await startLab('fixed14');
   try {
     const t = await createVm(lab, 'rights', spinGuest());
-    assert.equal(await t.client.capRights(t.file, CapRight.MMAP_RW), 0);
+    assert.equal(await t.client.capRights(t.file, capRights(CapRight.MMAP_RW)), 0);
     assert.equal(await t.activate(0), ENOTCAPABLE);
     assert.equal((await t.getTopology()).ret, ENOTCAPABLE);
-    assert.equal(await t.client.capRights(t.file, CapRight.MMAP_RW | CapRight.IOCTL), ENOTCAPABLE, 'widening');
+    assert.equal(await t.client.capRights(t.file, capRights(CapRight.MMAP_RW, CapRight.IOCTL)), ENOTCAPABLE, 'widening');
     assert.equal((await t.client.mmap(t.file, 0, 4096)).ret, 0, 'CAP_MMAP_RW kept');
-    assert.equal(await t.client.capRights(t.file, 0n), 0);
+    assert.equal(await t.client.capRights(t.file, capRights()), 0);
     assert.equal((await t.client.mmap(t.file, 0, 4096)).ret, ENOTCAPABLE);
     // Limits belong to the open file: another open of the same VM is unrestricted.
     const other = await VmThread.open(lab, 'rights');
     assert.equal(await other.activate(0), 0);
     t.end();
     other.end();
+  } finally {
+    await lab.close();
+  }
+});
+
+test('sys/capsicum.h CAPRIGHT: CAP_IOCTL alone allows ioctls, CAP_READ alone does not (the two words are separate)', OPTS, async () => {
+  const lab = await startLab('fixed14');
+  try {
+    // CAP_IOCTL is CAPRIGHT(1, 0x80): word 1. CAP_READ is CAPRIGHT(0, 0x1): word 0.
+    assert.deepEqual(capRights(CapRight.IOCTL), [1n << 57n, (1n << 58n) | 0x80n]);
+    assert.deepEqual(capRights(CapRight.READ), [(1n << 57n) | 1n, 1n << 58n]);
+    const ioctlOnly = await createVm(lab, 'ioctl-only', spinGuest());
+    assert.equal(await ioctlOnly.client.capRights(ioctlOnly.file, capRights(CapRight.IOCTL)), 0);
+    assert.equal((await ioctlOnly.getTopology()).ret, 0, 'CAP_IOCTL alone allows ioctls');
+    assert.equal((await ioctlOnly.client.mmap(ioctlOnly.file, 0, 4096)).ret, ENOTCAPABLE, '... but no mmap');
+    const readOnly = await createVm(lab, 'read-only', spinGuest());
+    assert.equal(await readOnly.client.capRights(readOnly.file, capRights(CapRight.READ)), 0);
+    assert.equal((await readOnly.getTopology()).ret, ENOTCAPABLE, 'CAP_READ alone does not');
+    // The old single-mask encoding (CAP_IOCTL as bit 0) is not a valid rights set: EINVAL.
+    assert.equal(await readOnly.client.capRights(readOnly.file, [1n, 0n]), -22);
+    ioctlOnly.end();
+    readOnly.end();
+  } finally {
+    await lab.close();
+  }
+});
+
+test('subr_capability.c cap_rights_is_valid: version, index bits and unknown rights are checked (EINVAL)', OPTS, async () => {
+  const lab = await startLab('fixed14');
+  try {
+    const t = await createVm(lab, 'valid', spinGuest());
+    const good = capRights(CapRight.IOCTL, CapRight.MMAP_RW);
+    assert.equal(await t.client.capRights(t.file, [good[0] | (1n << 62n), good[1]]), -22, 'version 1');
+    assert.equal(await t.client.capRights(t.file, [good[1], good[0]]), -22, 'words swapped');
+    assert.equal(await t.client.capRights(t.file, [good[0], good[1] | capright(1, 0x200000n)]), -22, 'an unused right');
+    assert.equal(await t.client.capRights(t.file, good), 0);
+    assert.equal((await t.client.mmap(t.file, 0, 4096)).ret, 0);
+    assert.equal((await t.getTopology()).ret, 0);
+    t.end();
   } finally {
     await lab.close();
   }

@@ -104,6 +104,7 @@ const GUEST_OUTCOME: Readonly<Record<string, { outcome: Outcome; aps: number[] }
   'smp-boot-triplefault': { outcome: 'triplefault', aps: [1, 2, 3] },
   'smp-boot-restart': { outcome: 'poweroff', aps: [1, 2, 3] },
   'smp-boot-bsp-only': { outcome: 'poweroff', aps: [] },
+  'smp-boot-half': { outcome: 'poweroff', aps: [2] },
 };
 
 test('every built-in guest boots through the ROM on every kernel, with the shim', async () => {

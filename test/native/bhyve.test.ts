@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { REQ13, REQ14 } from '../../src/abi/ioctls';
 import { nativeArtifact } from '../../src/native-paths';
+import { buildLabRom } from '../../src/lab/guests/rom';
 import {
   APIC_DELMODE_INIT,
   APIC_DELMODE_STARTUP,
@@ -299,7 +300,8 @@ describe('bhyve14: the 14.0 vCPU life cycle', { skip }, () => {
           [
             { exitcode: EXIT.IPI, mode: APIC_DELMODE_INIT, cpus: [1] },
             { exitcode: EXIT.IPI, mode: APIC_DELMODE_STARTUP, vector: 9, cpus: [1] },
-            ...consoleThenPoweroff('hi'),
+            // Power off only once parked AP 2 has looped on VM_RUN (checked below).
+            ...consoleThenPoweroff('hi').map((e, i) => (i === 0 ? { ...e, afterRunsOf: { vcpu: 2, runs: 2 } } : e)),
           ],
         ],
       ]);
@@ -373,5 +375,193 @@ describe('bhyve14: the 14.0 vCPU life cycle', { skip }, () => {
     const r = await run(bhyve14, ['-c', '2', ...romBoot(image), 'oldexit'], env);
     assert.equal(r.status, 4, status(r));
     assert.match(r.stderr, /unexpected exitcode 0xa/);
+  });
+});
+
+/** 13.x libvmmapi vm_ioctl_cmds[] as read (vmmapi.c, 2020/21 main and later stable/13): 57 entries. */
+const IOCTLS_13: (keyof typeof REQ13)[] = [
+  'VM_RUN', 'VM_SUSPEND', 'VM_REINIT', 'VM_ALLOC_MEMSEG', 'VM_GET_MEMSEG', 'VM_MMAP_MEMSEG', 'VM_MMAP_MEMSEG',
+  'VM_MMAP_GETNEXT', 'VM_SET_REGISTER', 'VM_GET_REGISTER', 'VM_SET_SEGMENT_DESCRIPTOR', 'VM_GET_SEGMENT_DESCRIPTOR',
+  'VM_SET_REGISTER_SET', 'VM_GET_REGISTER_SET', 'VM_INJECT_EXCEPTION', 'VM_LAPIC_IRQ', 'VM_LAPIC_LOCAL_IRQ',
+  'VM_LAPIC_MSI', 'VM_IOAPIC_ASSERT_IRQ', 'VM_IOAPIC_DEASSERT_IRQ', 'VM_IOAPIC_PULSE_IRQ', 'VM_IOAPIC_PINCOUNT',
+  'VM_ISA_ASSERT_IRQ', 'VM_ISA_DEASSERT_IRQ', 'VM_ISA_PULSE_IRQ', 'VM_ISA_SET_IRQ_TRIGGER', 'VM_SET_CAPABILITY',
+  'VM_GET_CAPABILITY', 'VM_BIND_PPTDEV', 'VM_UNBIND_PPTDEV', 'VM_MAP_PPTDEV_MMIO', 'VM_PPTDEV_MSI', 'VM_PPTDEV_MSIX',
+  'VM_INJECT_NMI', 'VM_STATS', 'VM_STAT_DESC', 'VM_SET_X2APIC_STATE', 'VM_GET_X2APIC_STATE', 'VM_GET_HPET_CAPABILITIES',
+  'VM_GET_GPA_PMAP', 'VM_GLA2GPA', 'VM_GLA2GPA_NOFAULT', 'VM_ACTIVATE_CPU', 'VM_GET_CPUS', 'VM_SUSPEND_CPU',
+  'VM_RESUME_CPU', 'VM_SET_INTINFO', 'VM_GET_INTINFO', 'VM_RTC_WRITE', 'VM_RTC_READ', 'VM_RTC_SETTIME', 'VM_RTC_GETTIME',
+  'VM_RESTART_INSTRUCTION', 'VM_SET_TOPOLOGY', 'VM_GET_TOPOLOGY',
+];
+
+const bhyve135 = nativeArtifact('bhyve135');
+
+function capIoctlList(k: FakeKernel): number[] {
+  const caps = k.framesOf(T.CAP_IOCTLS)[0]!.body;
+  return Array.from({ length: caps.readUInt32LE(4) }, (_, i) => Number(caps.readBigUInt64LE(8 + i * 8)));
+}
+
+describe('bhyve13: where the lab followed FreeBSD 13.1 more loosely before', { skip }, () => {
+  it('vmmapi.c vm_open: when the device cannot be opened, the VM is destroyed (vm_destroy on the error path)', async () => {
+    const { kernel, image, env } = await lab({ failOpen: FBSD.EACCES });
+    kernel.createVm('hidden');
+    const r = await run(bhyve13, [...romBoot(image), 'hidden'], env);
+    assert.equal(r.status, 4, status(r));
+    assert.match(r.stderr, /vm_open: Permission denied/);
+    assert.deepEqual(mainTrace(kernel), ['SYSCTL hw.vmm.create', 'OPEN', 'SYSCTL hw.vmm.destroy']);
+    assert.equal(kernel.vms.has('hidden'), false, 'the VM is gone, as 13.1 leaves it');
+  });
+
+  it('vm_get_ioctls is 13.x libvmmapi\'s own list: 57 entries, VM_MMAP_MEMSEG twice, none of 14.0\'s additions', async () => {
+    const { kernel, image, env } = await lab({ script: new Map([[0, consoleThenPoweroff('')]]) });
+    const r = await run(bhyve13, [...romBoot(image), 'capvm'], env);
+    assert.equal(r.status, 1, status(r));
+    assert.deepEqual(capIoctlList(kernel), IOCTLS_13.map((name) => REQ13[name]));
+    for (const later of ['VM_MUNMAP_MEMSEG', 'VM_SET_KERNEMU_DEV', 'VM_GET_KERNEMU_DEV', 'VM_UNMAP_PPTDEV_MMIO', 'VM_PPTDEV_DISABLE_MSIX'] as const) {
+      assert.ok(!capIoctlList(kernel).includes(REQ13[later]), later);
+    }
+  });
+
+  it('vm_setup_memory: memory above 3 GB makes the highmem segment (4 GB + the rest, mapped at 4 GB)', async () => {
+    const { kernel, image, env } = await lab({ script: new Map([[0, consoleThenPoweroff('')]]) });
+    const r = await run(bhyve13, ['-m', '4G', ...romBoot(image), 'bigmem'], env);
+    assert.equal(r.status, 1, status(r));
+    const GB = 1n << 30n;
+    assert.equal(ioctlsOf(kernel, 'VM_ALLOC_MEMSEG')[0]!.readBigUInt64LE(8), 5n * GB, 'objsize = 4 GB + highmem');
+    // System memory only (segid VM_SYSMEM at offset 8 of struct vm_memmap): the boot ROM's
+    // devmem segment is mapped too.
+    const maps = ioctlsOf(kernel, 'VM_MMAP_MEMSEG')
+      .filter((a) => a.readInt32LE(8) === 0)
+      .map((a) => ({ gpa: a.readBigUInt64LE(0), segoff: a.readBigUInt64LE(16), len: a.readBigUInt64LE(24) }));
+    assert.deepEqual(maps, [
+      { gpa: 4n * GB, segoff: 4n * GB, len: GB }, // highmem first
+      { gpa: 0n, segoff: 0n, len: 3n * GB }, // lowmem: lowmem_limit
+    ]);
+    // Less the boot ROM's one-page mapping of /dev/vmm.io/bigmem.bootrom.
+    const mmaps = kernel
+      .framesOf(T.MMAP)
+      .map((f) => ({ offset: f.body.readBigUInt64LE(8), len: f.body.readBigUInt64LE(16) }))
+      .filter((m) => m.len !== BigInt(buildLabRom().length));
+    assert.deepEqual(mmaps, [{ offset: 4n * GB, len: GB }, { offset: 0n, len: 3n * GB }]);
+    const small = await lab({ script: new Map([[0, consoleThenPoweroff('')]]) });
+    await run(bhyve13, ['-m', '3G', ...romBoot(small.image), 'lowonly'], small.env);
+    assert.equal(ioctlsOf(small.kernel, 'VM_MMAP_MEMSEG').filter((a) => a.readInt32LE(8) === 0).length, 1, 'exactly 3 GB: lowmem only');
+  });
+
+  it('vmexit_inout: a port handler\'s error (pm.c: wrong access size) prints the access and aborts', async () => {
+    for (const [port, bytes, text] of [[0x404, 1, 'outb 0x0404'], [0xcf9, 2, 'outw 0x0cf9']] as const) {
+      const { image, env } = await lab({ script: new Map([[0, [{ exitcode: EXIT.INOUT, port, bytes, eax: 0x3400, rip: 0x1234n }]]]) });
+      const r = await run(bhyve13, [...romBoot(image), `pio${port}`], env);
+      assert.equal(r.signal, 'SIGABRT', status(r));
+      assert.match(r.stderr, new RegExp(`Unhandled ${text} at 0x1234`));
+    }
+  });
+
+  it('inout.c: an IN merges the handler\'s value into the exit\'s eax and sets RAX (default handler: all ones)', async () => {
+    const script = new Map<number, ExitSpec[]>([
+      [0, [{ exitcode: EXIT.INOUT, port: 0x80, bytes: 1, out: false, eax: 0x12345678 }, ...consoleThenPoweroff('')]],
+    ]);
+    const { kernel, image, env } = await lab({ script });
+    const r = await run(bhyve13, [...romBoot(image), 'invm'], env);
+    assert.equal(r.status, 1, status(r));
+    // The last write of RAX on the BSP (vcpu_reset zeroes it first).
+    const rax = ioctlsOf(kernel, 'VM_SET_REGISTER', 0)
+      .filter((a) => a.readInt32LE(4) === 0)
+      .at(-1);
+    assert.equal(rax?.readBigUInt64LE(8), 0x123456ffn);
+  });
+
+  it('the rest of 13.1\'s exit-handler table: MTRAP and BPT crash in gdb.c without -G, INST_EMUL and TASK_SWITCH abort', async () => {
+    const cases: { exit: ExitSpec; signal: NodeJS.Signals; stderr?: RegExp }[] = [
+      { exit: { exitcode: EXIT.MTRAP }, signal: 'SIGSEGV' },
+      { exit: { exitcode: EXIT.MTRAP, instLength: 2 }, signal: 'SIGABRT', stderr: /Assertion .*inst_length == 0/ },
+      { exit: { exitcode: EXIT.BPT, instLength: 1 }, signal: 'SIGSEGV' },
+      { exit: { exitcode: EXIT.INST_EMUL, rip: 0x2000n, inst: [0x8b, 0x07] }, signal: 'SIGABRT', stderr: /Failed to emulate instruction sequence \[ 8b07 \] at 0x2000/ },
+      { exit: { exitcode: EXIT.INST_EMUL, rip: 0x2000n, gpa: 0xfee00300n, inst: [0x89, 0x07], decoded: true }, signal: 'SIGABRT', stderr: /Unhandled memory access to 0xfee00300\nFailed to emulate/ },
+      { exit: { exitcode: EXIT.TASK_SWITCH, tsssel: 0x28, cpuMode: 0 }, signal: 'SIGABRT', stderr: /Assertion .*CPU_MODE_PROTECTED/ },
+    ];
+    for (const c of cases) {
+      const { image, env } = await lab({ script: new Map([[0, [c.exit]]]) });
+      const r = await run(bhyve13, [...romBoot(image), `exit${c.exit.exitcode}`], env);
+      assert.equal(r.signal, c.signal, `exit ${c.exit.exitcode}: ${status(r)}`);
+      if (c.stderr) assert.match(r.stderr, c.stderr);
+    }
+  });
+
+  it('task_switch.c: a TSS selector beyond the GDT limit injects #GP with the selector, then CHKERR aborts', async () => {
+    // A GDT of three descriptors (limit 0x17): selector 0x2b (index 5) lies beyond it.
+    const gdtr = (rec: { request: number; arg: Buffer }): { ret: number; payload: Buffer } | undefined => {
+      if (rec.request !== REQ13.VM_GET_SEGMENT_DESCRIPTOR || rec.arg.readInt32LE(4) !== 31 /* VM_REG_GUEST_GDTR */) return undefined;
+      const out = Buffer.from(rec.arg);
+      out.writeUInt32LE(0x17, 16);
+      return { ret: 0, payload: out };
+    };
+    const script = new Map<number, ExitSpec[]>([[0, [{ exitcode: EXIT.TASK_SWITCH, tsssel: 0x2b, ext: 1, reason: 0, cpuMode: 1 }]]]);
+    const { kernel, image, env } = await lab({ script, override: gdtr });
+    const r = await run(bhyve13, [...romBoot(image), 'tssvm'], env);
+    assert.equal(r.signal, 'SIGABRT', status(r));
+    const exc = ioctlsOf(kernel, 'VM_INJECT_EXCEPTION')[0]!;
+    assert.deepEqual([exc.readInt32LE(4), exc.readUInt32LE(8), exc.readInt32LE(12), exc.readInt32LE(16)], [13, 0x29, 1, 1], '#GP, error code sel & ~3 | ext, restart');
+  });
+
+  it('HLT and PAUSE exits: handled only with -H / -P (VM_CAP_HALT_EXIT / PAUSE_EXIT), else "unexpected exitcode"', async () => {
+    const plain = await lab({ script: new Map([[0, [{ exitcode: EXIT.HLT }]]]) });
+    const r = await run(bhyve13, [...romBoot(plain.image), 'hltvm'], plain.env);
+    assert.equal(r.status, 4, status(r));
+    assert.match(r.stderr, /vm_loop: unexpected exitcode 0x5/);
+    const script = new Map<number, ExitSpec[]>([[0, [{ exitcode: EXIT.HLT }, { exitcode: EXIT.PAUSE }, ...consoleThenPoweroff('')]]]);
+    const both = await lab({ script });
+    const r2 = await run(bhyve13, ['-H', '-P', ...romBoot(both.image), 'hpvm'], both.env);
+    assert.equal(r2.status, 1, status(r2));
+    const caps = ioctlsOf(both.kernel, 'VM_SET_CAPABILITY', 0).map((a) => a.readInt32LE(4));
+    assert.ok(caps.includes(0) && caps.includes(2), 'VM_CAP_HALT_EXIT and VM_CAP_PAUSE_EXIT set on the BSP');
+    const noHlt = await lab({ override: (rec) => (rec.request === REQ13.VM_GET_CAPABILITY && rec.arg.readInt32LE(4) === 0 ? { ret: -FBSD.EINVAL } : undefined) });
+    const r3 = await run(bhyve13, ['-H', ...romBoot(noHlt.image), 'nohlt'], noHlt.env);
+    assert.equal(r3.status, 4, status(r3));
+    assert.match(r3.stderr, /VM exit on HLT not supported/);
+  });
+});
+
+describe('bhyve14: vm_limit_rights (14.0 vmmapi.c)', { skip }, () => {
+  it('limits the fd to the 14-era list: 13.x\'s plus MUNMAP_MEMSEG, KERNEMU_DEV, UNMAP_PPTDEV_MMIO, DISABLE_MSIX, SNAPSHOT_REQ, RESTORE_TIME', async () => {
+    const { kernel, image, env } = await lab({ script: new Map([[0, consoleThenPoweroff('')]]) });
+    const r = await run(bhyve14, [...romBoot(image), 'caps14'], { ...env, VMMLAB_VMRUN_ABI: '14' });
+    assert.equal(r.status, 1, status(r));
+    const list = capIoctlList(kernel);
+    assert.equal(list.length, 62);
+    for (const name of ['VM_MUNMAP_MEMSEG', 'VM_SET_KERNEMU_DEV', 'VM_GET_KERNEMU_DEV', 'VM_UNMAP_PPTDEV_MMIO', 'VM_PPTDEV_DISABLE_MSIX', 'VM_SNAPSHOT_REQ', 'VM_RESTORE_TIME', 'VM_RUN', 'VM_STATS'] as const) {
+      assert.ok(list.includes(REQ14[name]), name);
+    }
+    assert.ok(!list.includes(REQ13.VM_RUN), 'the 32-byte VM_RUN only');
+  });
+});
+
+describe('bhyve135: 13.2-13.5 bhyve, the old AP protocol without VM_MAXCPU', { skip: skip || (fs.existsSync(bhyve135) ? false : 'bhyve135 not built') }, () => {
+  it('num_vcpus_allowed asks VM_GET_TOPOLOGY (bhyverun.c at 0040b6857e93): 20 of 32 run, 33 exit 4', async () => {
+    const { kernel, image, env } = await lab({ maxcpus: 32, script: new Map([[0, consoleThenPoweroff('')]]) });
+    const r = await run(bhyve135, ['-c', '20', ...romBoot(image), 'wide13'], env);
+    assert.equal(r.status, 1, status(r));
+    const trace = mainTrace(kernel);
+    assert.deepEqual(trace.slice(4, 7), ['VM_SET_TOPOLOGY', 'VM_GET_CAPABILITY', 'VM_GET_TOPOLOGY']);
+    assert.equal(ioctlsOf(kernel, 'VM_SET_TOPOLOGY')[0]!.readUInt16LE(0), 20);
+    assert.deepEqual(ioctlsOf(kernel, 'VM_ACTIVATE_CPU').map((a) => a.readInt32LE(0)), [0], 'the old protocol: only the BSP until SPINUP_AP');
+    const narrow = await lab({ maxcpus: 32 });
+    const r2 = await run(bhyve135, ['-c', '33', ...romBoot(narrow.image), 'toowide'], narrow.env);
+    assert.equal(r2.status, 4, status(r2));
+    assert.match(r2.stderr, /33 vCPUs requested but only 32 available/);
+    // 13.1 keeps its compile-time 16 on the same kernel.
+    const old = await lab({ maxcpus: 32 });
+    const r3 = await run(bhyve13, ['-c', '20', ...romBoot(old.image), 'old'], old.env);
+    assert.equal(r3.status, 4, status(r3));
+    assert.match(r3.stderr, /20 vCPUs requested but only 16 available/);
+  });
+
+  it('starts an AP above 16 through SPINUP_AP (per-vCPU state sized for guest_ncpus)', async () => {
+    const script = new Map<number, ExitSpec[]>([
+      [0, [{ exitcode: EXIT.SPINUP_AP, vcpu: 30, rip: 0x9000n }, { exitcode: EXIT.INOUT, port: 0xcf9, bytes: 1, eax: 0x06 }]],
+    ]);
+    const { kernel, image, env } = await lab({ maxcpus: 64, script });
+    const r = await run(bhyve135, ['-c', '32', '-x', ...romBoot(image), 'ap30'], env);
+    assert.equal(r.status, 0, status(r));
+    assert.deepEqual(ioctlsOf(kernel, 'VM_ACTIVATE_CPU').map((a) => a.readInt32LE(0)), [0, 30]);
+    assert.ok(kernel.ioctls.some((x) => x.name === 'VM_RUN' && x.vcpu === 30));
   });
 });

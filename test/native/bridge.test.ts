@@ -9,6 +9,10 @@ import path from 'node:path';
 import { REQ13 } from '../../src/abi/ioctls';
 import { nativeArtifact } from '../../src/native-paths';
 import { FakeKernel, FBSD, T, run, type RunResult } from './fake-kernel';
+import { CapRight, capRights } from '../../src/lab/kernel/capsicum';
+
+/** The rights bhyve gives its vmm fd, as the two words of a version 00 cap_rights_t. */
+const CAP_IOCTL_MMAP_RW = capRights(CapRight.IOCTL, CapRight.MMAP_RW);
 
 const bridge = nativeArtifact('libvmmlab_bridge.so');
 const labtest = nativeArtifact('labtest');
@@ -136,7 +140,7 @@ describe('libvmmlab_bridge.so against a fake kernel model', { skip }, () => {
     const allowed = [REQ13.VM_GET_TOPOLOGY, REQ13.VM_RUN].map(hex).join(',');
     const r = await run(
       labtest,
-      ['open', 'capvm', 'caprights', '3', 'capioctls', allowed, 'ioctl', hex(REQ13.VM_GET_TOPOLOGY), '-', 'ioctl', hex(REQ13.VM_ACTIVATE_CPU), '00000000'],
+      ['open', 'capvm', 'caprights', `${CAP_IOCTL_MMAP_RW[0]}:${CAP_IOCTL_MMAP_RW[1]}`, 'capioctls', allowed, 'ioctl', hex(REQ13.VM_GET_TOPOLOGY), '-', 'ioctl', hex(REQ13.VM_ACTIVATE_CPU), '00000000'],
       env,
     );
     assert.equal(r.status, 0, r.stderr);
@@ -145,7 +149,7 @@ describe('libvmmlab_bridge.so against a fake kernel model', { skip }, () => {
     assert.match(out[3]!, /^ioctl ok /);
     assert.equal(out[4], 'ioctl err ENOTCAPABLE 93');
     const rights = kernel.framesOf(T.CAP_RIGHTS).at(-1)!;
-    assert.equal(rights.body.readBigUInt64LE(8), 3n);
+    assert.deepEqual([rights.body.readBigUInt64LE(8), rights.body.readBigUInt64LE(16)], CAP_IOCTL_MMAP_RW, 'both words of the cap_rights_t');
     const ioctls = kernel.framesOf(T.CAP_IOCTLS).at(-1)!;
     assert.equal(ioctls.body.readUInt32LE(4), 2);
     assert.equal(Number(ioctls.body.readBigUInt64LE(8)), REQ13.VM_GET_TOPOLOGY);

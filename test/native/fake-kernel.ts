@@ -14,9 +14,21 @@ import { FrameType, encodeCopyin, encodeCopyout, encodeFrame, encodeReply } from
 export const T = FrameType;
 
 /** FreeBSD errno numbers (sys/errno.h). */
-export const FBSD = { ENOENT: 2, EFAULT: 14, EBUSY: 16, EEXIST: 17, EINVAL: 22, EAGAIN: 35, EALREADY: 37, ENOTCAPABLE: 93 } as const;
+export const FBSD = { EPERM: 1, ENOENT: 2, EACCES: 13, EFAULT: 14, EBUSY: 16, EEXIST: 17, EINVAL: 22, EAGAIN: 35, EALREADY: 37, ENOTCAPABLE: 93 } as const;
 
-export const EXIT = { INOUT: 0, SPINUP_AP: 10, SUSPENDED: 14, DEBUG: 21, IPI: 24 } as const;
+export const EXIT = {
+  INOUT: 0,
+  HLT: 5,
+  MTRAP: 6,
+  PAUSE: 7,
+  INST_EMUL: 9,
+  SPINUP_AP: 10,
+  SUSPENDED: 14,
+  TASK_SWITCH: 16,
+  DEBUG: 21,
+  BPT: 23,
+  IPI: 24,
+} as const;
 export const SUSPEND = { RESET: 1, POWEROFF: 2, HALT: 3, TRIPLEFAULT: 4 } as const;
 export const APIC_DELMODE_INIT = 0x500;
 export const APIC_DELMODE_STARTUP = 0x600;
@@ -54,6 +66,18 @@ export interface ExitSpec {
   vector?: number;
   /** IPI destination set (vCPU ids). */
   cpus?: number[];
+  instLength?: number;
+  /** u.inst_emul: the faulting gpa, the instruction bytes (vie.inst, num_valid), vie.decoded. */
+  gpa?: bigint;
+  inst?: number[];
+  decoded?: boolean;
+  /** u.task_switch: the new TSS selector, ext, reason (TSR_*), paging.cpu_mode. */
+  tsssel?: number;
+  ext?: number;
+  reason?: number;
+  cpuMode?: number;
+  /** Hand this exit out only once vCPU `vcpu` has entered VM_RUN `runs` times (an ordering, not a delay). */
+  afterRunsOf?: { vcpu: number; runs: number };
 }
 
 export interface ReplyOverride {
@@ -85,6 +109,8 @@ export interface FakeKernelOptions {
   script?: RunScript;
   /** What GET_TOPOLOGY reports as maxcpus. */
   maxcpus?: number;
+  /** OPEN of an existing VM fails with this FreeBSD errno (e.g. a devfs rule hides it). */
+  failOpen?: number;
 }
 
 const RUN13 = REQ13.VM_RUN;
@@ -142,9 +168,30 @@ export function ioctlName(request: number): string {
 export function encodeExit(e: ExitSpec, layout: 13 | 14): Buffer {
   const b = Buffer.alloc(136);
   b.writeInt32LE(e.exitcode, 0);
+  b.writeInt32LE(e.instLength ?? 0, 4);
   b.writeBigUInt64LE(e.rip ?? 0n, 8);
   const u = 16;
   switch (e.exitcode) {
+    case EXIT.INST_EMUL: {
+      // u.inst_emul: gpa@0, paging@32 (24 bytes), vie@56: inst[15], num_valid@15, decoded@56.
+      b.writeBigUInt64LE(e.gpa ?? 0n, u);
+      b.writeInt32LE(e.cpuMode ?? 0, u + 32 + 12);
+      const inst = e.inst ?? [];
+      Buffer.from(inst).copy(b, u + 56);
+      b.writeUInt8(inst.length, u + 56 + 15);
+      b.writeUInt8(e.decoded ? 1 : 0, u + 56 + 56);
+      break;
+    }
+    case EXIT.TASK_SWITCH:
+      // struct vm_task_switch: tsssel@0 (u16), ext@4, errcode@8, errcode_valid@12, reason@16, paging@24.
+      b.writeUInt16LE(e.tsssel ?? 0, u);
+      b.writeInt32LE(e.ext ?? 0, u + 4);
+      b.writeInt32LE(e.reason ?? 0, u + 16);
+      b.writeInt32LE(e.cpuMode ?? 0, u + 24 + 12);
+      break;
+    case EXIT.BPT:
+      b.writeInt32LE(e.instLength ?? 1, u);
+      break;
     case EXIT.INOUT: {
       const bytes = e.bytes ?? 1;
       const flags = (bytes & 7) | (e.out === false ? 1 << 3 : 0);
@@ -331,6 +378,7 @@ export class FakeKernel {
         }
         const name = body.toString('utf8');
         if (!this.vms.has(name)) return conn.send(reply(-FBSD.ENOENT));
+        if (this.opts.failOpen !== undefined) return conn.send(reply(-this.opts.failOpen));
         const file = this.nextFile++;
         this.files.set(file, name);
         return conn.send(reply(file));
@@ -422,7 +470,9 @@ export class FakeKernel {
         await new Promise((r) => setTimeout(r, 2));
         return { exitcode: EXIT.DEBUG };
       }
-      const e = this.opts.script?.get(vcpu)?.shift();
+      const queue = this.opts.script?.get(vcpu);
+      const gate = queue?.[0]?.afterRunsOf;
+      const e = gate && this.runsOf(gate.vcpu) < gate.runs ? undefined : queue?.shift();
       if (e) {
         if (e.exitcode === EXIT.SUSPENDED) vm.suspended = e.how ?? SUSPEND.HALT;
         return e;
@@ -430,6 +480,10 @@ export class FakeKernel {
       if (waited > 20000) return { exitcode: EXIT.SUSPENDED, how: SUSPEND.HALT };
       await new Promise((r) => setTimeout(r, 5));
     }
+  }
+
+  private runsOf(vcpu: number): number {
+    return this.ioctls.filter((x) => x.name === 'VM_RUN' && x.vcpu === vcpu).length;
   }
 
   private async defaultIoctl(conn: Connection, vm: VmState, rec: IoctlRecord): Promise<Buffer> {

@@ -4,6 +4,7 @@
  * Exits 0 when every call returned (whatever the kernel said).
  */
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -21,6 +22,8 @@ main(void)
 		ABI13_VM_MMAP_GETNEXT,
 		0xffffffffUL, 0xC0907600UL,
 	};
+	static const int odd_vcpus[] = { 63, 64, 255, 256, 257, 1023, 1024,
+		INT_MAX, INT_MIN };
 	struct vm_activate_cpu ac;
 	struct vm_cpuset cs;
 	size_t i;
@@ -33,10 +36,15 @@ main(void)
 	}
 	for (i = 0; i < sizeof(requests) / sizeof(requests[0]); i++)
 		(void)ioctl(fd, requests[i], NULL);
-	/* Out-of-range vCPU ids and a zero-sized cpuset. */
+	/* Out-of-range vCPU ids (around the 256 of the interposer's sets) and a
+	 * zero-sized cpuset. */
 	memset(&ac, 0, sizeof(ac));
 	for (ac.vcpuid = -5; ac.vcpuid < 40; ac.vcpuid += 7)
 		(void)ioctl(fd, ABI13_VM_ACTIVATE_CPU, &ac);
+	for (i = 0; i < sizeof(odd_vcpus) / sizeof(odd_vcpus[0]); i++) {
+		ac.vcpuid = odd_vcpus[i];
+		(void)ioctl(fd, ABI13_VM_ACTIVATE_CPU, &ac);
+	}
 	memset(&cs, 0, sizeof(cs));
 	cs.cpusetsize = 0;
 	(void)ioctl(fd, ABI13_VM_GET_CPUS, &cs);

@@ -1,9 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { LAB_BHYVES, LAB_KERNELS, labSucceeded, runLab, type LabBhyve, type LabKernelName, type LabResult } from '../../lab/run';
+import { LAB_BHYVES, LAB_KERNELS, LAB_MAX_VCPUS, labSucceeded, runLab, type LabBhyve, type LabKernelName, type LabResult } from '../../lab/run';
 import { standardGuest, standardGuestNames } from '../../lab/guests';
 import { usageError } from '../usage';
+import { formatVcpuList } from '../../daemon/plan';
 import { LAB_DEFAULT_HOST_CPUS, LAB_MAX_HOST_CPUS } from '../../lab/kernel/server';
 
 interface LabCliOptions {
@@ -37,7 +38,7 @@ export function summarize(r: LabResult): string {
   const lines = [
     `kernel ${r.kernel}, bhyve ${r.bhyve}, ${r.vcpus} vCPU${r.vcpus === 1 ? '' : 's'}, ${r.shim ? 'with' : 'without'} the shim${r.bootrom ? ', boot ROM' : ''}`,
     `  guest says: ${r.guestOutput.trim().replace(/\n/g, ' | ') || '(nothing)'}`,
-    `  APs started: ${r.apsStarted.length > 0 ? r.apsStarted.join(',') : 'none'}${missing.length > 0 ? ` (never started: ${missing.join(',')})` : ''}`,
+    `  APs started: ${r.apsStarted.length > 0 ? `${formatVcpuList(r.apsStarted)}${r.apsStarted.length > 3 ? ` (${r.apsStarted.length})` : ''}` : 'none'}${missing.length > 0 ? ` (never started: ${formatVcpuList(missing)})` : ''}`,
     `  outcome: ${r.outcome} (bhyve exit ${r.bhyveExit.status ?? `signal ${r.bhyveExit.signal}`}) after ${r.elapsedMs} ms`,
   ];
   if (r.outcome === 'bhyve-error' && r.bhyveStderr.trim()) lines.push(`  bhyve said: ${r.bhyveStderr.trim().split('\n').slice(-3).join(' | ')}`);
@@ -83,8 +84,12 @@ export function registerLabCommand(program: Command): void {
     .command('lab')
     .description('run a bhyve model on the vmm.ko model and report which APs started')
     .addOption(new Option('--kernel <variant>', 'kernel model variant').choices([...LAB_KERNELS]).default('window'))
-    .addOption(new Option('--bhyve <version>', 'bhyve model (13.1 legacy, 14.0 new protocol)').choices([...LAB_BHYVES]).default('13.1'))
-    .option('--vcpus <n>', 'number of vCPUs (1..16)', '4')
+    .addOption(
+      new Option('--bhyve <version>', 'bhyve model (13.1 legacy, at most 16 vCPUs; 13.5 legacy, maxcpus from the kernel; 14.0 new protocol)')
+        .choices([...LAB_BHYVES])
+        .default('13.1'),
+    )
+    .option('--vcpus <n>', `number of vCPUs (1..${LAB_MAX_VCPUS}); what a VM gets is what the kernel and that bhyve allow`, '4')
     .option('--json', 'print one JSON object')
     .option('--guest <file>', 'flat guest image loaded at 0x10000 (docs/lab-guests.md)')
     .option('--guest-name <name>', 'a standard guest by name (default smp-boot)')
@@ -104,7 +109,7 @@ export function registerLabCommand(program: Command): void {
         process.exitCode = await demo();
         return;
       }
-      const vcpus = positiveInt(opts.vcpus, '--vcpus', 16);
+      const vcpus = positiveInt(opts.vcpus, '--vcpus', LAB_MAX_VCPUS);
       const timeoutMs = positiveInt(opts.timeoutMs, '--timeout-ms', 3600000);
       const hostCpus = positiveInt(opts.hostCpus, '--host-cpus', LAB_MAX_HOST_CPUS);
       const osreldate = opts.osreldate === undefined ? undefined : positiveInt(opts.osreldate, '--osreldate', 0x7fffffff);

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { queryControl, type StatusReport } from '../../daemon/control-server';
 import { DEFAULT_CONFIG_PATH, loadConfig } from '../../config/config';
-import type { VmRecord } from '../../daemon/registry';
+import type { VmEventRecord, VmRecord } from '../../daemon/registry';
+import { formatVcpuList } from '../../daemon/plan';
 
 const SUSPEND_HOW = ['none', 'reset', 'poweroff', 'halt', 'triplefault'];
 
@@ -28,8 +29,78 @@ function eventArg(kind: string, arg: number | null): string {
   }
 }
 
-function list(ids: number[]): string {
-  return ids.length === 0 ? '-' : ids.join(',');
+/** A list longer than this is cut (the JSON report has every id). */
+const LIST_WIDTH = 40;
+
+/** vCPU ids as ranges ("1-31", "1,3,5-9"); a long list is cut and counted. */
+export function vcpuList(ids: number[]): string {
+  if (ids.length === 0) return '-';
+  const text = formatVcpuList(ids);
+  if (text.length <= LIST_WIDTH) return text;
+  const cut = text.lastIndexOf(',', LIST_WIDTH - 1);
+  return `${text.slice(0, cut > 0 ? cut : LIST_WIDTH)},... (${ids.length} in all)`;
+}
+
+/** Recent events to show per VM, after grouping. */
+const EVENT_LINES = 20;
+
+interface EventGroup {
+  first: VmEventRecord;
+  vcpus: number[];
+  args: number[];
+}
+
+/** Events recorded once per AP: a boot of a large VM has hundreds of them. */
+const PER_AP_KINDS = new Set(['parked', 'handover', 'activate-hidden', 'parker-exit', 'spinup-duplicate', 'spinup-rerouted']);
+
+/**
+ * Events become lines: a run of per-AP events of one session (parked, handover,
+ * activate-hidden, ...; they interleave as APs start) is one line per kind ("handover
+ * vcpu=1-63 x63 (101..163 us)"), so that a 64-vCPU boot does not push its plan off the screen.
+ */
+function groupEvents(events: readonly VmEventRecord[]): EventGroup[] {
+  const groups: EventGroup[] = [];
+  let block = new Map<string, EventGroup>();
+  let blockSession: number | null = null;
+  for (const e of events) {
+    const perAp = PER_AP_KINDS.has(e.kind) && e.vcpu !== null && e.vcpu >= 0 && !e.detail;
+    if (!perAp || e.session !== blockSession) {
+      block = new Map();
+      blockSession = perAp ? e.session : null;
+    }
+    if (!perAp) {
+      groups.push({ first: e, vcpus: [], args: e.arg !== null ? [e.arg] : [] });
+      continue;
+    }
+    const group = block.get(e.kind);
+    if (group) {
+      group.vcpus.push(e.vcpu!);
+      if (e.arg !== null) group.args.push(e.arg);
+      continue;
+    }
+    const created: EventGroup = { first: e, vcpus: [e.vcpu!], args: e.arg !== null ? [e.arg] : [] };
+    block.set(e.kind, created);
+    groups.push(created);
+  }
+  return groups;
+}
+
+function formatGroup(g: EventGroup): string {
+  const e = g.first;
+  if (g.vcpus.length <= 1) {
+    const vcpu = e.vcpu !== null && e.vcpu >= 0 ? ` vcpu=${e.vcpu}` : '';
+    return `  ${e.time} ${e.kind}${vcpu}${eventArg(e.kind, e.arg)}${e.detail ? ` ${e.detail}` : ''}`;
+  }
+  const args = [...new Set(g.args)];
+  let arg = '';
+  if (args.length === 1) arg = eventArg(e.kind, args[0]!);
+  else if (args.length > 1 && (e.kind === 'handover' || e.kind === 'planned')) {
+    arg = ` (${Math.min(...args)}..${Math.max(...args)} us)`;
+  }
+  const list = vcpuList(g.vcpus);
+  // A cut list already says how many.
+  const count = list.endsWith('in all)') ? '' : ` x${g.vcpus.length}`;
+  return `  ${e.time} ${e.kind} vcpu=${list}${count}${arg}`;
 }
 
 export function formatStatus(report: StatusReport): string {
@@ -47,15 +118,12 @@ export function formatStatus(report: StatusReport): string {
   lines.push(['VM', 'JAIL', 'VCPUS', 'PLAN', 'PRE-ACTIVATED', 'PARKED', 'HANDED-OVER', 'CONNECTED'].join('\t'));
   for (const vm of vms) {
     lines.push(
-      [vm.name, vm.jail, vm.vcpus ?? '-', vm.plan?.action ?? '-', list(vm.preActivated), list(vm.parked), list(vm.handedOver), vm.connected ? 'yes' : 'no'].join('\t'),
+      [vm.name, vm.jail, vm.vcpus ?? '-', vm.plan?.action ?? '-', vcpuList(vm.preActivated), vcpuList(vm.parked), vcpuList(vm.handedOver), vm.connected ? 'yes' : 'no'].join('\t'),
     );
   }
   for (const vm of vms) {
     lines.push('', `${vm.name}: ${vm.plan?.reason ?? 'no plan yet'}`);
-    for (const e of vm.events.slice(-20)) {
-      const vcpu = e.vcpu !== null && e.vcpu >= 0 ? ` vcpu=${e.vcpu}` : '';
-      lines.push(`  ${e.time} ${e.kind}${vcpu}${eventArg(e.kind, e.arg)}${e.detail ? ` ${e.detail}` : ''}`);
-    }
+    for (const group of groupEvents(vm.events).slice(-EVENT_LINES)) lines.push(formatGroup(group));
   }
   return lines.join('\n') + '\n';
 }

@@ -1,6 +1,13 @@
 // The registry of standard guests, by name, for `--guest-name` and for tests.
 
-import { buildSmpBoot } from './smp-boot';
+import { MAX_AP_ID, buildSmpBoot } from './smp-boot';
+
+/** Bits of every even vCPU id 2..254 (the BSP, 0, is never started). */
+function evenAps(): bigint {
+  let mask = 0n;
+  for (let id = 2; id <= MAX_AP_ID; id += 2) mask |= 1n << BigInt(id);
+  return mask;
+}
 
 export interface StandardGuest {
   readonly name: string;
@@ -15,6 +22,11 @@ const GUESTS: readonly StandardGuest[] = [
   { name: 'smp-boot-triplefault', description: 'as smp-boot, then an opcode outside the subset (triple fault)', build: () => buildSmpBoot({ finalAction: 'triplefault' }) },
   { name: 'smp-boot-restart', description: 'as smp-boot, then INIT+SIPI AP 1 again and print restart=0|1', build: () => buildSmpBoot({ restartAp: 1 }) },
   { name: 'smp-boot-bsp-only', description: 'start no AP, print online=1, power off', build: () => buildSmpBoot({ startMask: 0 }) },
+  {
+    name: 'smp-boot-half',
+    description: 'start the even-numbered APs only (half of them), print online=N, power off with the others never started',
+    build: () => buildSmpBoot({ startMask: evenAps() }),
+  },
 ];
 
 export function standardGuestNames(): string[] {

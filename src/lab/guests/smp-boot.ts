@@ -24,8 +24,12 @@ export const VCPU_COUNT_ADDRESS = LAB_VCPU_COUNT_ADDRESS;
 export type FinalAction = 'poweroff' | 'reset' | 'halt' | 'triplefault';
 
 export interface SmpBootOptions {
-  /** Bitmask of AP vCPU ids to start (bit 0, the BSP, is ignored); default: every AP 1..ncpus-1. */
-  startMask?: number;
+  /**
+   * Bitmask of AP vCPU ids to start (bit 0, the BSP, is ignored); default: every AP 1..ncpus-1.
+   * A number names APs 1..15 only (the 16-bit mask of the first layout); a bigint names any of
+   * the 256 vCPUs of 13.x's cpuset_t.
+   */
+  startMask?: number | bigint;
   /** What the BSP does at the end; default poweroff. */
   finalAction?: FinalAction;
   /** Bounded wait for check-ins (and for the restart), in ms of TSC time; default 1000, at most 4294. */
@@ -44,7 +48,7 @@ export const SMP_BOOT_LAYOUT = {
   signature: 0x0008,
   /** u16: AP check-ins, incremented with `lock inc` by every run of the trampoline. */
   online: 0x0010,
-  /** u16 option: bitmask of APs to start (0xFFFE = all). */
+  /** u16 option: bitmask of APs 1..15 to start (0xFFFE = all); APs 16..255 are in startMaskHigh. */
   startMask: 0x0012,
   /** u16 option: FINAL_ACTION_CODES. */
   finalAction: 0x0014,
@@ -70,6 +74,11 @@ export const SMP_BOOT_LAYOUT = {
   bsp: 0x0040,
   /** The AP trampoline: page-aligned, guest-physical 0x11000, STARTUP vector 0x11. */
   trampoline: 0x1000,
+  /**
+   * u16[15] option: the start mask of APs 16..255, bit j of word k-1 = AP 16k + j (all ones by
+   * default). Behind the trampoline, in the same page: the first layout had no room for it.
+   */
+  startMaskHigh: 0x1040,
 } as const;
 
 export const FINAL_ACTION_CODES: Readonly<Record<FinalAction, number>> = {
@@ -89,14 +98,17 @@ export const STARTUP_WAIT_NS = 200_000;
 export const DEFAULT_AP_WAIT_MS = 1000;
 /** The wait compares TSC low dwords, so it must stay below 2^32 ns. */
 export const MAX_AP_WAIT_MS = Math.floor(0xffffffff / 1e6);
-/** APs the 16-bit start mask can name (16 vCPUs in all, the 13.1 bhyve maximum). */
-export const MAX_AP_ID = 15;
+/** The highest AP id: 13.x userland's cpuset_t holds 256 vCPUs (CPU_SETSIZE). */
+export const MAX_AP_ID = 255;
+/** Words of startMaskHigh: APs 16..255, 16 per word. */
+export const START_MASK_HIGH_WORDS = (MAX_AP_ID + 1) / 16 - 1;
 
-const ALL_APS = 0xfffe;
+const ALL_APS = (1n << BigInt(MAX_AP_ID + 1)) - 2n;
 const L = SMP_BOOT_LAYOUT;
 
 interface ResolvedOptions {
-  startMask: number;
+  /** Bits 0..255. */
+  startMask: bigint;
   finalAction: number;
   apWaitNs: number;
   restartAp: number;
@@ -104,10 +116,14 @@ interface ResolvedOptions {
 }
 
 function resolveOptions(opts: SmpBootOptions): ResolvedOptions {
-  const startMask = opts.startMask ?? ALL_APS;
-  if (!Number.isInteger(startMask) || startMask < 0 || startMask > 0xffff) {
-    throw new RangeError(`smp-boot: startMask ${startMask} is not a 16-bit mask of AP ids 1..${MAX_AP_ID}`);
+  const given = opts.startMask ?? ALL_APS;
+  if (typeof given === 'number' && (!Number.isInteger(given) || given < 0 || given > 0xffff)) {
+    throw new RangeError(`smp-boot: startMask ${given} is not a 16-bit mask of AP ids 1..15 (a bigint names APs up to ${MAX_AP_ID})`);
   }
+  if (typeof given === 'bigint' && (given < 0n || given >> BigInt(MAX_AP_ID + 1) !== 0n)) {
+    throw new RangeError(`smp-boot: startMask 0x${given.toString(16)} names vCPUs beyond ${MAX_AP_ID}`);
+  }
+  const startMask = BigInt(given);
   const finalAction = opts.finalAction ?? 'poweroff';
   if (!Object.hasOwn(FINAL_ACTION_CODES, finalAction)) {
     throw new RangeError(`smp-boot: finalAction '${String(finalAction)}' is not one of ${Object.keys(FINAL_ACTION_CODES).join(', ')}`);
@@ -137,7 +153,7 @@ function emitDataBlock(asm: Assembler, options: ResolvedOptions): void {
   asm.padTo(L.signature);
   for (const char of SMP_BOOT_SIGNATURE) asm.db(char.charCodeAt(0));
   asm.padTo(L.online).label('online').dw(0);
-  asm.label('startMask').dw(options.startMask);
+  asm.label('startMask').dw(Number(options.startMask & 0xffffn));
   asm.label('finalAction').dw(options.finalAction);
   asm.label('restartAp').dw(options.restartAp);
   asm.label('apWaitNs').dd(options.apWaitNs);
@@ -176,10 +192,21 @@ function emitBsp(asm: Assembler): void {
   jumpWhileWaitingMem(asm, 'waitStart', 'startDelayNs', 'delay.poll');
 
   // Walk AP ids 1..vcpuCount-1, shifting the start mask right by one per id (bit 0 is the BSP).
+  // Every 16 ids the next word of startMaskHigh is loaded: the subset has no indexed addressing,
+  // so a chain of compares picks the word (ids 16, 32, ... 240).
   asm.load('ax', 'startMask').store('pendingMask', 'ax').shiftMem16('shr', 'pendingMask');
   asm.storeImm16('apId', 1).storeImm16('expected', 0);
   asm.label('start.next');
   asm.load('ax', 'apId').aluFromMem('cmp', 'ax', 'vcpuCount').jccNear('AE', 'start.done');
+  asm.aluImm('and', 'ax', 0x0f).jccNear('NE', 'start.test');
+  asm.load('ax', 'apId');
+  for (let word = 0; word < START_MASK_HIGH_WORDS; word++) {
+    const next = asm.uniqueLabel('start.word');
+    asm.aluImm('cmp', 'ax', 16 * (word + 1)).jccNear('NE', next);
+    asm.load('bx', { label: 'startMaskHigh', plus: 2 * word }).store('pendingMask', 'bx').jmpNear('start.test');
+    asm.label(next);
+  }
+  asm.label('start.test');
   asm.shiftMem16('shr', 'pendingMask').jccNear('AE', 'start.skip'); // CF = 0: not selected
   emitStartAp(asm);
   asm.incMem16('expected');
@@ -237,6 +264,14 @@ function emitTrampoline(asm: Assembler): void {
   asm.label('ap.park').cli().hlt().jmp('ap.park');
 }
 
+/** The start mask of APs 16..255 (option data, after the trampoline). */
+function emitStartMaskHigh(asm: Assembler, options: ResolvedOptions): void {
+  asm.padTo(L.startMaskHigh).label('startMaskHigh');
+  for (let word = 0; word < START_MASK_HIGH_WORDS; word++) {
+    asm.dw(Number((options.startMask >> BigInt(16 * (word + 1))) & 0xffffn));
+  }
+}
+
 /** Builds the smp-boot image (load it at SMP_BOOT_LOAD_ADDRESS). */
 export function buildSmpBoot(opts: SmpBootOptions = {}): Uint8Array {
   const options = resolveOptions(opts);
@@ -245,6 +280,7 @@ export function buildSmpBoot(opts: SmpBootOptions = {}): Uint8Array {
   emitDataBlock(asm, options);
   emitBsp(asm);
   emitTrampoline(asm);
+  emitStartMaskHigh(asm, options);
   checkLayout(asm);
   return asm.bytes();
 }

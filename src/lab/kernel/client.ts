@@ -51,7 +51,7 @@ export interface KernelClient {
   close(file: number): Promise<number>;
   ioctl(file: number, request: number, arg: Buffer, memory?: CallerMemory, argAddr?: bigint): Promise<IoctlResult>;
   sysctl(name: string, newValue?: Buffer | string): Promise<{ ret: number; old: Buffer }>;
-  capRights(file: number, rights: bigint): Promise<number>;
+  capRights(file: number, rights: readonly [bigint, bigint]): Promise<number>;
   capIoctls(file: number, requests: readonly number[]): Promise<number>;
   mmap(file: number, offset: bigint | number, len: bigint | number, prot?: number): Promise<{ ret: number; offset: bigint; path: string }>;
   /** Closes the connection: a call in progress is abandoned, as when the thread dies. */

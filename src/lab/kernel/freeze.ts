@@ -15,15 +15,25 @@ export async function lockVcpu(vm: Vm, vcpu: Vcpu, ctx: CallContext): Promise<vo
   while (vcpu.state !== 'idle') {
     vcpu.reqidle = true;
     vm.notify();
-    await vm.sleep(ctx);
+    vm.stateWaiters++;
+    try {
+      await vm.sleep(ctx);
+    } finally {
+      vm.stateWaiters--;
+    }
   }
   vcpu.state = 'frozen';
 }
 
-/** vcpu_unlock_one: FROZEN -> IDLE and wakeup(&vcpu->state). Also the exit path of a dead caller. */
+/**
+ * vcpu_unlock_one: FROZEN -> IDLE and wakeup(&vcpu->state). Also the exit path of a dead caller.
+ * The kernel's wakeup reaches only the threads sleeping on that vCPU's state; the model's one
+ * channel per VM would wake every sleeper of the VM (every halted vCPU) on every ioctl, so it
+ * wakes only when a thread waits for a vCPU to become IDLE.
+ */
 export function unlockVcpu(vm: Vm, vcpu: Vcpu): void {
   vcpu.state = 'idle';
-  vm.notify();
+  if (vm.stateWaiters > 0) vm.notify();
 }
 
 /**

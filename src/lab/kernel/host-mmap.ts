@@ -32,8 +32,17 @@ function loadLibc(): Libc {
   return libc;
 }
 
+/**
+ * The largest view the model takes of a mapping: an ArrayBuffer of Node 20 holds at most
+ * buffer.constants.MAX_LENGTH (4 GiB) bytes, and koffi aborts the process rather than fail
+ * beyond it. A segment can be larger (vm_setup_memory makes 4 GB + highmem for more than 3 GB):
+ * the whole file is mapped and shared, the model's own view stops here. The interpreter only
+ * reads guest-physical memory from 0 through the lowmem mapping (at most 3 GB).
+ */
+export const MAX_VIEW_BYTES = 2 ** 32 - 4096;
+
 export interface HostMapping {
-  /** The whole file, shared with every other process that maps it. */
+  /** The file's first MAX_VIEW_BYTES (all of it when smaller), shared with every process that maps it. */
   readonly bytes: Uint8Array;
   /** munmap(2). The caller must drop every view of `bytes` first. */
   unmap(): void;
@@ -53,7 +62,7 @@ export function createSharedFile(path: string, len: number): HostMapping {
   if (pointer === null || koffi.address(pointer) === MAP_FAILED) {
     throw new Error(`mmap of ${path} (${len} bytes) failed`);
   }
-  const bytes = new Uint8Array(koffi.view(pointer, len));
+  const bytes = new Uint8Array(koffi.view(pointer, Math.min(len, MAX_VIEW_BYTES)));
   let mapped = true;
   return {
     bytes,

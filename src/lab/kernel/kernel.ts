@@ -6,6 +6,7 @@ import path from 'node:path';
 import { suspendHowName, VmmConst, VmSuspendHow, VmSuspendHow15 } from '../../abi/enums';
 import { REQ15 } from '../../abi/ioctls';
 import { VMMCTL_VM_CREATE, VMMCTL_VM_DESTROY } from '../../abi/structs';
+import type { CapRights } from './capsicum';
 import { Errno, KernelError, fail } from './errno';
 import { FileTable, type FileKind } from './files';
 import { vmmdevIoctl } from './ioctl-dispatch';
@@ -299,7 +300,7 @@ export class VmmKernel {
   /** mmap(2) on an open file: which backing file and offset (vmmdev_mmap_single). */
   mmap(pid: number, fileId: number, prot: number, offset: bigint, len: bigint): { path: string; offset: number } {
     const file = this.files.get(pid, fileId);
-    file.limits.checkMmap();
+    file.limits.checkMmap(prot);
     const vm = file.vm;
     if (vm === null) return fail(Errno.ENODEV, '/dev/vmmctl cannot be mapped');
     if (vm.destroyed || vm.dying) fail(Errno.ENXIO, `VM ${vm.name} was destroyed`);
@@ -309,7 +310,7 @@ export class VmmKernel {
     return vm.memory.resolveMmap(Number(offset), Number(len), prot);
   }
 
-  capRights(pid: number, fileId: number, rights: bigint): void {
+  capRights(pid: number, fileId: number, rights: CapRights): void {
     this.files.get(pid, fileId).limits.limitRights(rights);
   }
 

@@ -167,15 +167,17 @@ export function decodeSysctl(body: Buffer): { name: string; newValue: Buffer | n
   return { name: body.subarray(4, nul).toString('latin1'), newValue: newlen === 0 ? null : Buffer.from(value) };
 }
 
-export function encodeCapRights(file: number, rights: bigint): Buffer {
-  const b = Buffer.alloc(16);
+/** CAP_RIGHTS: u32 file, u32 pad, u64 cr_rights[2] (a version 00 cap_rights_t). */
+export function encodeCapRights(file: number, rights: readonly [bigint, bigint]): Buffer {
+  const b = Buffer.alloc(24);
   b.writeUInt32LE(file >>> 0, 0);
-  b.writeBigUInt64LE(rights, 8);
+  b.writeBigUInt64LE(rights[0], 8);
+  b.writeBigUInt64LE(rights[1], 16);
   return b;
 }
-export function decodeCapRights(body: Buffer): { file: number; rights: bigint } {
-  need(body, 16, 'CAP_RIGHTS', true);
-  return { file: body.readUInt32LE(0), rights: body.readBigUInt64LE(8) };
+export function decodeCapRights(body: Buffer): { file: number; rights: [bigint, bigint] } {
+  need(body, 24, 'CAP_RIGHTS', true);
+  return { file: body.readUInt32LE(0), rights: [body.readBigUInt64LE(8), body.readBigUInt64LE(16)] };
 }
 
 export function encodeCapIoctls(file: number, requests: readonly (number | bigint)[]): Buffer {

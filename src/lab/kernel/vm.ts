@@ -57,6 +57,8 @@ export class Vm {
   callsInProgress = 0;
   /** msleep/wakeup channel shared by every sleeper of this VM. */
   private readonly events = new WaitChannel();
+  /** Threads sleeping in vcpu_lock_one until a vCPU is IDLE (freeze.ts). */
+  stateWaiters = 0;
 
   /** The model-wide guest slice size (slicing.ts). */
   readonly slicing: SliceBudget;
