@@ -7,15 +7,17 @@
 // Each bhyve is sampled at the same moment of its boot: as its VM_SUSPEND (the guest's reset)
 // enters the kernel model, through the model's tap, while every thread of that bhyve is alive.
 // The daemon's RSS follows Node's garbage collector (a sawtooth of some 16 MiB over thousands of
-// boots, measured), so its leak criterion is the JavaScript heap that stays reachable: heap
-// snapshots (each forces a full collection) early, halfway and at the end of the run.
+// boots, measured), so its leak criteria are the JavaScript heap still in use after a full
+// collection and the memory outside that heap (RSS minus the heap's committed size), both read
+// through the daemon's inspector (--inspect, lab only) after a tenth of the run and at its end:
+// two forced collections, the RSS samples in between are the daemon's own.
 
 import fs from 'node:fs';
-import path from 'node:path';
 import { REQ13 } from '../../abi/ioctls';
 import { queryControl, type StatusReport } from '../../daemon/control-server';
 import { buildSmpBoot } from '../guests/smp-boot';
 import { LabBench, type LabKernelName } from '../run';
+import { InspectorClient, inspectorUrlOf } from './inspector';
 
 export interface SoakOptions {
   kernel: LabKernelName;
@@ -74,10 +76,13 @@ export interface SoakResult {
   bhyveRssKiB: Trend;
   daemonRssKiB: Trend;
   daemonFds: Trend;
-  /** Reachable JavaScript heap of the daemon (heap snapshots, after a full collection). */
+  /** The daemon's JavaScript heap in use right after a full collection (what stays reachable). */
   daemonRetainedHeapKiB: Trend | null;
-  /** The daemon's RSS just after each of those snapshots: after a full collection. */
-  daemonRssAfterFullGcKiB: Trend | null;
+  /**
+   * The daemon's memory outside the V8 heap at the same moments: RSS minus the heap's committed
+   * size. The collector's sawtooth is the heap's; this is the rest (native code, buffers).
+   */
+  daemonNativeKiB: Trend | null;
   daemonStatusRecordBytes: Trend | null;
   /** Every trend within its tolerance and every boot good. */
   flat: boolean;
@@ -113,9 +118,9 @@ export const SOAK_TOLERANCE = {
   /** A long-running Node process: RSS moves with the garbage collector, a bounded sawtooth. */
   daemonRss: 'never more than 32 MiB above the first tenth\'s median (the collector\'s sawtooth is about 16 MiB here)',
   /** What stays reachable after a full collection: a leak of 1 KiB per boot shows in 1,000 boots. */
-  daemonHeap: 'the last snapshot under 1 MiB above the first (taken after a tenth of the run)',
-  /** RSS with the garbage gone: what the sawtooth comes back to. */
-  daemonRssAfterGc: 'the last under 4 MiB above the first (after a tenth of the run)',
+  daemonHeap: 'under 1 MiB more at the end than after a tenth of the run',
+  /** Native memory (koffi, buffers, libuv): nothing the collector moves. */
+  daemonNative: 'under 2 MiB more at the end than after a tenth of the run',
   statusRecord:
     'fitted growth over the second half of the run (slope and growth are the second half\'s) under 1 KiB (the per-VM record is bounded); judged from 200 boots, since the bounds (500 events, 64 sessions) take some 40 boots to fill',
 } as const;
@@ -161,8 +166,8 @@ export function trendOf(points: { x: number; y: number }[], runBoots: number, ki
     case 'daemonHeap':
       flat = ys[ys.length - 1]! - ys[0]! < 1024;
       break;
-    case 'daemonRssAfterGc':
-      flat = ys[ys.length - 1]! - ys[0]! < 4 * 1024;
+    case 'daemonNative':
+      flat = ys[ys.length - 1]! - ys[0]! < 2 * 1024;
       break;
     case 'statusRecord':
       flat = fittedGrowth < 1024;
@@ -185,38 +190,6 @@ export function trendOf(points: { x: number; y: number }[], runBoots: number, ki
   };
 }
 
-/** Bytes of every object in a V8 heap snapshot: after its full collection, what is reachable. */
-export function retainedHeapBytes(snapshotFile: string): number {
-  const snapshot = JSON.parse(fs.readFileSync(snapshotFile, 'utf8')) as {
-    snapshot: { meta: { node_fields: string[] } };
-    nodes: number[];
-  };
-  const fields = snapshot.snapshot.meta.node_fields;
-  const selfSize = fields.indexOf('self_size');
-  let total = 0;
-  for (let i = selfSize; i < snapshot.nodes.length; i += fields.length) total += snapshot.nodes[i]!;
-  return total;
-}
-
-/**
- * A heap snapshot of the daemon (--heapsnapshot-signal): SIGUSR2, then the new file once the
- * daemon answers again (it writes the snapshot on its main thread).
- */
-async function daemonSnapshot(pid: number, dir: string, socketDir: string): Promise<string> {
-  const before = new Set(fs.readdirSync(dir));
-  process.kill(pid, 'SIGUSR2');
-  const deadline = Date.now() + 60000;
-  for (;;) {
-    const added = fs.readdirSync(dir).filter((f) => f.endsWith('.heapsnapshot') && !before.has(f));
-    if (added.length > 0) {
-      await queryControl(socketDir, 'status', 60000);
-      return path.join(dir, added[0]!);
-    }
-    if (Date.now() > deadline) throw new Error('the daemon wrote no heap snapshot within 60 s');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   const started = Date.now();
   const progress = options.progress ?? (() => {});
@@ -226,7 +199,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   const bench = await LabBench.start({ kernel: options.kernel });
   const samples: SoakSample[] = [];
   const retained: { x: number; y: number }[] = [];
-  const rssAfterGc: { x: number; y: number }[] = [];
+  const native: { x: number; y: number }[] = [];
   const record: { x: number; y: number }[] = [];
   const failures: string[] = [];
   const bootMs: number[] = [];
@@ -234,15 +207,16 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   let reinits = 0;
   let bootsRun = 0;
   try {
-    const heapDir = path.join(bench.root, 'heap');
-    fs.mkdirSync(heapDir);
-    const daemon = await bench.startDaemon(['--log-level', 'warn'], { nodeFlags: ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${heapDir}`] });
+    const daemon = await bench.startDaemon(['--log-level', 'warn'], { nodeFlags: ['--inspect=127.0.0.1:0'] });
     const daemonPid = daemon.pid!;
-    // A snapshot costs the daemon tens of MiB of RSS that the allocator keeps: one before the
-    // first boot puts that into every RSS sample alike. Then early (after a tenth: the code the
-    // boots need is compiled by then), halfway and last: the retained-heap trend.
-    await daemonSnapshot(daemonPid, heapDir, bench.socketDir).then((file) => fs.rmSync(file));
-    const snapshotAt = new Set([Math.max(1, Math.floor(options.boots / 10)), Math.floor(options.boots / 2), options.boots]);
+    let url: string | null = null;
+    const deadline = Date.now() + 10000;
+    while ((url = inspectorUrlOf(bench.daemonLog())) === null) {
+      if (Date.now() > deadline) throw new Error('the daemon printed no inspector URL');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const inspector = await InspectorClient.connect(url);
+    const measureAt = new Set([Math.max(1, Math.floor(options.boots / 10)), options.boots]);
     const guest = buildSmpBoot({ apWaitMs: 4000, finalAction: 'reset' });
     const expected = Array.from({ length: options.vcpus - 1 }, (_, i) => i + 1).join(',');
     // Filled by the tap at this boot's VM_SUSPEND (a holder: the tap assigns it, not this scope).
@@ -274,11 +248,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
         if (sample !== null) samples.push({ boot, ...sample });
         else failures.push(`boot ${boot}: no VM_SUSPEND to sample at`);
         if (r.outcome === 'hang') break;
-        if (snapshotAt.has(boot)) {
-          const file = await daemonSnapshot(daemonPid, heapDir, bench.socketDir);
-          rssAfterGc.push({ x: boot, y: procStatus(daemonPid, 'VmRSS') });
-          retained.push({ x: boot, y: Math.round(retainedHeapBytes(file) / 1024) });
-          fs.rmSync(file);
+        if (measureAt.has(boot)) {
+          const heap = await inspector.heapAfterFullCollection();
+          retained.push({ x: boot, y: Math.round(heap.usedSize / 1024) });
+          native.push({ x: boot, y: procStatus(daemonPid, 'VmRSS') - Math.round(heap.totalSize / 1024) });
         }
         if (boot === 1 || boot % every === 0 || boot === options.boots) {
           const status = (await queryControl(bench.socketDir, 'status', 5000)) as StatusReport;
@@ -295,6 +268,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       }
     } finally {
       untap();
+      inspector.close();
     }
     if (daemon.exitCode !== null || daemon.signalCode !== null) failures.push(`the daemon exited (${daemon.exitCode ?? daemon.signalCode})`);
     if (reinits !== bootsRun - 1) failures.push(`${reinits} successful VM_REINITs for ${bootsRun} boots (expected one per boot after the first)`);
@@ -318,12 +292,12 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     daemonRssKiB: trendOf(points((s) => s.daemonRssKiB), bootsRun, 'daemonRss'),
     daemonFds: trendOf(points((s) => s.daemonFds), bootsRun, 'count'),
     daemonRetainedHeapKiB: retained.length > 1 ? trendOf(retained, bootsRun, 'daemonHeap') : null,
-    daemonRssAfterFullGcKiB: rssAfterGc.length > 1 ? trendOf(rssAfterGc, bootsRun, 'daemonRssAfterGc') : null,
+    daemonNativeKiB: native.length > 1 ? trendOf(native, bootsRun, 'daemonNative') : null,
     daemonStatusRecordBytes: record.length > 1 ? trendOf(record, bootsRun, 'statusRecord') : null,
     flat: false,
     elapsedMs: Date.now() - started,
   };
-  const trends = [result.bhyveThreads, result.bhyveFds, result.bhyveRssKiB, result.daemonRssKiB, result.daemonFds, result.daemonRetainedHeapKiB, result.daemonRssAfterFullGcKiB, result.daemonStatusRecordBytes];
+  const trends = [result.bhyveThreads, result.bhyveFds, result.bhyveRssKiB, result.daemonRssKiB, result.daemonFds, result.daemonRetainedHeapKiB, result.daemonNativeKiB, result.daemonStatusRecordBytes];
   result.flat = failures.length === 0 && trends.every((t) => t === null || !t.judged || t.flat);
   return result;
 }
@@ -341,8 +315,8 @@ export function formatSoak(r: SoakResult): string[] {
     t('bhyve RSS', r.bhyveRssKiB, ' KiB'),
     t('daemon RSS', r.daemonRssKiB, ' KiB'),
     t('daemon fds', r.daemonFds),
-    t('daemon retained heap (snapshots)', r.daemonRetainedHeapKiB, ' KiB'),
-    t('daemon RSS after a full collection', r.daemonRssAfterFullGcKiB, ' KiB'),
+    t('daemon heap in use after a full collection', r.daemonRetainedHeapKiB, ' KiB'),
+    t('daemon RSS outside the V8 heap', r.daemonNativeKiB, ' KiB'),
     t('daemon status record of the VM', r.daemonStatusRecordBytes, ' B'),
     ...r.failures.slice(0, 10).map((f) => `  FAILED ${f}`),
   ];
