@@ -9,8 +9,8 @@
 // The daemon's RSS follows Node's garbage collector (a sawtooth of some 16 MiB over thousands of
 // boots, measured), so its leak criteria are the JavaScript heap still in use after a full
 // collection and the memory outside that heap (RSS minus the heap's committed size), both read
-// through the daemon's inspector (--inspect, lab only) after a tenth of the run and at its end:
-// two forced collections, the RSS samples in between are the daemon's own.
+// through the daemon's inspector (--inspect, lab only) after every tenth of the run: ten forced
+// collections, the RSS samples in between are the daemon's own.
 
 import fs from 'node:fs';
 import { REQ13 } from '../../abi/ioctls';
@@ -118,9 +118,9 @@ export const SOAK_TOLERANCE = {
   /** A long-running Node process: RSS moves with the garbage collector, a bounded sawtooth. */
   daemonRss: 'never more than 32 MiB above the first tenth\'s median (the collector\'s sawtooth is about 16 MiB here)',
   /** What stays reachable after a full collection: a leak of 1 KiB per boot shows in 1,000 boots. */
-  daemonHeap: 'under 1 MiB more at the end than after a tenth of the run',
+  daemonHeap: 'fitted growth over the run (ten readings, one per tenth) under 1 MiB',
   /** Native memory (koffi, buffers, libuv): nothing the collector moves. */
-  daemonNative: 'under 2 MiB more at the end than after a tenth of the run',
+  daemonNative: 'fitted growth over the run (ten readings, one per tenth) under 2 MiB',
   statusRecord:
     'fitted growth over the second half of the run (slope and growth are the second half\'s) under 1 KiB (the per-VM record is bounded); judged from 200 boots, since the bounds (500 events, 64 sessions) take some 40 boots to fill',
 } as const;
@@ -164,10 +164,10 @@ export function trendOf(points: { x: number; y: number }[], runBoots: number, ki
       flat = Math.max(...ys) <= firstMedian + 32 * 1024;
       break;
     case 'daemonHeap':
-      flat = ys[ys.length - 1]! - ys[0]! < 1024;
+      flat = fittedGrowth < 1024;
       break;
     case 'daemonNative':
-      flat = ys[ys.length - 1]! - ys[0]! < 2 * 1024;
+      flat = fittedGrowth < 2 * 1024;
       break;
     case 'statusRecord':
       flat = fittedGrowth < 1024;
@@ -216,7 +216,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     const inspector = await InspectorClient.connect(url);
-    const measureAt = new Set([Math.max(1, Math.floor(options.boots / 10)), options.boots]);
+    // After every tenth of the run: ten full collections, the RSS samples between them natural.
+    const measureAt = new Set(Array.from({ length: 10 }, (_, i) => Math.max(1, Math.round(((i + 1) * options.boots) / 10))));
     const guest = buildSmpBoot({ apWaitMs: 4000, finalAction: 'reset' });
     const expected = Array.from({ length: options.vcpus - 1 }, (_, i) => i + 1).join(',');
     // Filled by the tap at this boot's VM_SUSPEND (a holder: the tap assigns it, not this scope).
