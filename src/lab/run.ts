@@ -384,6 +384,9 @@ export class LabBench {
       args = bhyveArgs;
       env.LD_PRELOAD = [...sanitizerRuntime, bridge].join(' ');
     }
+    // An AP "started" in this boot ran guest code during it: on a VM that lives on from an earlier
+    // boot (a reset, then bhyve again through VM_REINIT), only what it ran since counts.
+    const before = this.model.guestStats(spec.vmName);
     const started = performance.now();
     const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     let stdout = '';
@@ -401,8 +404,9 @@ export class LabBench {
       const elapsedMs = Math.round(performance.now() - started);
       killTree(child);
       const stats = this.model.guestStats(spec.vmName);
+      const earlier = before !== undefined && stats !== undefined && before.created === stats.created ? before.instructions : [];
       const apsStarted = (stats?.instructions ?? [])
-        .map((count: number, vcpu: number) => ({ count, vcpu }))
+        .map((count: number, vcpu: number) => ({ count: count - (earlier[vcpu] ?? 0), vcpu }))
         .filter(({ count, vcpu }) => vcpu > 0 && count > 0)
         .map(({ vcpu }) => vcpu);
       let outcome: Outcome;

@@ -129,6 +129,8 @@ interface BootSpec {
   expect: Outcome;
   /** APs the guest starts (null: not checked). */
   aps: number[] | null;
+  /** What the guest prints, its own count of the CPUs that checked in (null: not checked). */
+  output: string | null;
 }
 
 function allAps(vcpus: number): number[] {
@@ -138,30 +140,44 @@ function allAps(vcpus: number): number[] {
 /** The guest's bounded waits end as soon as every AP checked in; long bounds absorb a loaded machine. */
 const AP_WAIT_MS = 4000;
 
+/** The smp-boot guest powering off (or resetting) after every AP checked in. */
+function smpBoot(vcpus: number, finalAction: 'poweroff' | 'reset' = 'poweroff'): BootSpec {
+  return { guest: buildSmpBoot({ apWaitMs: AP_WAIT_MS, finalAction }), expect: finalAction, aps: allAps(vcpus), output: `online=${vcpus}\n` };
+}
+
 function bootsFor(scenario: Scenario, vcpus: number): BootSpec[] {
-  const standard: BootSpec = { guest: buildSmpBoot({ apWaitMs: AP_WAIT_MS }), expect: 'poweroff', aps: allAps(vcpus) };
   switch (scenario) {
     case 'boot':
-      return [standard];
+      return [smpBoot(vcpus)];
     case 'ap-starts-ap':
-      return [{ guest: buildApStartsAp(), expect: 'poweroff', aps: [...AP_STARTS_AP_STARTED] }];
+      return [{ guest: buildApStartsAp(), expect: 'poweroff', aps: [...AP_STARTS_AP_STARTED], output: `online=${AP_STARTS_AP_STARTED.length + 1}\n` }];
     case 'restart-ap':
       // The wait for a re-run that never comes (the swallowed SIPI) is the whole apWaitMs.
-      return [{ guest: buildSmpBoot({ apWaitMs: 1000, restartAp: 1 }), expect: 'poweroff', aps: allAps(vcpus) }];
+      return [{ guest: buildSmpBoot({ apWaitMs: 1000, restartAp: 1 }), expect: 'poweroff', aps: allAps(vcpus), output: `online=${vcpus}\nrestart=0\n` }];
     case 'reset-then-boot':
-      return [{ guest: buildSmpBoot({ apWaitMs: AP_WAIT_MS, finalAction: 'reset' }), expect: 'reset', aps: allAps(vcpus) }, standard];
+      return [smpBoot(vcpus, 'reset'), smpBoot(vcpus)];
     case 'destroy-while-running':
-      return [{ guest: buildSmpBoot({ apWaitMs: AP_WAIT_MS }), expect: 'destroyed', aps: null }];
+      return [{ guest: buildSmpBoot({ apWaitMs: AP_WAIT_MS }), expect: 'destroyed', aps: null, output: null }];
   }
 }
 
-/** The VM goes away under the running bhyve as its last AP's thread first enters VM_RUN. */
-function destroyAsLastApRuns(bench: LabBench, vm: string, vcpus: number): Trigger {
-  let scheduled = false;
+/**
+ * The VM goes away while every vCPU is inside VM_RUN (the BSP waiting for the last check-in, the
+ * other APs halted): a destroy of a running VM. The destroy is synchronous, as the last vCPU's
+ * VM_RUN enters, so that call finds the VM suspended. (A destroy that lands while bhyve is still
+ * starting an AP thread fails that thread's register writes, which 13.1's and 15.0's bhyve alike
+ * assert on: bhyve's own behaviour, outside what the interposer sees.)
+ */
+function destroyWhenEveryVcpuRuns(bench: LabBench, vm: string, vcpus: number): Trigger {
+  const inRun = new Map<number, number>();
+  let done = false;
   return (e, who) => {
-    if (scheduled || who !== 'bhyve' || e.phase !== 'enter' || !isRun(e) || vcpuArg(e) !== vcpus - 1) return false;
-    scheduled = true;
-    setImmediate(() => bench.model.destroyVm(vm));
+    const vcpu = vcpuArg(e);
+    if (done || who !== 'bhyve' || !isRun(e) || vcpu === null || vcpu < 0 || e.phase === 'open') return false;
+    inRun.set(vcpu, (inRun.get(vcpu) ?? 0) + (e.phase === 'enter' ? 1 : -1));
+    if ([...inRun.values()].filter((n) => n > 0).length < vcpus) return false;
+    done = true;
+    bench.model.destroyVm(vm);
     return true;
   };
 }
@@ -200,7 +216,7 @@ export async function runFaultCase(c: FaultCase, options: FaultCaseOptions = {})
     const trigger = triggerFor(c);
     const scenario = EVENT_SPECS[c.event].scenario;
     let injected = false;
-    const destroyer = destroyAsLastApRuns(bench, vm, c.vcpus);
+    const destroyer = destroyWhenEveryVcpuRuns(bench, vm, c.vcpus);
     let current: BhyveRun | null = null;
 
     const inject = (): void => {
@@ -312,6 +328,9 @@ function checkEnded(bench: LabBench, vm: string, spec: BootSpec, r: BootResult, 
   if (spec.aps !== null && r.apsStarted.join(',') !== spec.aps.join(',')) {
     problems.push(`APs started ${r.apsStarted.join(',') || 'none'}, expected ${spec.aps.join(',')}`);
   }
+  if (spec.output !== null && r.guestOutput !== spec.output) {
+    problems.push(`the guest printed ${JSON.stringify(r.guestOutput)}, expected ${JSON.stringify(spec.output)}`);
+  }
   const sets = bench.model.vmSets(vm);
   if (sets !== undefined) {
     const outside = sets.active.filter((v) => !sets.suspended.includes(v));
@@ -339,7 +358,7 @@ async function afterKilledBhyve(bench: LabBench, vm: string, c: FaultCase, bootT
     problems.push('the killed bhyve\'s VM is still there after hw.vmm.destroy');
     return;
   }
-  const spec: BootSpec = { guest: buildSmpBoot({ apWaitMs: AP_WAIT_MS }), expect: 'poweroff', aps: allAps(c.vcpus) };
+  const spec = smpBoot(c.vcpus);
   const again = await bench.spawnBhyve({ bhyve: '13.1', vcpus: c.vcpus, vmName: vm, shim: true, timeoutMs: bootTimeoutMs, guest: spec.guest }).result;
   boots.push(again);
   if (again.outcome === 'hang') problems.push(`the new bhyve hung: ${again.bhyveStderr.trim().slice(-300)}`);
@@ -380,7 +399,7 @@ export async function observeEvents(
   const bench = await LabBench.start({ kernel: k.kernel, compatFreebsd13: k.compatFreebsd13, compatFreebsd14: k.compatFreebsd14, keep: options.keep });
   try {
     const daemon = await bench.startDaemon(['--log-level', 'info']);
-    const destroyer = destroyAsLastApRuns(bench, vm, vcpus);
+    const destroyer = destroyWhenEveryVcpuRuns(bench, vm, vcpus);
     const untap = bench.model.tap((e) => {
       if (e.vm === vm && scenario === 'destroy-while-running') destroyer(e, e.pid === daemon.pid ? 'daemon' : 'bhyve');
     });

@@ -85,7 +85,7 @@ export type Scenario =
   | 'restart-ap'
   /** A boot that resets (bhyve exits 0), then bhyve again on the same VM (VM_REINIT). */
   | 'reset-then-boot'
-  /** The VM is destroyed under the running bhyve once it starts its last AP. */
+  /** The VM is destroyed under the running bhyve while every vCPU is inside VM_RUN. */
   | 'destroy-while-running';
 
 /** Why a combination is skipped. */
@@ -258,7 +258,7 @@ export const EVENT_SPECS: Readonly<Record<EventKind, EventKindSpec>> = {
   'vm-destroyed': {
     kind: 'vm-destroyed',
     recordedAs: 'vm-destroyed',
-    moment: 'a bhyve VM_RUN leaves with VM_SUSPEND_DESTROY or ENXIO: the VM destroyed under it as its last AP first ran',
+    moment: 'a bhyve VM_RUN leaves with VM_SUSPEND_DESTROY or ENXIO: the VM destroyed while every vCPU was inside VM_RUN',
     scenario: 'destroy-while-running',
     cannotOccur: (k) =>
       variantRules(k.kernel).suspendDestroy

@@ -241,9 +241,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
         const r = await bench.spawnBhyve({ bhyve: '13.1', vcpus: options.vcpus, vmName: vm, shim: true, direct: true, timeoutMs: bootTimeoutMs, guest }).result;
         bootsRun++;
         bootMs.push(r.elapsedMs);
-        const good = r.outcome === 'reset' && r.bhyveExit.status === 0 && r.apsStarted.join(',') === expected;
+        // Every AP ran guest code in this boot (the model's count) and checked in (the guest's own).
+        const good = r.outcome === 'reset' && r.bhyveExit.status === 0 && r.apsStarted.join(',') === expected && r.guestOutput === `online=${options.vcpus}\n`;
         if (good) bootsWithEveryAp++;
-        else failures.push(`boot ${boot}: ${r.outcome} (exit ${r.bhyveExit.status ?? r.bhyveExit.signal}), APs ${r.apsStarted.join(',') || 'none'}: ${r.bhyveStderr.trim().slice(-300)}`);
+        else failures.push(`boot ${boot}: ${r.outcome} (exit ${r.bhyveExit.status ?? r.bhyveExit.signal}), APs ${r.apsStarted.join(',') || 'none'}, the guest printed ${JSON.stringify(r.guestOutput)}: ${r.bhyveStderr.trim().slice(-300)}`);
         // The tap filled it during the boot: TypeScript cannot see that assignment.
         const sample = pending.sample as Omit<SoakSample, 'boot'> | null;
         if (sample !== null) samples.push({ boot, ...sample });
