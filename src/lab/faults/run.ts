@@ -1,8 +1,9 @@
 // Runs fault-matrix cases (a slice or the whole table) a few at a time and counts them: injected,
 // by outcome, by fault, by event, by kernel; skipped combinations by reason, each checked against
-// a fault-free run of the same kernel, vCPU count and scenario in which the event must not occur.
+// a fault-free run of the same kernel, vCPU count and scenario in which the daemon must record no
+// such event.
 
-import { FAULTS, EVENT_SPECS, type FaultCase, type FaultKernel, type Scenario, type SkippedCombination, FAULT_KERNELS } from './matrix';
+import { EVENT_SPECS, FAULT_DESCRIPTIONS, FAULT_KERNELS, FAULTS, type Fault, type FaultCase, type FaultKernel, type Scenario, type SkippedCombination } from './matrix';
 import { FAULT_OUTCOMES, observeEvents, runFaultCase, type FaultCaseResult, type FaultOutcome } from './inject';
 
 export interface SkipReason {
@@ -13,7 +14,7 @@ export interface SkipReason {
   combinations: number;
   /** Faults not injected because of it (combinations x faults). */
   faults: number;
-  /** Combinations a fault-free run confirmed (the event's moment never came); null: not checked. */
+  /** Combinations a fault-free run confirmed (the daemon recorded no such event); null: not checked. */
   confirmed: number | null;
 }
 
@@ -184,7 +185,7 @@ export function formatFaultReport(r: FaultMatrixReport): string[] {
     FAULT_OUTCOMES.filter((o) => (row[o] ?? 0) > 0).map((o) => `${row[o]} ${o}`).join(', ');
   const lines = [
     `faults injected: ${r.injected} (${outcomes(r.byOutcome)}); the interposer planned alone in ${r.interposerFellBack}`,
-    ...Object.entries(r.byFault).map(([k, row]) => `  ${k}: ${outcomes(row)}`),
+    ...Object.entries(r.byFault).map(([k, row]) => `  ${k} (${FAULT_DESCRIPTIONS[k as Fault]}): ${outcomes(row)}`),
     `by event: ${Object.entries(r.byEvent).map(([k, row]) => `${k} ${Object.values(row).reduce((a, b) => a + (b ?? 0), 0)}`).join(', ')}`,
     `by kernel: ${Object.entries(r.byKernel).map(([k, row]) => `${k} ${Object.values(row).reduce((a, b) => a + (b ?? 0), 0)}`).join(', ')}`,
     `skipped: ${r.skipped.combinations} combinations (${r.skipped.faults} faults) where the event cannot occur:`,
