@@ -1,9 +1,9 @@
 // Large VMs: how long a boot of 32, 64 and 256 vCPUs through the shim takes on the lab's window
 // kernel (13.2-13.5 bhyve: maxcpus from the kernel), and what 255 parked APs cost, during the
 // boot window and after the back-off. Called by run.ts (section `vcpus`).
-import fs from 'node:fs';
 import { LabBench, runLab } from '../src/lab/run';
 import { buildSmpBoot } from '../src/lab/guests/smp-boot';
+import { median, processCpuNs as threadsCpuNs } from '../src/lab/measure';
 
 export interface ManyVcpusResult {
   bootMs: { vcpus: number; runs: number; median: number; allApsStarted: boolean }[];
@@ -17,24 +17,6 @@ export interface ManyVcpusResult {
   }[];
 }
 
-/** CPU time of every thread of a process, in ns (/proc/PID/task/TID/schedstat, field 1). */
-function threadsCpuNs(pid: number): number {
-  let total = 0;
-  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
-    try {
-      total += Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
-    } catch {
-      // the thread ended meanwhile
-    }
-  }
-  return total;
-}
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-};
 const round = (x: number, digits = 3): number => Number(x.toFixed(digits));
 
 async function parkedCost(phase: 'boot-window' | 'after-back-off', windowMs: number): Promise<ManyVcpusResult['parked'][number]> {

@@ -13,6 +13,7 @@ import { ARTIFACTS, nativeArtifact, requireArtifact } from '../src/native-paths'
 import { runScale, type ScaleResult } from '../src/lab/scale/run';
 import { benchManyVcpus } from './many-vcpus';
 import { replaceLatestKeepingOthers } from './results-file';
+import { median, percentile, processCpuNs } from '../src/lab/measure';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -22,17 +23,6 @@ const enabled = (name: string): boolean => only === null || only.has(name);
 
 function say(line: string): void {
   process.stderr.write(`bench: ${line}\n`);
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
-
-function percentile(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
 }
 
 const round = (x: number, digits = 2): number => Number(x.toFixed(digits));
@@ -206,19 +196,6 @@ async function benchBoots(): Promise<{ boots: number; vcpus: number; planDelayUs
 }
 
 // ---- 3. CPU of a parked AP after back-off ----------------------------------------------------
-
-/** CPU time of every thread of a process, in ns (/proc/PID/task/TID/schedstat, field 1). */
-function processCpuNs(pid: number): number {
-  let total = 0;
-  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
-    try {
-      total += Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
-    } catch {
-      // thread ended meanwhile
-    }
-  }
-  return total;
-}
 
 async function benchParked(): Promise<{ windowMs: number; bootWindowMs: number; idlePollMs: number; bhyveCorePercent: number; kernelModelCorePercent: number; parkedAps: number }> {
   const windowMs = quick ? 3000 : 10000;

@@ -5,6 +5,7 @@
 
 import { EVENT_SPECS, FAULT_DESCRIPTIONS, FAULT_KERNELS, FAULTS, type Fault, type FaultCase, type FaultKernel, type Scenario, type SkippedCombination } from './matrix';
 import { FAULT_OUTCOMES, observeEvents, runFaultCase, type FaultCaseResult, type FaultOutcome } from './inject';
+import { percentile } from '../measure';
 
 export interface SkipReason {
   reason: string;
@@ -50,12 +51,6 @@ export interface FaultRunOptions {
 function tally(into: Record<string, Partial<Record<FaultOutcome, number>>>, key: string, outcome: FaultOutcome): void {
   const row = (into[key] ??= {});
   row[outcome] = (row[outcome] ?? 0) + 1;
-}
-
-function percentile(xs: number[], p: number): number {
-  if (xs.length === 0) return 0;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
 }
 
 /** Runs `work` over `items`, at most `limit` at a time, in order of start. */

@@ -8,23 +8,16 @@ import path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { CONTROL_SOCKET_NAME } from '../../daemon/control-server';
 import type { ObserverOptions, ObserverReport, ResourceSample, ScrapeProbe, StatusProbe } from './messages';
+import { openFdCount, processCpuNs } from '../measure';
 
 const options = workerData as ObserverOptions;
 const report: ObserverReport = { status: [], scrapes: [], samples: [] };
 /** Milliseconds since the epoch, comparable across threads and processes. */
 const now = (): number => performance.timeOrigin + performance.now();
 
-/** CPU time of every thread of a process, in seconds (/proc/PID/task/TID/schedstat, field 1). */
-export function processCpuSeconds(pid: number): number {
-  let ns = 0;
-  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
-    try {
-      ns += Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
-    } catch {
-      // the thread ended meanwhile
-    }
-  }
-  return ns / 1e9;
+/** CPU time of every thread of a process, in seconds. */
+function processCpuSeconds(pid: number): number {
+  return processCpuNs(pid) / 1e9;
 }
 
 function sample(): void {
@@ -35,7 +28,7 @@ function sample(): void {
       at: now(),
       rssKiB: kib('VmRSS'),
       hwmKiB: kib('VmHWM'),
-      fds: fs.readdirSync(`/proc/${options.daemonPid}/fd`).length,
+      fds: openFdCount(options.daemonPid),
       cpuSeconds: processCpuSeconds(options.daemonPid),
     };
     report.samples.push(s);

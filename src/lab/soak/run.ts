@@ -18,6 +18,7 @@ import { queryControl, type StatusReport } from '../../daemon/control-server';
 import { buildSmpBoot } from '../guests/smp-boot';
 import { LabBench, type LabKernelName } from '../run';
 import { InspectorClient, inspectorUrlOf } from './inspector';
+import { median, openFdCount as fdCount, percentile } from '../measure';
 
 export interface SoakOptions {
   kernel: LabKernelName;
@@ -94,20 +95,6 @@ function procStatus(pid: number, field: string): number {
   return m ? Number(m[1]) : NaN;
 }
 
-function fdCount(pid: number): number {
-  return fs.readdirSync(`/proc/${pid}/fd`).length;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
-
-function percentile(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? 0;
-}
 
 /** Tolerances: what a leak would have to exceed over the run to count (docs/benchmarks.md). */
 export const SOAK_TOLERANCE = {
