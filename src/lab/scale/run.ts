@@ -260,8 +260,15 @@ export async function runScale(opts: ScaleOptions): Promise<ScaleResult> {
     await driver.ask({ op: 'connect', sessions: [warmUp], concurrency: 1 }, 'connected');
     await driver.ask({ op: 'plan', indices: [warmUp.index] }, 'planned');
     await driver.ask({ op: 'close' }, 'closed');
-    await new Promise((r) => setTimeout(r, 200));
-    const before = await observer.sample();
+    // The baseline once the daemon has let go of the warm-up session: its descriptor count the
+    // same over three samples 50 ms apart (at most 3 s), not after a fixed wait.
+    let before = await observer.sample();
+    for (let steady = 0, deadline = Date.now() + 3000; steady < 3 && Date.now() < deadline; ) {
+      await new Promise((r) => setTimeout(r, 50));
+      const next = await observer.sample();
+      steady = next.fds === before.fds ? steady + 1 : 0;
+      before = next;
+    }
     progress(`connecting ${opts.sessions} sessions (4 to 16 vCPUs) through ${dirs.length} socket directories...`);
     const connectStart = performance.now();
     const connectedParts = await Promise.all(
