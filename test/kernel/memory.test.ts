@@ -64,6 +64,8 @@ test('vmm.c vm_mmap_memseg / vm_munmap_memseg / vm_mmap_getnext: alignment, rang
     assert.equal(await map(t, 0x200000, 0, MEM_BYTES - 0x1000, 0x2000), EINVAL, 'beyond the segment');
     assert.equal(await map(t, 0x200000, 0, 0, 0x1000, 8), EINVAL, 'prot beyond VM_PROT_ALL');
     assert.equal(await map(t, 0x200000, 0, 0, 0x1000, 7, 4), EINVAL, 'unknown flag');
+    assert.equal(await map(t, 0x200000, 0, 0, 0x1000, 7, 2), EINVAL, 'VM_MEMMAP_F_IOMMU is the kernel\'s own flag');
+    assert.equal(await map(t, 0x200000, 0, 0, 0x1000, 0), EINVAL, 'prot 0');
     assert.equal(await map(t, 0x200000, 2, 0, 0x1000), EINVAL, 'segment not allocated');
     assert.equal(await map(t, 0x1000, 0, 0, 0x1000), EFAULT, 'overlaps the mapping at 0');
     const getnext = async (gpa: number) => t.ioctl('VM_MMAP_GETNEXT', VM_MEMMAP.encode({ gpa: BigInt(gpa) }));

@@ -56,8 +56,6 @@ export interface GuestMemoryLayout {
   readonly maxMemsegs: number;
   /** VM_MAX_MEMMAPS. */
   readonly maxMemmaps: number;
-  /** VM_MEMMAP_F_IOMMU accepted from userland (13/14-era vm_mmap_memseg; 15.0: EINVAL). */
-  readonly iommuFlag: boolean;
   /** $root/dev/vmm.io: the devmem device nodes (vmm_dev.c devmem_create_cdev, "vmm.io/%s.%s"). */
   readonly devmemDir: string;
   readonly vmName: string;
@@ -143,11 +141,15 @@ export class GuestMemory {
     return seg === undefined ? { len: 0, sysmem: false, name: '' } : { len: seg.len, sysmem: seg.sysmem, name: seg.name };
   }
 
-  /** vmm.c vm_mmap_memseg. */
+  /**
+   * vmm.c (13.x, 14.x) / vmm_mem.c (15.0) vm_mmap_memseg: EINVAL for prot 0 or beyond
+   * VM_PROT_ALL and for any flag but VM_MEMMAP_F_WIRED: VM_MEMMAP_F_IOMMU is EINVAL from userland
+   * in every version read, 13-era vmm.c through 15.0 vmm_mem.c (find_string ids 62717996,
+   * 1044002529, 377661104, 62754595748).
+   */
   mapSegment(gpa: number, segid: number, segoff: number, len: number, prot: number, flags: number): void {
     if (prot === 0 || (prot & ~VM_PROT_ALL) !== 0) fail(Errno.EINVAL, `prot 0x${prot.toString(16)}`);
-    const allowedFlags = VmmConst.VM_MEMMAP_F_WIRED | (this.layout.iommuFlag ? VmmConst.VM_MEMMAP_F_IOMMU : 0);
-    if ((flags & ~allowedFlags) !== 0) fail(Errno.EINVAL, `flags 0x${flags.toString(16)}`);
+    if ((flags & ~VmmConst.VM_MEMMAP_F_WIRED) !== 0) fail(Errno.EINVAL, `flags 0x${flags.toString(16)}`);
     if (!Number.isInteger(segid) || segid < 0 || segid >= this.maxMemsegs) fail(Errno.EINVAL, `segid ${segid}`);
     const seg = this.segments[segid];
     if (seg === undefined) fail(Errno.EINVAL, `segment ${segid} not allocated`);

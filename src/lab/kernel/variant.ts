@@ -84,8 +84,6 @@ export interface VariantRules {
   readonly suspendDestroy: boolean;
   /** enum vm_suspend_how's VM_SUSPEND_LAST: 5, or 6 once VM_SUSPEND_DESTROY (5 on amd64, inferred) exists. */
   readonly suspendLast: number;
-  /** VM_MEMMAP_F_IOMMU from userland: accepted by the 13/14-era vm_mmap_memseg, EINVAL on 15 (MEMC). */
-  readonly mmapIommuFlag: boolean;
   /** Whether COMPAT_FREEBSD14 means anything (the memseg _14 requests exist only on memsegAbi '15'). */
   readonly hasCompatFreebsd14: boolean;
 }
@@ -103,7 +101,6 @@ const OLD_MEMORY = {
   vmmctl: false,
   suspendDestroy: false,
   suspendLast: VmSuspendHow.LAST,
-  mmapIommuFlag: true,
   hasCompatFreebsd14: false,
 } as const;
 
@@ -198,7 +195,6 @@ const RULES: Readonly<Record<KernelVariant, VariantRules>> = {
     vmmctl: true,
     suspendDestroy: true,
     suspendLast: VmSuspendHow15.LAST,
-    mmapIommuFlag: false,
     hasCompatFreebsd14: true,
   },
 };

@@ -74,7 +74,6 @@ export class Vm {
       filePrefix,
       maxMemsegs: config.rules.maxMemsegs,
       maxMemmaps: config.rules.maxMemmaps,
-      iommuFlag: config.rules.mmapIommuFlag,
       devmemDir,
       vmName: name,
     });
