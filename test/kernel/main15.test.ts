@@ -111,8 +111,14 @@ test('main15 bad input: segid out of range, GETNEXT past the last mapping, a nam
     const mask = memory.alloc(Buffer.from([1, 0, 0, 0, 0, 0, 0, 0]));
     const badSize = VM_MEMSEG_15.encode({ segid: 1, len: 0x1000n, ds_mask: mask, ds_mask_size: 4n, ds_policy: 1 });
     assert.equal((await t.client.ioctl(t.file, REQ15.VM_ALLOC_MEMSEG, badSize, memory)).ret, ERANGE);
+    const tooBig = VM_MEMSEG_15.encode({ segid: 1, len: 0x1000n, ds_mask: mask, ds_mask_size: 33n, ds_policy: 1 });
+    assert.equal((await t.client.ioctl(t.file, REQ15.VM_ALLOC_MEMSEG, tooBig, memory)).ret, ERANGE, 'beyond DOMAINSET_MAXSIZE / NBBY (32)');
     const good = VM_MEMSEG_15.encode({ segid: 1, len: 0x1000n, ds_mask: mask, ds_mask_size: 8n, ds_policy: 1 });
     assert.equal((await t.client.ioctl(t.file, REQ15.VM_ALLOC_MEMSEG, good, memory)).ret, 0, 'NUMA domain 1 of the guest, host domain 0');
+    // Userland's domainset_t is DOMAINSET_MAXSIZE (256) bits: the 32-byte mask a 15.0 libvmmapi passes.
+    const userMask = memory.alloc(Buffer.concat([Buffer.from([1]), Buffer.alloc(31)]));
+    const userSized = VM_MEMSEG_15.encode({ segid: 2, len: 0x1000n, ds_mask: userMask, ds_mask_size: 32n, ds_policy: 1 });
+    assert.equal((await t.client.ioctl(t.file, REQ15.VM_ALLOC_MEMSEG, userSized, memory)).ret, 0, "userland's 32-byte domainset_t");
     // vm_mmap_memseg on 15.0: VM_MEMMAP_F_IOMMU from userland is EINVAL, prot 0 too.
     const iommu = VM_MEMMAP.encode({ gpa: 0x200000n, segid: 1, segoff: 0n, len: 0x1000n, prot: 3, flags: 2 });
     assert.equal((await t.client.ioctl(t.file, REQ13.VM_MMAP_MEMSEG, iommu)).ret, EINVAL);

@@ -7,6 +7,7 @@ import { VM_MEMMAP, VM_MEMSEG, VM_MEMSEG_15, VM_MUNMAP } from '../../abi/structs
 import { Errno, fail } from './errno';
 import { safeNumber } from './guest-memory';
 import { onVm, type IoctlHandler } from './ioctl-types';
+import type { Vm } from './vm';
 
 /**
  * vmm_dev.c alloc_memseg: a non-empty name makes device memory; copystr() into a
@@ -24,11 +25,17 @@ function segmentName(raw: Buffer): string {
 
 /** sys/sys/domainset.h DOMAINSET_POLICY_INVALID: "no policy", what a NUMA-unaware caller passes. */
 export const DOMAINSET_POLICY_INVALID = 0;
-/** sizeof(domainset_t) and DOMAINSET_MAXSIZE / NBBY on amd64 (MAXMEMDOM 8: one long). */
-const DOMAINSET_BYTES = 8;
+/**
+ * The bounds of ds_mask_size (sys/dev/vmm/vmm_dev.c VM_ALLOC_MEMSEG): the kernel's
+ * sizeof(domainset_t), a bitset of MAXMEMDOM (8 on amd64) bits in one long, and
+ * DOMAINSET_MAXSIZE / NBBY with DOMAINSET_MAXSIZE 256 (sys/sys/_domainset.h, read_file id
+ * 555533900). Userland's domainset_t is DOMAINSET_MAXSIZE bits, so a 15.0 libvmmapi passes 32.
+ */
+const KERNEL_DOMAINSET_BYTES = 8;
+const DOMAINSET_MAXSIZE_BYTES = 256 / 8;
 
 /** vmm_dev.c get_memseg: length 0 for a free slot; device memory returns its name. */
-function getMemseg(vm: Parameters<Parameters<typeof onVm>[1]>[0]['vm'], segid: number): { len: bigint; name: Buffer } {
+function getMemseg(vm: Vm, segid: number): { len: bigint; name: Buffer } {
   const seg = vm.memory.getSegment(segid);
   const name = Buffer.alloc(16);
   if (seg.len !== 0 && !seg.sysmem) name.write(seg.name, 'latin1');
@@ -65,10 +72,12 @@ export const MEMORY_IOCTLS: Readonly<Record<string, IoctlHandler>> = {
   VM_ALLOC_MEMSEG_15: onVm('freeze-all', async ({ vm, arg, ctx }) => {
     const m = VM_MEMSEG_15.decode(arg);
     if (m.ds_policy !== DOMAINSET_POLICY_INVALID && m.ds_mask !== 0n) {
-      if (m.ds_mask_size < BigInt(DOMAINSET_BYTES) || m.ds_mask_size > BigInt(DOMAINSET_BYTES)) {
+      if (m.ds_mask_size < BigInt(KERNEL_DOMAINSET_BYTES) || m.ds_mask_size > BigInt(DOMAINSET_MAXSIZE_BYTES)) {
         fail(Errno.ERANGE, `ds_mask_size ${m.ds_mask_size}`);
       }
-      const mask = await ctx.copyin(m.ds_mask, DOMAINSET_BYTES);
+      // The whole mask is copied in; domainset_populate's checks of it are not modelled beyond
+      // the host-domain test below.
+      const mask = await ctx.copyin(m.ds_mask, Number(m.ds_mask_size));
       if (((mask[0] ?? 0) & 1) === 0) fail(Errno.EINVAL, 'the domain set has no domain of this host');
     }
     vm.memory.allocSegment(m.segid, safeNumber(m.len), segmentName(m.name));
