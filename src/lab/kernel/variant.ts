@@ -84,8 +84,6 @@ export interface VariantRules {
   readonly suspendDestroy: boolean;
   /** enum vm_suspend_how's VM_SUSPEND_LAST: 5, or 6 once VM_SUSPEND_DESTROY (5 on amd64, inferred) exists. */
   readonly suspendLast: number;
-  /** Whether COMPAT_FREEBSD14 means anything (the memseg _14 requests exist only on memsegAbi '15'). */
-  readonly hasCompatFreebsd14: boolean;
 }
 
 /** 15.0-RELEASE's __FreeBSD_version (kernel-15-side.md section 8; not read off releng/15.0 param.h). */
@@ -101,7 +99,6 @@ const OLD_MEMORY = {
   vmmctl: false,
   suspendDestroy: false,
   suspendLast: VmSuspendHow.LAST,
-  hasCompatFreebsd14: false,
 } as const;
 
 const RULES: Readonly<Record<KernelVariant, VariantRules>> = {
@@ -195,7 +192,6 @@ const RULES: Readonly<Record<KernelVariant, VariantRules>> = {
     vmmctl: true,
     suspendDestroy: true,
     suspendLast: VmSuspendHow15.LAST,
-    hasCompatFreebsd14: true,
   },
 };
 
