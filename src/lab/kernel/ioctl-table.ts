@@ -14,7 +14,7 @@
 //
 // Requests of other kernel options (COMPAT_FREEBSD12 memsegs, BHYVE_SNAPSHOT) are not accepted.
 
-import { ioctlTable, type IoctlDef } from '../../abi/ioctls';
+import { ioctlTable, type AbiName, type IoctlDef } from '../../abi/ioctls';
 import { CPUSET_IOCTLS } from './ioctls-cpus';
 import { MEMORY_IOCTLS } from './ioctls-memory';
 import { runEmbeddedExit, runExitPointer } from './ioctls-run';
@@ -25,8 +25,16 @@ import type { KernelConfig } from './variant';
 
 const COMPAT_FREEBSD13 = 'COMPAT_FREEBSD13';
 const COMPAT_FREEBSD14 = 'COMPAT_FREEBSD14';
-/** 15.0's names for handlers the model has under their 14.0 names. */
-const ALIASES: Readonly<Record<string, string>> = { VM_STATS_13: 'VM_STATS_OLD' };
+/**
+ * Rows of an ABI table served by a handler of another name: 15.0's VM_ALLOC/GET_MEMSEG are the
+ * 56-byte guest-NUMA requests (the 32-byte handlers keep the old names), and its VM_STATS_13 is
+ * 14.0's VM_STATS_OLD.
+ */
+const HANDLER_ALIASES: Readonly<Record<AbiName, Readonly<Record<string, string>>>> = {
+  '13.1': {},
+  '14.0': {},
+  '15.0': { VM_ALLOC_MEMSEG: 'VM_ALLOC_MEMSEG_15', VM_GET_MEMSEG: 'VM_GET_MEMSEG_15', VM_STATS_13: 'VM_STATS_OLD' },
+};
 
 /** Handlers by FreeBSD ioctl name, VM_RUN excepted (it depends on the kernel's ABI). */
 const HANDLERS_BY_NAME: Readonly<Record<string, IoctlHandler>> = {
@@ -53,13 +61,10 @@ function handlerFor(def: IoctlDef, config: KernelConfig): IoctlHandler | undefin
       return config.compatFreebsd13 ? runEmbeddedExit : undefined;
     default: {
       if (def.device !== undefined) return undefined; // /dev/vmmctl (vmmctl.ts), not a VM's device
-      const handler = HANDLERS_BY_NAME[ALIASES[def.name] ?? def.name];
+      const handler = HANDLERS_BY_NAME[HANDLER_ALIASES[config.rules.abi][def.name] ?? def.name];
       if (def.compat === COMPAT_FREEBSD13) return config.compatFreebsd13 ? handler : undefined;
       if (def.compat === COMPAT_FREEBSD14) return config.compatFreebsd14 ? handler : undefined;
       if (def.compat !== undefined) return undefined;
-      if (config.rules.memsegAbi === '15' && (def.name === 'VM_ALLOC_MEMSEG' || def.name === 'VM_GET_MEMSEG')) {
-        return HANDLERS_BY_NAME[`${def.name}_15`];
-      }
       return handler;
     }
   }
