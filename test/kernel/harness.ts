@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after } from 'node:test';
 import { CpusetWhich, VmCap, VmReg, X2apicState } from '../../src/abi/enums';
-import { requestOf, type AbiName } from '../../src/abi/ioctls';
+import { REQ13, REQ14, requestOf, type AbiName } from '../../src/abi/ioctls';
 import {
   VM_ACTIVATE_CPU,
   VM_CAPABILITY,
@@ -28,6 +28,7 @@ import { cpusetFromBytes } from '../../src/abi/cpuset';
 import { Assembler } from '../../src/lab/guests/asm';
 import { connectKernel, type CallerMemory, type KernelClient } from '../../src/lab/kernel/client';
 import { startKernelModel, type KernelModel, type KernelModelOptions, type KernelVariant } from '../../src/lab/kernel/server';
+import { variantRules } from '../../src/lab/kernel/variant';
 
 export const GUEST_BASE = 0x10000;
 export const MEM_BYTES = 1 << 20;
@@ -55,7 +56,7 @@ export async function startLab(variant: KernelVariant, options: Partial<KernelMo
   const lab: Lab = {
     model,
     dir,
-    abi: variant === 'legacy13' ? '13.1' : variant === 'main15' ? '15.0' : '14.0',
+    abi: variantRules(variant).abi,
     async close() {
       openLabs.delete(lab);
       await model.close();
@@ -195,7 +196,7 @@ export class VmThread {
 
   /** The 144-byte VM_RUN (13.1 VM_RUN, early-2023 native, 14.0 VM_RUN_13): same number everywhere. */
   async run13(cpuid: number): Promise<RunResult> {
-    const r = await this.client.ioctl(this.file, 0xc0907601, VM_RUN_13.encode({ cpuid }));
+    const r = await this.client.ioctl(this.file, REQ13.VM_RUN, VM_RUN_13.encode({ cpuid }));
     return { ret: r.ret, exit: r.ret === 0 ? VM_EXIT.decode(VM_RUN_13.decode(r.out).vm_exit) : null };
   }
 
@@ -205,7 +206,7 @@ export class VmThread {
     const exitAddr = memory.alloc(VM_EXIT.size);
     const cpusetAddr = memory.alloc(Buffer.alloc(cpusetsize, 0xaa));
     const arg = VM_RUN_14.encode({ cpuid, cpuset: cpusetAddr, cpusetsize: BigInt(cpusetsize), vm_exit: exitAddr });
-    const r = await this.client.ioctl(this.file, 0x80207601, arg, memory);
+    const r = await this.client.ioctl(this.file, REQ14.VM_RUN, arg, memory);
     return { ret: r.ret, exit: r.ret === 0 ? VM_EXIT.decode(memory.bytes(exitAddr)) : null, cpuset: memory.bytes(cpusetAddr) };
   }
 
