@@ -331,6 +331,15 @@ export function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/** Waits until `check()` holds (polled every 5 ms); throws naming `what` after `ms`. */
+export async function until(check: () => boolean, what: string, ms = 2000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${ms} ms`);
+    await delay(5);
+  }
+}
+
 /**
  * A parker: a thread looping VM_RUN on a debug-suspended vCPU, as 14.0 bhyve parks its APs
  * (and the product's parker threads do). Stops on `stop()` or on a non-DEBUG exit / error.

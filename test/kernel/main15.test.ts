@@ -7,7 +7,7 @@ import { CpusetWhich, VmExitcode, VmReg } from '../../src/abi/enums';
 import { REQ13, REQ15 } from '../../src/abi/ioctls';
 import { VM_MEMMAP, VM_MEMSEG, VM_MEMSEG_15, VMMCTL_VM_CREATE, VMMCTL_VM_DESTROY } from '../../src/abi/structs';
 import { connectKernel } from '../../src/lab/kernel/client';
-import { FakeMemory, createVm, setRealMode, spinGuest, startLab, within, type VmThread } from './harness';
+import { FakeMemory, createVm, setRealMode, spinGuest, startLab, until, within, type VmThread } from './harness';
 
 const OPTS = { timeout: 10_000 };
 const ENOENT = -2;
@@ -72,7 +72,7 @@ test('vmm_dev.c adjust_segid: a 13.1 bootrom (segid 1) is allocated as 8 by VM_A
   }
 });
 
-test('main15 without COMPAT_FREEBSD14: the 32-byte VM_ALLOC/GET_MEMSEG are ENOTTY, the 56-byte ones work with ds_policy invalid', OPTS, async () => {
+test('vmm_dev.c vmmdev_ioctls without COMPAT_FREEBSD14 (main15): the 32-byte VM_ALLOC/GET_MEMSEG are ENOTTY, the 56-byte ones work with ds_policy invalid', OPTS, async () => {
   const lab = await startLab('main15', { compatFreebsd14: false });
   try {
     const t = await createVm(lab, 'nocompat14', spinGuest()); // the harness allocates sysmem with the 56-byte form
@@ -89,7 +89,7 @@ test('main15 without COMPAT_FREEBSD14: the 32-byte VM_ALLOC/GET_MEMSEG are ENOTT
   }
 });
 
-test('main15 bad input: segid out of range, GETNEXT past the last mapping, a name without NUL, a bad domain-set size', OPTS, async () => {
+test('vmm_dev.c VM_ALLOC_MEMSEG / alloc_memseg and vmm_mem.c vm_mmap_memseg / vm_mmap_getnext on main15, bad input: segid out of range, GETNEXT past the last mapping, a name without NUL, a bad domain-set size', OPTS, async () => {
   const lab = await startLab('main15');
   try {
     const t = await createVm(lab, 'bad15', spinGuest());
@@ -148,7 +148,7 @@ test('vmm_dev.c VM_GET_CPUS on 15.0: any size from 1 to CPU_MAXSIZE/NBBY as long
   }
 });
 
-test('fixed13 (stable/13 after 577a666c): cpuset_t and CPU_MAXSIZE/NBBY are both 32 bytes, so 128 is ERANGE and 32 works; VM_RUN is the 144-byte one', OPTS, async () => {
+test('vmm_dev.c VM_GET_CPUS (13.x strict rule) and vmm_dev.h VM_RUN on fixed13 (stable/13 after 577a666c): cpuset_t and CPU_MAXSIZE/NBBY are both 32 bytes, so 128 is ERANGE and 32 works; VM_RUN is the 144-byte one', OPTS, async () => {
   const lab = await startLab('fixed13');
   try {
     const t = await createVm(lab, 'cpus13', spinGuest());
@@ -167,7 +167,7 @@ test('fixed13 (stable/13 after 577a666c): cpuset_t and CPU_MAXSIZE/NBBY are both
   }
 });
 
-test('kern.osreldate: 1500068 (15.0-RELEASE) on main15 unless the lab sets a 16-CURRENT value', OPTS, async () => {
+test('kern_mib.c kern.osreldate: 1500068 (15.0-RELEASE, kernel-15-side.md section 8, not read off param.h) on main15 unless the lab sets a 16-CURRENT value', OPTS, async () => {
   for (const [options, expected] of [[{}, 1500068], [{ osreldate: 1600000 }, 1600000]] as const) {
     const lab = await startLab('main15', options);
     try {
@@ -212,7 +212,7 @@ test('vmm_dev.c /dev/vmmctl: EPERM without FWRITE, VMMCTL_VM_CREATE/DESTROY, EIN
   }
 });
 
-test('vmm_dev.c devmem: /dev/vmm.io/NAME.bootrom appears with the segment, maps only within it, never PROT_EXEC', OPTS, async () => {
+test('vmm_dev.c devmem_create_cdev / devmem_mmap_single: /dev/vmm.io/NAME.bootrom appears with the segment, maps only within it, never PROT_EXEC', OPTS, async () => {
   const lab = await startLab('main15');
   try {
     const t = await createVm(lab, 'devm', spinGuest());
@@ -237,14 +237,14 @@ test('vmm_dev.c vmmdev_lookup_and_destroy on 15.0: a running vCPU returns VM_EXI
     await setRealMode(t, 0, 0x1000);
     assert.equal(await t.activate(0), 0);
     const running = t.run14(0);
-    await new Promise((r) => setTimeout(r, 50));
+    await until(() => (lab.model.guestStats('doomed')?.instructions[0] ?? 0) > 0, 'the guest running in VM_RUN');
     const control = await connectKernel(lab.model.socketPath);
     const destroyed = control.sysctl('hw.vmm.destroy', 'doomed');
     const r = await within(running, 3000, null);
     assert.ok(r !== null, 'VM_RUN returned');
     assert.equal(r.ret, 0);
     assert.equal(r.exit?.exitcode, VmExitcode.SUSPENDED);
-    assert.equal(r.exit?.u.readInt32LE(0), 5);
+    assert.equal(r.exit?.u.readInt32LE(0), 5, 'VM_SUSPEND_DESTROY on amd64 (inferred: after TRIPLEFAULT)');
     assert.equal((await destroyed).ret, 0, 'the sysctl returns once the device is drained');
     assert.equal((await t.getRegister(0, VmReg.RIP)).ret, ENXIO);
     assert.equal(lab.model.guestStats('doomed')?.suspended, 'destroy');
@@ -255,7 +255,7 @@ test('vmm_dev.c vmmdev_lookup_and_destroy on 15.0: a running vCPU returns VM_EXI
   }
 });
 
-test('vmm.c vmm_init on main15 and fixed13: hw.vmm.maxcpu defaults to the host CPU count (--host-cpus); VM_SET_TOPOLOGY beyond it is EINVAL', OPTS, async () => {
+test('vmm_dev.c vmm_handler (15.0) and vmm.c vmm_init (13.x): on main15 and fixed13 hw.vmm.maxcpu defaults to the host CPU count (--host-cpus); vm_set_topology beyond it is EINVAL', OPTS, async () => {
   for (const variant of ['main15', 'fixed13'] as const) {
     const lab = await startLab(variant, { hostCpus: 8 });
     try {

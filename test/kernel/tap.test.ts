@@ -8,18 +8,10 @@ import { test } from 'node:test';
 import { VmExitcode } from '../../src/abi/enums';
 import { decodeSpinupAp } from '../../src/abi/structs';
 import type { KernelTapEvent } from '../../src/lab/kernel/server';
-import { bootOneApGuest, createVm, parker, setRealMode, spinGuest, startLab } from './harness';
+import { bootOneApGuest, createVm, parker, setRealMode, spinGuest, startLab, until } from './harness';
 
 const OPTS = { timeout: 5_000 };
 const EBUSY = 16;
-
-async function until(check: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 2000;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`${what} did not happen within 2 s`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 test('withoutThread: an active vCPU counts as run only while the thread that last entered VM_RUN on it lives', OPTS, async () => {
   const lab = await startLab('window');
