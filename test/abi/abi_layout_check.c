@@ -252,6 +252,52 @@ SAME(CHK_IOWR(113, struct chk14_vm_snapshot_meta), ABI14_VM_SNAPSHOT_REQ);
 SAME(CHK_IOWR(113, struct chk13_vm_snapshot_meta), ABI14_VM_SNAPSHOT_REQ_OLD);
 SAME(CHK_IOWR(115, int), ABI13_VM_RESTORE_TIME);
 
+/*
+ * 15.0/main (sys/dev/vmm/vmm_dev.c at 012895d5, read_file id 3299502974: the _14 compat
+ * ioctls; sys/dev/vmm/vmm_dev.h at 272c8c2b, id 31869710602: /dev/vmmctl, group 'V';
+ * sys/dev/vmm/vmm_param.h: VM_MAX_NAMELEN = 255 - 10 - 15 - 1). The NUMA vm_memseg's field
+ * order is the riscv vmm_dev.h's (id 11725438140): no amd64 header with it was in the index.
+ */
+#define	CHK_IOC_V(dir, n, len) \
+	((unsigned long)((dir) | (((unsigned long)(len) & IOCPARM_MASK) << 16) | \
+	    ((unsigned long)'V' << 8) | (unsigned long)(n)))
+struct chk15_vm_memseg {
+	int		segid;
+	size_t		len;
+	char		name[15 + 1];
+	void		*ds_mask;
+	size_t		ds_mask_size;
+	int		ds_policy;
+};
+struct chk15_vmmctl_vm { char name[229 + 1]; int reserved[16]; };
+SIZE(ABI15, chk15_vm_memseg, VM_MEMSEG);
+OFF(ABI15, chk15_vm_memseg, name, VM_MEMSEG, NAME);
+OFF(ABI15, chk15_vm_memseg, ds_mask, VM_MEMSEG, DS_MASK);
+OFF(ABI15, chk15_vm_memseg, ds_mask_size, VM_MEMSEG, DS_MASK_SIZE);
+OFF(ABI15, chk15_vm_memseg, ds_policy, VM_MEMSEG, DS_POLICY);
+SIZE(ABI15, chk_vm_memseg, VM_MEMSEG_14);
+SIZE(ABI15, chk_vm_memseg_fbsd12, VM_MEMSEG_12);
+SIZE(ABI15, chk15_vmmctl_vm, VMMCTL_VM_CREATE);
+SIZE(ABI15, chk15_vmmctl_vm, VMMCTL_VM_DESTROY);
+OFF(ABI15, chk15_vmmctl_vm, reserved, VMMCTL_VM_CREATE, RESERVED);
+SAME(sizeof(((struct chk15_vmmctl_vm *)0)->name), VM_MAX_NAMELEN + 1);
+SAME(CHK_IOW(14, struct chk15_vm_memseg), ABI15_VM_ALLOC_MEMSEG);
+SAME(CHK_IOWR(15, struct chk15_vm_memseg), ABI15_VM_GET_MEMSEG);
+SAME(CHK_IOW(14, struct chk_vm_memseg), ABI15_VM_ALLOC_MEMSEG_14);
+SAME(CHK_IOWR(15, struct chk_vm_memseg), ABI15_VM_GET_MEMSEG_14);
+SAME(CHK_IOW(14, struct chk_vm_memseg_fbsd12), ABI15_VM_ALLOC_MEMSEG_12);
+SAME(CHK_IOWR(15, struct chk_vm_memseg_fbsd12), ABI15_VM_GET_MEMSEG_12);
+SAME(CHK_IOW(16, struct chk_vm_memmap), ABI15_VM_MMAP_MEMSEG);
+SAME(CHK_IOWR(17, struct chk_vm_memmap), ABI15_VM_MMAP_GETNEXT);
+SAME(CHK_IOW(1, struct chk14_vm_run), ABI15_VM_RUN);
+SAME(CHK_IOWR(1, struct chk13_vm_run), ABI15_VM_RUN_13);
+SAME(CHK_IOWR(50, struct chk13_vm_stats), ABI15_VM_STATS_13);
+SAME(CHK_IOC_V(IOC_INOUT, 0, sizeof(struct chk15_vmmctl_vm)), ABI15_VMMCTL_VM_CREATE);
+SAME(CHK_IOC_V(IOC_INOUT, 1, sizeof(struct chk15_vmmctl_vm)), ABI15_VMMCTL_VM_DESTROY);
+/* sys/dev/vmm/vmm_mem.h at 09fa9c6f (id 2142784334). */
+SAME(VM15_BOOTROM, 8);
+SAME(VM15_MAX_MEMSEGS, 11);
+
 /* A few enum values the C parts rely on. */
 SAME(VM_EXITCODE_SPINUP_AP, 10);
 SAME(VM_EXITCODE_SUSPENDED, 14);
