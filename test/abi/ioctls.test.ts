@@ -181,9 +181,11 @@ test('14.0 VM_RUN is _IOW with the 32-byte struct vm_run: 0x80207601 (vmm_dev.h 
   assert.notEqual(run.request, 0xc0207601, 'the _IOWR number is not the kernel\'s');
 });
 
-// kernel-15-side.md section 2, recomputed: the 56-byte NUMA vm_memseg, the _14 compat forms with
-// the 13.1 numbers, and /dev/vmmctl (296-byte structs, group 'V').
-test('15.0 table: memseg numbers of the NUMA struct and of COMPAT_FREEBSD14, vmmctl, unchanged MMAP requests', () => {
+// sys/dev/vmm/vmm_dev.c at 012895d5 (read_file id 3299502974: VM_ALLOC/GET_MEMSEG_14 are _IOW/_IOWR
+// of the 32-byte struct vm_memseg_14) and sys/dev/vmm/vmm_dev.h at 272c8c2b (id 31869710602:
+// VMMCTL_VM_CREATE/DESTROY _IOWR('V', 0/1) of name[VM_MAX_NAMELEN + 1] + int reserved[16]); the
+// 56-byte NUMA vm_memseg as in kernel-15-side.md section 2 (field order from the riscv header).
+test('vmm_dev.c / vmm_dev.h (15.0): memseg numbers of the NUMA struct and of COMPAT_FREEBSD14, vmmctl, unchanged MMAP requests', () => {
   assert.equal(REQ15.VM_ALLOC_MEMSEG, 0x8038760e);
   assert.equal(REQ15.VM_GET_MEMSEG, 0xc038760f);
   assert.equal(REQ15.VM_ALLOC_MEMSEG_14, REQ13.VM_ALLOC_MEMSEG);
@@ -204,7 +206,7 @@ test('15.0 table: memseg numbers of the NUMA struct and of COMPAT_FREEBSD14, vmm
   }
 });
 
-test('adjust_segid: 13.1 ids 1..3 are 8..10 on 15.0; the inverse refuses the NUMA sysmem ids 1..7', () => {
+test('vmm_dev.c adjust_segid (VM_BOOTROM - 1 added to all but VM_SYSMEM): 13.1 ids 1..3 are 8..10 on 15.0; the inverse refuses the NUMA sysmem ids 1..7', () => {
   assert.deepEqual([0, 1, 2, 3].map(segidTo15), [0, 8, 9, 10]);
   assert.deepEqual([0, 8, 9, 10].map(segidFrom15), [0, 1, 2, 3]);
   assert.equal(segidFrom15(3), null);
