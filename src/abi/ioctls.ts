@@ -277,9 +277,12 @@ const SPECS_13 = [
 /** The ioctl names of the 13.1 ABI. */
 export type Ioctl13Name = (typeof SPECS_13)[number]['name'];
 
-/** A change of the 14.0 ABI relative to 13.1: a row replaced (same name) or a row added after another. */
-interface AbiChange {
-  readonly replaces?: Ioctl13Name;
+/**
+ * A change of an ABI relative to the one before it (`Base`: that ABI's names): a row replaced
+ * (by a row of the same or a new name) or a row added after another.
+ */
+interface AbiChange<Base extends string = string> {
+  readonly replaces?: Base;
   readonly after?: string;
   readonly spec: IoctlSpec;
 }
@@ -334,7 +337,7 @@ const ABI14_CHANGES = [
       notes: 'BHYVE_SNAPSHOT kernels only; the 13.1 VM_SNAPSHOT_REQ (VM_SNAPSHOT_REQ_13 in current main)',
     }),
   },
-] as const satisfies readonly AbiChange[];
+] as const satisfies readonly AbiChange<Ioctl13Name>[];
 
 /** The ioctl names of the 14.0 ABI. */
 export type Ioctl14Name = Ioctl13Name | (typeof ABI14_CHANGES)[number]['spec']['name'];
@@ -345,7 +348,7 @@ export type Ioctl14Name = Ioctl13Name | (typeof ABI14_CHANGES)[number]['spec']['
  * kernel-15-side.md sections 2 and 3). A `replaces` of a name that 14.0 has under another
  * compat name renames it (VM_STATS_OLD -> VM_STATS_13).
  */
-const ABI15_CHANGES: readonly AbiChange15[] = [
+const ABI15_CHANGES = [
   {
     replaces: 'VM_ALLOC_MEMSEG',
     spec: row('VM_ALLOC_MEMSEG', NUM.ALLOC_MEMSEG, 'in', VM_MEMSEG_15, {
@@ -417,15 +420,13 @@ const ABI15_CHANGES: readonly AbiChange15[] = [
       notes: "group 'V' on /dev/vmmctl; sends VM_SUSPEND_DESTROY to the running vCPUs first",
     }),
   },
-];
+] as const satisfies readonly AbiChange<Ioctl14Name>[];
 
-interface AbiChange15 {
-  readonly replaces?: string;
-  readonly after?: string;
-  readonly spec: IoctlSpec;
-}
+type Change15 = (typeof ABI15_CHANGES)[number];
+/** The ioctl names of the 15.0 ABI: 14.0's, less the rows 15.0 renamed, plus its own. */
+export type Ioctl15Name = Exclude<Ioctl14Name, Extract<Change15, { replaces: string }>['replaces']> | Change15['spec']['name'];
 
-function applyChanges(base: readonly IoctlSpec[], changes: readonly AbiChange15[]): IoctlSpec[] {
+function applyChanges(base: readonly IoctlSpec[], changes: readonly AbiChange[]): IoctlSpec[] {
   const out: IoctlSpec[] = [];
   const place = (name: string): void => {
     for (const added of changes.filter((c) => c.after === name)) {
@@ -542,7 +543,7 @@ export const REQ13: Readonly<Record<Ioctl13Name, number>> = requestMap<Ioctl13Na
 export const REQ14: Readonly<Record<Ioctl14Name, number>> = requestMap<Ioctl14Name>('14.0');
 
 /** Every 15.0/main request number by name: REQ15.VM_ALLOC_MEMSEG === 0x8038760E. */
-export const REQ15: Readonly<Record<string, number>> = requestMap<string>('15.0');
+export const REQ15: Readonly<Record<Ioctl15Name, number>> = requestMap<Ioctl15Name>('15.0');
 
 /** How a 14.0 entry relates to 13.1, for tables and diagnostics. */
 export interface AbiComparison {
