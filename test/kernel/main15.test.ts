@@ -2,6 +2,8 @@
 // MEMH/MEMC) and stable/13 after 577a666c (fixed13): the rules that differ from 14.0.
 
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { test } from 'node:test';
 import { CpusetWhich, VmExitcode, VmReg } from '../../src/abi/enums';
 import { REQ13, REQ15 } from '../../src/abi/ioctls';
@@ -269,5 +271,23 @@ test('vmm_dev.c vmm_handler (15.0) and vmm.c vmm_init (13.x): on main15 and fixe
     } finally {
       await lab.close();
     }
+  }
+});
+
+test('model shutdown on main15: a VM with a thread inside VM_RUN is destroyed by close(), its memory files gone, without the 15.0 destroy drain', OPTS, async () => {
+  const lab = await startLab('main15');
+  const t = await createVm(lab, 'closing', spinGuest());
+  await setRealMode(t, 0, 0x1000);
+  assert.equal(await t.activate(0), 0);
+  const running = t.run14(0);
+  running.catch(() => undefined);
+  await until(() => (lab.model.guestStats('closing')?.instructions[0] ?? 0) > 0, 'the guest running in VM_RUN');
+  const memDir = path.join(lab.dir, 'mem');
+  assert.notDeepEqual(fs.readdirSync(memDir), []);
+  try {
+    await lab.model.close();
+    assert.deepEqual(fs.readdirSync(memDir), [], 'every segment file removed when close() resolves');
+  } finally {
+    await lab.close();
   }
 });
