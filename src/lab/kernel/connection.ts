@@ -158,7 +158,8 @@ export class KernelConnection implements CallContext {
       }
       case FrameType.SYSCTL: {
         const { name, newValue } = decodeSysctl(frame.body);
-        return settle(() => ({ ret: 0 })).then(async () => ({ ret: 0, payload: await k.sysctl(name, newValue) }));
+        // Async: the 15.0 hw.vmm.destroy returns once the device has drained (kernel.ts destroyVm).
+        return (async () => ({ ret: 0, payload: await k.sysctl(name, newValue) }))();
       }
       case FrameType.CAP_RIGHTS: {
         const { file, rights } = decodeCapRights(frame.body);
