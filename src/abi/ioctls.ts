@@ -84,6 +84,8 @@ export interface IoctlDef {
 
 /** ioccom group of /dev/vmmctl (sys/dev/vmm/vmm_dev.h, a97f683fe3c4). */
 export const VMMCTL_IOC_GROUP = 'V'.charCodeAt(0);
+/** The control device of 15.0 and main (vmm_dev.c vmmdev_init: make_dev_p(..., "vmmctl")). */
+export const VMMCTL_DEVICE = '/dev/vmmctl';
 
 export const ABI_NAMES: readonly AbiName[] = Object.freeze(['13.1', '14.0', '15.0'] as const);
 
@@ -409,14 +411,14 @@ const ABI15_CHANGES = [
   {
     after: 'VM_RESTORE_TIME',
     spec: row('VMMCTL_VM_CREATE', 0, 'inout', VMMCTL_VM_CREATE, {
-      device: '/dev/vmmctl',
+      device: VMMCTL_DEVICE,
       notes: "group 'V' on /dev/vmmctl (a97f683fe3c4); non-zero reserved words: EINVAL",
     }),
   },
   {
     after: 'VMMCTL_VM_CREATE',
     spec: row('VMMCTL_VM_DESTROY', 1, 'inout', VMMCTL_VM_DESTROY, {
-      device: '/dev/vmmctl',
+      device: VMMCTL_DEVICE,
       notes: "group 'V' on /dev/vmmctl; sends VM_SUSPEND_DESTROY to the running vCPUs first",
     }),
   },

@@ -197,6 +197,18 @@ test('vmm_dev.c /dev/vmmctl: EPERM without FWRITE, VMMCTL_VM_CREATE/DESTROY, EIN
     reserved[0] = 1;
     assert.equal((await c.ioctl(ctl, REQ15.VMMCTL_VM_DESTROY, VMMCTL_VM_DESTROY.encode({ name: nameField, reserved }))).ret, EINVAL);
     assert.equal((await c.ioctl(ctl, REQ15.VM_RUN, Buffer.alloc(32))).ret, ENOTTY);
+    // sys_generic.c kern_ioctl: a buffer shorter than IOCPARM_LEN faults in copyin.
+    assert.equal((await c.ioctl(ctl, REQ15.VMMCTL_VM_CREATE, Buffer.alloc(100))).ret, -14, 'EFAULT');
+    // vmc->name[VM_MAX_NAMELEN] = '\0' in the caller's struct: 230 letters make a 229-letter VM,
+    // and the struct comes back (_IOWR) with the NUL in place.
+    const full = VMMCTL_VM_CREATE.encode({ name: Buffer.alloc(230, 0x61) });
+    const made = await c.ioctl(ctl, REQ15.VMMCTL_VM_CREATE, full);
+    assert.equal(made.ret, 0);
+    assert.equal(made.out.length, 296);
+    assert.equal(made.out[229], 0);
+    assert.ok(lab.model.vmNames().includes('a'.repeat(229)));
+    const long = VMMCTL_VM_DESTROY.encode({ name: Buffer.alloc(230, 0x61) });
+    assert.equal((await c.ioctl(ctl, REQ15.VMMCTL_VM_DESTROY, long)).ret, 0);
     assert.equal((await c.ioctl(ctl, REQ15.VMMCTL_VM_DESTROY, VMMCTL_VM_DESTROY.encode({ name: nameField }))).ret, 0);
     assert.deepEqual(lab.model.vmNames(), []);
     assert.equal((await c.ioctl(ctl, REQ15.VMMCTL_VM_DESTROY, VMMCTL_VM_DESTROY.encode({ name: nameField }))).ret, EINVAL, 'no such VM');

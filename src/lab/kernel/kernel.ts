@@ -4,12 +4,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { suspendHowName, VmmConst, VmSuspendHow, VmSuspendHow15 } from '../../abi/enums';
-import { REQ15 } from '../../abi/ioctls';
+import { ioctlByRequest, VMMCTL_DEVICE } from '../../abi/ioctls';
 import { VMMCTL_VM_CREATE, VMMCTL_VM_DESTROY } from '../../abi/structs';
 import type { CapRights } from './capsicum';
 import { Errno, KernelError, fail } from './errno';
 import { FileTable, type FileKind } from './files';
-import { vmmdevIoctl } from './ioctl-dispatch';
+import { ioctlArgument, ioctlReply, vmmdevIoctl } from './ioctl-dispatch';
 import { buildIoctlTable, type IoctlEntry } from './ioctl-table';
 import { SliceBudget } from './slicing';
 import type { KernelConfig } from './variant';
@@ -184,22 +184,23 @@ export class VmmKernel {
   // ---- /dev/vmmctl (15.0: a97f683fe3c4) ----
 
   /**
-   * vmm_dev.c vmmctl_ioctl: VMMCTL_VM_CREATE / VMMCTL_VM_DESTROY with a 296-byte struct whose
-   * name is forced NUL-terminated at VM_MAX_NAMELEN and whose reserved words must be 0
-   * (EINVAL); anything else is ENOTTY.
+   * vmm_dev.c vmmctl_ioctl: VMMCTL_VM_CREATE / VMMCTL_VM_DESTROY (the ABI table's /dev/vmmctl
+   * rows, 296-byte _IOWR structs, kern_ioctl's argument rules as for a VM's device); the name
+   * is forced NUL-terminated at VM_MAX_NAMELEN in the caller's struct, non-zero reserved words
+   * are EINVAL; anything else is ENOTTY. Returns the argument to copy back.
    */
-  async vmmctlIoctl(request: number, arg: Buffer): Promise<void> {
-    const create = request === REQ15.VMMCTL_VM_CREATE;
-    if (!create && request !== REQ15.VMMCTL_VM_DESTROY) fail(Errno.ENOTTY, `request 0x${request.toString(16)} on /dev/vmmctl`);
-    const layout = create ? VMMCTL_VM_CREATE : VMMCTL_VM_DESTROY;
-    if (arg.length !== layout.size) fail(Errno.EINVAL, 'argument size');
-    const { name, reserved } = layout.decode(arg);
+  async vmmctlIoctl(request: number, arg: Buffer): Promise<Buffer> {
+    const def = ioctlByRequest(this.config.rules.abi, request);
+    if (def === undefined || def.device !== VMMCTL_DEVICE) fail(Errno.ENOTTY, `request 0x${request.toString(16)} on ${VMMCTL_DEVICE}`);
+    const data = ioctlArgument(def, arg);
+    const layout = def.name === 'VMMCTL_VM_CREATE' ? VMMCTL_VM_CREATE : VMMCTL_VM_DESTROY;
+    data[VmmConst.VM_MAX_NAMELEN] = 0; // name[] is the struct's first member
+    const { name, reserved } = layout.decode(data);
     if (reserved.some((b) => b !== 0)) fail(Errno.EINVAL, 'reserved words must be zero');
-    const raw = name.subarray(0, VmmConst.VM_MAX_NAMELEN);
-    const nul = raw.indexOf(0);
-    const vmName = vmNameFromSysctl(nul < 0 ? raw : raw.subarray(0, nul));
-    if (create) this.createVm(vmName);
+    const vmName = vmNameFromSysctl(name.subarray(0, name.indexOf(0)));
+    if (layout === VMMCTL_VM_CREATE) this.createVm(vmName);
     else await this.destroyVm(vmName);
+    return ioctlReply(def, data);
   }
 
   devicePath(name: string): string {
@@ -222,7 +223,7 @@ export class VmmKernel {
    * /dev/vmm.io/VM.SEG, a device-memory segment's node (devmem_create_cdev). ENOENT otherwise.
    */
   openPath(pid: number, devPath: string, flags: number): number {
-    if (devPath === '/dev/vmmctl' && this.config.rules.vmmctl) {
+    if (devPath === VMMCTL_DEVICE && this.config.rules.vmmctl) {
       if ((flags & O_ACCMODE) === O_RDONLY) fail(Errno.EPERM, '/dev/vmmctl needs FWRITE');
       return this.files.open(pid, null, 'ctl').id;
     }
@@ -246,7 +247,7 @@ export class VmmKernel {
   async ioctl(pid: number, fileId: number, request: number, arg: Buffer, ctx: CallContext): Promise<Buffer> {
     const file = this.files.get(pid, fileId);
     file.limits.checkIoctl(request);
-    if (file.kind === 'ctl') return this.vmmctlIoctl(request, arg).then(() => arg);
+    if (file.kind === 'ctl') return this.vmmctlIoctl(request, arg);
     const vm = file.vm;
     if (vm === null) return fail(Errno.EBADF, 'no VM');
     if (this.taps.size === 0) return this.vmIoctl(vm, file.kind, request, arg, ctx);
