@@ -77,10 +77,10 @@ export function decodeHello(body: Buffer): { pid: number } {
   return { pid: body.readUInt32LE(0) };
 }
 
-/** OPEN carries the VM name; a trailing NUL, if the bridge sends one, is not part of it. */
 /**
- * OPEN: a bare VM name (/dev/vmm/NAME), or an absolute device path followed by a NUL and the
- * u32 open flags (/dev/vmmctl, /dev/vmm.io/NAME.SEG; docs/internals.md section 2).
+ * OPEN: a bare VM name (/dev/vmm/NAME; a trailing NUL, if the bridge sends one, is not part of
+ * it), or an absolute device path followed by a NUL and the u32 open flags (/dev/vmmctl,
+ * /dev/vmm.io/NAME.SEG; docs/internals.md section 2).
  */
 export function decodeOpen(body: Buffer): { name: string; flags?: number } {
   const nul = body.indexOf(0);

@@ -82,8 +82,9 @@ function resolveConfig(opts: KernelModelOptions): KernelConfig {
   if (opts.maxcpu !== undefined && rules.compileTimeMaxcpu !== null) {
     throw new Error(`the ${rules.variant} kernel has no hw.vmm.maxcpu tunable (VM_MAXCPU is ${rules.compileTimeMaxcpu})`);
   }
-  // vmm.c vmm_init (K14): vm_maxcpu = mp_ncpus unless the hw.vmm.maxcpu tunable is set, then
-  // clamped to VM_MAXCPU (checked below). K13: the compile-time VM_MAXCPU.
+  // vmm.c vmm_init (K14; 15.0/main: vmm_dev.c vmm_handler MOD_LOAD, read_file id 3299502974):
+  // vm_maxcpu = mp_ncpus unless the hw.vmm.maxcpu tunable is set, then clamped to VM_MAXCPU (the
+  // lab refuses a larger value below instead). K13: the compile-time VM_MAXCPU.
   const maxcpu = opts.maxcpu ?? rules.compileTimeMaxcpu ?? Math.min(hostCpus, kernelCpusetBytes * 8);
   // vmm.h VM_MAXCPU = MIN(0xffff - 1, CPU_SETSIZE): a vCPU id must fit the kernel's cpuset_t.
   const maxcpuLimit = Math.min(VM_MAXCPU_LIMIT, kernelCpusetBytes * 8);
