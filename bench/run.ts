@@ -1,7 +1,7 @@
 // npm run bench: every performance figure the README quotes, measured side by side in one run
 // on this machine, written to bench/results/<date>-<commit>.json and bench/results/latest.json.
 // Options: --quick (fewer rounds, for a smoke run), --only NAME[,NAME] (passthrough, boot,
-// parked, storm, scale, vcpus). The fault matrix and the reboot soak are their own scripts
+// parked, storm, scale, vcpus, hostile). The fault matrix and the reboot soak are their own scripts
 // (npm run faults, npm run soak, bench/faults.ts and bench/soak.ts).
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -12,6 +12,7 @@ import { buildSmpBoot } from '../src/lab/guests/smp-boot';
 import { ARTIFACTS, nativeArtifact, requireArtifact } from '../src/native-paths';
 import { runScale, type ScaleResult } from '../src/lab/scale/run';
 import { benchManyVcpus } from './many-vcpus';
+import { benchHostile } from './hostile';
 import { replaceLatestKeepingOthers } from './results-file';
 import { median, percentile, processCpuNs } from '../src/lab/measure';
 
@@ -348,6 +349,7 @@ async function main(): Promise<void> {
   if (enabled('storm')) report.storm = await benchStorm();
   if (enabled('scale')) report.scale = await benchScale();
   if (enabled('vcpus')) report.manyVcpus = await benchManyVcpus(quick, say);
+  if (enabled('hostile')) report.hostile = await benchHostile(quick, say);
   const dir = path.resolve(__dirname, '..', '..', 'bench', 'results');
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${report.date as string}-${commit}.json`.replace(/:/g, '-'));

@@ -12,6 +12,7 @@ import { FrameReader, MessageType, encode, type Message } from '../../daemon/pro
 import { SOCKET_NAME } from '../../daemon/compat-server';
 import { openVmmDevice, type VmHandle } from '../../daemon/vmm-device';
 import type { DriverCommand, DriverReply, SessionSpec } from './messages';
+import { Flood } from '../hostile/flood';
 
 interface SimulatedSession {
   spec: SessionSpec;
@@ -144,6 +145,32 @@ function closeAll(): void {
   reply({ op: 'closed' });
 }
 
+/** The hostile benchmark's flood, with the VMs its sessions hold open (closed when it stops). */
+let flood: { flood: Flood; held: VmHandle[] } | null = null;
+
+async function startFlood(spec: Extract<DriverCommand, { op: 'flood' }>['spec']): Promise<void> {
+  if (flood) throw new Error('a flood is running already');
+  const held: VmHandle[] = [];
+  const f = new Flood(spec, {
+    hold: (name) => {
+      if (sysctlSet('hw.vmm.create', null, null, name, name.length) !== 0) throw new Error(`hw.vmm.create ${name}: errno ${koffi.errno()}`);
+      held.push(device.openVm(name));
+    },
+  });
+  flood = { flood: f, held };
+  await f.start();
+  reply({ op: 'flooding' });
+}
+
+async function stopFlood(): Promise<void> {
+  if (!flood) throw new Error('no flood is running');
+  const { flood: f, held } = flood;
+  flood = null;
+  const stats = await f.stop();
+  for (const h of held) h.close();
+  reply({ op: 'flood-stopped', stats });
+}
+
 process.on('message', (cmd: DriverCommand) => {
   const run = async (): Promise<void> => {
     switch (cmd.op) {
@@ -153,6 +180,10 @@ process.on('message', (cmd: DriverCommand) => {
         return plan(cmd.indices);
       case 'close':
         return closeAll();
+      case 'flood':
+        return startFlood(cmd.spec);
+      case 'flood-stop':
+        return stopFlood();
     }
   };
   run().catch((err: unknown) => reply({ op: 'error', message: err instanceof Error ? err.message : String(err) }));

@@ -1,5 +1,6 @@
 // What the scale benchmark's parts say to each other (IPC with the driver, postMessage with the
 // observer).
+import type { FloodSpec, FloodStats } from '../hostile/flood';
 
 export interface SessionSpec {
   index: number;
@@ -12,7 +13,10 @@ export interface SessionSpec {
 export type DriverCommand =
   | { op: 'connect'; sessions: SessionSpec[]; concurrency: number }
   | { op: 'plan'; indices: number[] }
-  | { op: 'close' };
+  | { op: 'close' }
+  /** The hostile benchmark: start a flood (src/lab/hostile/flood.ts), and stop it. */
+  | { op: 'flood'; spec: FloodSpec }
+  | { op: 'flood-stop' };
 
 export interface PlanRoundTrip {
   index: number;
@@ -28,6 +32,8 @@ export type DriverReply =
   | { op: 'connected'; helloMs: number[]; sessions: number[] }
   | { op: 'planned'; results: PlanRoundTrip[] }
   | { op: 'closed' }
+  | { op: 'flooding' }
+  | { op: 'flood-stopped'; stats: FloodStats }
   | { op: 'error'; message: string };
 
 export interface ObserverOptions {
@@ -54,6 +60,8 @@ export interface ScrapeProbe {
   /** Sum over labels of vmm_compat_plan_latency_seconds_count. */
   planCount: number;
   sessionsOpen: number;
+  /** Sum over labels of vmm_compat_refused_sessions_total. */
+  refusedSessions: number;
   /** The daemon's own event-loop delay (prom-client's nodejs_eventloop_lag_p99/max_seconds). */
   eventLoopLagP99Seconds: number;
   eventLoopLagMaxSeconds: number;

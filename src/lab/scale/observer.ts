@@ -86,13 +86,14 @@ function scrape(): Promise<ScrapeProbe> {
           ok: res.statusCode === 200,
           planCount: sum('vmm_compat_plan_latency_seconds_count'),
           sessionsOpen: sum('vmm_compat_sessions_open'),
+          refusedSessions: sum('vmm_compat_refused_sessions_total'),
           eventLoopLagP99Seconds: sum('nodejs_eventloop_lag_p99_seconds'),
           eventLoopLagMaxSeconds: sum('nodejs_eventloop_lag_max_seconds'),
         });
       });
     });
     req.setTimeout(10000, () => req.destroy(new Error('no answer within 10 s')));
-    req.on('error', (err) => resolve({ at, ms: now() - at, ok: false, planCount: 0, sessionsOpen: 0, eventLoopLagP99Seconds: NaN, eventLoopLagMaxSeconds: NaN, error: err.message }));
+    req.on('error', (err) => resolve({ at, ms: now() - at, ok: false, planCount: 0, sessionsOpen: 0, refusedSessions: 0, eventLoopLagP99Seconds: NaN, eventLoopLagMaxSeconds: NaN, error: err.message }));
   });
 }
 

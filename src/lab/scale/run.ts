@@ -93,7 +93,7 @@ export function spread(xs: number[]): Spread {
   return { p50: r(at(50)), p99: r(at(99)), max: r(s[s.length - 1]!) };
 }
 
-async function freeLoopbackPort(): Promise<number> {
+export async function freeLoopbackPort(): Promise<number> {
   const server = net.createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as net.AddressInfo).port;
@@ -110,7 +110,7 @@ async function waitFor(check: () => boolean, timeoutMs: number, what: string): P
 }
 
 /** The driver process, with request/reply over its IPC channel. */
-class Driver {
+export class Driver {
   private pending: { want: DriverReply['op']; resolve: (r: DriverReply) => void; reject: (e: Error) => void } | null = null;
   private constructor(
     readonly child: ChildProcess,
@@ -155,7 +155,7 @@ class Driver {
   }
 }
 
-class Observer {
+export class Observer {
   private constructor(private readonly worker: Worker) {}
 
   static async start(data: object): Promise<Observer> {

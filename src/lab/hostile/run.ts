@@ -1,0 +1,236 @@
+// runHostile: one daemon serving two jails. A victim jail boots a real lab VM (13.1 bhyve,
+// 4 vCPUs, `window` kernel, through the shim) again and again, first with the daemon quiet, then
+// while another jail floods the daemon with simulated interposers (src/lab/hostile/flood.ts):
+// connections beyond its limit that never speak, plan storms, garbage frames, slow readers,
+// rapid connect/disconnect and event spam. The victim's plan time (how long its BSP's first
+// VM_RUN was held for the plan, as the interposer measured it) is compared between the two
+// phases of the same run, while an observer asks `status`, scrapes /metrics and samples the
+// daemon's memory and descriptors throughout. `npm run bench -- --only hostile` runs it;
+// test/lab/hostile.test.ts a short one.
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import readline from 'node:readline';
+import { LabBench, type BootResult } from '../run';
+import { buildSmpBoot } from '../guests/smp-boot';
+import { ARTIFACTS, requireArtifact } from '../../native-paths';
+import { Driver, Observer, freeLoopbackPort, spread, type Spread } from '../scale/run';
+import type { FloodSpec, FloodStats } from './flood';
+import { percentile } from '../measure';
+
+export const VICTIM_VCPUS = 4;
+
+export interface HostileOptions {
+  /** Victim boots in each phase (quiet, then flooded). */
+  victimBoots: number;
+  /** What each flood driver process does (socket directory and VM names are filled in). */
+  flood: Omit<FloodSpec, 'socketDir' | 'vmPrefix'>;
+  floodDrivers: number;
+  /** How long the flood runs before the first flooded victim boot. */
+  floodWarmUpMs: number;
+  /** Extra configuration lines: global keys, and keys of the victim's and the flood's [jail]. */
+  config?: { global?: string[]; victim?: string[]; flood?: string[] };
+  progress?: (line: string) => void;
+}
+
+export interface VictimPhase {
+  boots: number;
+  /** The BSP's first VM_RUN held for the plan (the interposer's `planned` event), per boot. */
+  planMs: Spread;
+  bootMs: Spread;
+  /** Boots in which every AP ran guest code and the guest powered off. */
+  bootsWithEveryAp: number;
+  outcomes: Record<string, number>;
+}
+
+export interface HostileResult {
+  kernelSide: string;
+  victim: { bhyve: '13.1'; kernel: 'window'; vcpus: number };
+  quiet: VictimPhase;
+  flooded: VictimPhase;
+  quietPlanP99Ms: number;
+  victimPlanP99Ms: number;
+  victimBootedEveryAp: boolean;
+  /** vmm_compat_refused_sessions_total at the end of the run, summed, and by jail and reason. */
+  refusedSessions: number;
+  refusedByReason: Record<string, number>;
+  daemonPeakRssMiB: number;
+  daemonFds: { beforeFlood: number; peak: number; afterFlood: number };
+  status: { probes: number; failures: number; ms: Spread; firstFailure?: string };
+  flood: { drivers: number; spec: HostileOptions['flood']; stats: Omit<FloodStats, 'stormMs'>; stormAnsweredMs: Spread; seconds: number };
+  daemonLogMiB: number;
+}
+
+/** Per-boot `planned` times (ms) of the victim's VMs, read line by line (the log may be large). */
+async function plannedMsByVm(logFile: string, vmPrefix: string): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  const lines = readline.createInterface({ input: fs.createReadStream(logFile), crlfDelay: Infinity });
+  for await (const line of lines) {
+    if (!line.includes('"event":"planned"') || !line.includes(`"vm":"${vmPrefix}`)) continue;
+    const l = JSON.parse(line) as { vm: string; arg: number };
+    out.set(l.vm, l.arg / 1000);
+  }
+  return out;
+}
+
+function scrapeRefused(url: string): Promise<Record<string, number>> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, { agent: false }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => {
+          const out: Record<string, number> = {};
+          for (const line of body.split('\n')) {
+            const m = /^vmm_compat_refused_sessions_total\{(.*)\} (\d+)/.exec(line);
+            if (m) out[m[1]!.replace(/"/g, '')] = Number(m[2]);
+          }
+          resolve(out);
+        });
+      })
+      .on('error', reject);
+  });
+}
+
+function mergeStats(all: FloodStats[]): FloodStats {
+  const [first, ...rest] = all;
+  const out: FloodStats = JSON.parse(JSON.stringify(first)) as FloodStats;
+  for (const s of rest) {
+    for (const [k, v] of Object.entries(s) as [keyof FloodStats, FloodStats[keyof FloodStats]][]) {
+      if (typeof v === 'number') {
+        if (k === 'silentOpenMax') out[k] += v;
+        else (out[k] as number) += v;
+      } else if (Array.isArray(v)) (out[k] as number[]).push(...v);
+      else for (const [code, n] of Object.entries(v)) out.errorReplies[code] = (out.errorReplies[code] ?? 0) + n;
+    }
+  }
+  return out;
+}
+
+export async function runHostile(opts: HostileOptions): Promise<HostileResult> {
+  const progress = opts.progress ?? (() => {});
+  const bench = await LabBench.start({ kernel: 'window' });
+  const drivers: Driver[] = [];
+  let observer: Observer | null = null;
+  try {
+    const metricsPort = await freeLoopbackPort();
+    const victimDir = path.join(bench.root, 'jails', 'victim');
+    const floodDir = path.join(bench.root, 'jails', 'flood');
+    const config = [
+      `metrics_listen = 127.0.0.1:${metricsPort}`,
+      ...(opts.config?.global ?? []),
+      '[jail victim]',
+      `socket_dir = ${victimDir}`,
+      ...(opts.config?.victim ?? []),
+      '[jail flood]',
+      `socket_dir = ${floodDir}`,
+      ...(opts.config?.flood ?? []),
+    ];
+    fs.writeFileSync(bench.configPath, config.join('\n') + '\n');
+    const daemon = await bench.startDaemon([], { logLevel: 'info' });
+    const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
+    observer = await Observer.start({
+      daemonPid: daemon.pid!,
+      controlDir: bench.socketDir,
+      metricsUrl,
+      sampleMs: 100,
+      statusEveryMs: 50,
+      scrapeEveryMs: 1000,
+    });
+    const guest = buildSmpBoot({ apWaitMs: 3000 });
+    const boot = async (vm: string): Promise<BootResult> => {
+      const run = bench.spawnBhyve({ bhyve: '13.1', vcpus: VICTIM_VCPUS, vmName: vm, shim: true, direct: true, socketDir: victimDir, timeoutMs: 60000, guest });
+      const r = await run.result;
+      bench.model.destroyVm(vm);
+      return r;
+    };
+    const phase = async (name: string): Promise<{ vms: string[]; results: BootResult[] }> => {
+      const vms: string[] = [];
+      const results: BootResult[] = [];
+      for (let i = 0; i < opts.victimBoots; i++) {
+        const vm = `victim-${name}-${i}`;
+        vms.push(vm);
+        results.push(await boot(vm));
+        if ((i + 1) % 10 === 0 || i + 1 === opts.victimBoots) progress(`  ${name}: ${i + 1}/${opts.victimBoots} victim boots`);
+      }
+      return { vms, results };
+    };
+
+    progress(`victim, quiet: ${opts.victimBoots} boots of a ${VICTIM_VCPUS}-vCPU VM (13.1 bhyve, window, through the shim)...`);
+    const quiet = await phase('quiet');
+    const beforeFlood = await observer.sample();
+
+    progress(`flood: ${opts.floodDrivers} driver process(es) in jail "flood"; warming up for ${opts.floodWarmUpMs} ms...`);
+    for (let i = 0; i < opts.floodDrivers; i++) {
+      drivers.push(await Driver.start({ ...bench.env, VMMLAB_SCALE_BRIDGE: requireArtifact(ARTIFACTS.bridge) }, () => {}));
+    }
+    const floodStart = performance.now();
+    await Promise.all(drivers.map((d, i) => d.ask({ op: 'flood', spec: { ...opts.flood, socketDir: floodDir, vmPrefix: `flood${i}` } }, 'flooding')));
+    await new Promise((r) => setTimeout(r, opts.floodWarmUpMs));
+    progress(`victim, flooded: ${opts.victimBoots} boots...`);
+    const flooded = await phase('flooded');
+    const stats = mergeStats((await Promise.all(drivers.map((d) => d.ask({ op: 'flood-stop' }, 'flood-stopped')))).map((r) => r.stats));
+    const floodSeconds = (performance.now() - floodStart) / 1000;
+    for (const d of drivers.splice(0)) d.child.kill('SIGKILL');
+    // The daemon lets go of the flood's sessions; give it a moment, then sample.
+    await new Promise((r) => setTimeout(r, 1500));
+    const afterFlood = await observer.sample();
+    const refusedByReason = await scrapeRefused(metricsUrl);
+    const report = await observer.stop();
+    observer = null;
+    await bench.stopDaemon();
+
+    const logFile = path.join(bench.root, 'daemon.log');
+    const planned = await plannedMsByVm(logFile, 'victim-');
+    const summarize = (p: { vms: string[]; results: BootResult[] }): VictimPhase => {
+      const outcomes: Record<string, number> = {};
+      for (const r of p.results) outcomes[r.outcome] = (outcomes[r.outcome] ?? 0) + 1;
+      const planMs = p.vms.map((vm) => planned.get(vm)).filter((x): x is number => x !== undefined);
+      return {
+        boots: p.results.length,
+        planMs: spread(planMs),
+        bootMs: spread(p.results.map((r) => r.elapsedMs)),
+        bootsWithEveryAp: p.results.filter((r) => r.apsStarted.length === VICTIM_VCPUS - 1 && r.outcome === 'poweroff').length,
+        outcomes,
+      };
+    };
+    const quietPhase = summarize(quiet);
+    const floodedPhase = summarize(flooded);
+    const ok = report.status.filter((s) => s.ok);
+    const failed = report.status.filter((s) => !s.ok);
+    const peakHwm = Math.max(...report.samples.map((s) => s.hwmKiB).filter(Number.isFinite));
+    const p99 = (vms: string[]): number => Number(percentile(vms.map((vm) => planned.get(vm) ?? Infinity), 99).toFixed(3));
+    return {
+      kernelSide: 'the lab kernel model (window variant), one Node process serving the victim, the flood and the daemon',
+      victim: { bhyve: '13.1', kernel: 'window', vcpus: VICTIM_VCPUS },
+      quiet: quietPhase,
+      flooded: floodedPhase,
+      quietPlanP99Ms: p99(quiet.vms),
+      victimPlanP99Ms: p99(flooded.vms),
+      victimBootedEveryAp: quietPhase.bootsWithEveryAp === quietPhase.boots && floodedPhase.bootsWithEveryAp === floodedPhase.boots,
+      refusedSessions: Object.values(refusedByReason).reduce((a, b) => a + b, 0),
+      refusedByReason,
+      daemonPeakRssMiB: Number((peakHwm / 1024).toFixed(1)),
+      daemonFds: { beforeFlood: beforeFlood.fds, peak: Math.max(...report.samples.map((s) => s.fds).filter(Number.isFinite)), afterFlood: afterFlood.fds },
+      status: {
+        probes: report.status.length,
+        failures: failed.length,
+        ms: spread(ok.map((s) => s.ms)),
+        ...(failed[0]?.error ? { firstFailure: failed[0].error } : {}),
+      },
+      flood: {
+        drivers: opts.floodDrivers,
+        spec: opts.flood,
+        stats: (({ stormMs: _omit, ...rest }) => rest)(stats),
+        stormAnsweredMs: spread(stats.stormMs),
+        seconds: Number(floodSeconds.toFixed(1)),
+      },
+      daemonLogMiB: Number((fs.statSync(logFile).size / 1048576).toFixed(1)),
+    };
+  } finally {
+    if (observer) await observer.stop();
+    for (const d of drivers) d.child.kill('SIGKILL');
+    await bench.close();
+  }
+}
