@@ -84,11 +84,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct plan_reply reply;
 	unsigned session;
 	char why[256];
-	int refused;
+	enum reply_verdict verdict;
 
 	why[0] = '\0';
 	if (reply_read(input_read, &in, VMC_T_WELCOME, welcome,
-	    sizeof(welcome), why, sizeof(why), &refused) != 0) {
+	    sizeof(welcome), why, sizeof(why), &verdict) != 0) {
 		check_why(why, sizeof(why));
 		return (0);
 	}
@@ -99,7 +99,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_welcome(&facts);
 	while (in.left > 0) {
 		if (reply_read(input_read, &in, VMC_T_PLAN, plan, sizeof(plan),
-		    why, sizeof(why), &refused) != 0 ||
+		    why, sizeof(why), &verdict) != 0 ||
 		    reply_plan(plan, &reply, why, sizeof(why)) != 0) {
 			check_why(why, sizeof(why));
 			break;

@@ -119,12 +119,26 @@ link_source_read(void *ctx, uint8_t *buf, size_t len)
 /* Reads one reply (daemon_reply.c); ERROR bodies land in why. */
 static int
 recv_reply(int fd, uint16_t want, uint8_t *body, size_t bodylen,
-    char *why, size_t whylen, int timeout_ms, int *refused)
+    char *why, size_t whylen, int timeout_ms, enum reply_verdict *verdict)
 {
 	struct link_source src = { fd, timeout_ms };
 
 	return (reply_read(link_source_read, &src, want, body, bodylen, why,
-	    whylen, refused));
+	    whylen, verdict));
+}
+
+static enum link_result
+link_result_of(enum reply_verdict verdict)
+{
+
+	switch (verdict) {
+	case REPLY_REFUSED:
+		return (LINK_REFUSED);
+	case REPLY_BUSY:
+		return (LINK_BUSY);
+	default:
+		return (LINK_DOWN);
+	}
 }
 
 typedef int (*connectat_fn)(int, int, const struct sockaddr *, socklen_t);
@@ -181,8 +195,9 @@ connect_locked(struct vm_session *vs, char *why, size_t whylen)
 {
 	uint8_t hello[VMC_PROTO_HDR_BYTES + VMC_HELLO_BYTES], welcome[VMC_WELCOME_BYTES];
 	struct kernel_facts f, known;
+	enum reply_verdict verdict;
 	unsigned session;
-	int s, refused;
+	int s;
 
 	s = connect_socket(why, whylen);
 	if (s < 0)
@@ -199,9 +214,9 @@ connect_locked(struct vm_session *vs, char *why, size_t whylen)
 		return (LINK_DOWN);
 	}
 	if (recv_reply(s, VMC_T_WELCOME, welcome, sizeof(welcome), why, whylen,
-	    CONNECT_TIMEOUT_MS, &refused) != 0) {
+	    CONNECT_TIMEOUT_MS, &verdict) != 0) {
 		close(s);
-		return (refused ? LINK_REFUSED : LINK_DOWN);
+		return (link_result_of(verdict));
 	}
 	memset(&f, 0, sizeof(f));
 	if (reply_welcome(welcome, &f, &session, why, whylen) != 0) {
@@ -255,7 +270,7 @@ link_plan(struct vm_session *vs, struct plan_reply *reply, char *why,
     size_t whylen)
 {
 	uint8_t req[VMC_PROTO_HDR_BYTES + VMC_PLAN_REQUEST_BYTES], body[VMC_PLAN_BYTES];
-	int refused;
+	enum reply_verdict verdict;
 
 	pthread_mutex_lock(&vs->link_lock);
 	if (vs->link_fd < 0 && connect_locked(vs, why, whylen) != LINK_OK) {
@@ -273,10 +288,11 @@ link_plan(struct vm_session *vs, struct plan_reply *reply, char *why,
 		return (LINK_DOWN);
 	}
 	if (recv_reply(vs->link_fd, VMC_T_PLAN, body, sizeof(body), why, whylen,
-	    PLAN_TIMEOUT_MS, &refused) != 0) {
+	    PLAN_TIMEOUT_MS, &verdict) != 0) {
 		drop_locked(vs);
 		pthread_mutex_unlock(&vs->link_lock);
-		return (refused ? LINK_REFUSED : LINK_DOWN);
+		/* Busy at plan time is not a verdict either: plan alone. */
+		return (verdict == REPLY_REFUSED ? LINK_REFUSED : LINK_DOWN);
 	}
 	/* A plan that cannot be right: the daemon is as good as away. */
 	if (reply_plan(body, reply, why, whylen) != 0) {

@@ -32,13 +32,13 @@ get64(const uint8_t *p)
 
 int
 reply_read(reply_reader read, void *ctx, uint16_t want, uint8_t *body,
-    size_t bodylen, char *why, size_t whylen, int *refused)
+    size_t bodylen, char *why, size_t whylen, enum reply_verdict *verdict)
 {
 	uint8_t hdr[VMC_PROTO_HDR_BYTES], err[VMC_ERROR_BYTES];
-	uint32_t len;
+	uint32_t code, len;
 	uint16_t type, version;
 
-	*refused = 0;
+	*verdict = REPLY_AWAY;
 	if (read(ctx, hdr, sizeof(hdr)) != 0) {
 		snprintf(why, whylen, "no reply: %s", strerror(errno));
 		return (-1);
@@ -56,10 +56,15 @@ reply_read(reply_reader read, void *ctx, uint16_t want, uint8_t *body,
 		/*
 		 * Only EPERM is a verdict on this client (not its VM, not its
 		 * jail).  Anything else (a protocol version mismatch, the
-		 * daemon unable to open the VM) is the daemon's trouble: act
-		 * as if it were away.
+		 * daemon unable to open the VM, the daemon over a limit) is
+		 * the daemon's trouble: act as if it were away.  Over a limit
+		 * (EAGAIN) is told apart only so that the message says so.
 		 */
-		*refused = get32(err + VMC_ERROR_CODE) == VMC_PROTO_REFUSAL_CODE;
+		code = get32(err + VMC_ERROR_CODE);
+		if (code == VMC_PROTO_REFUSAL_CODE)
+			*verdict = REPLY_REFUSED;
+		else if (code == VMC_PROTO_BUSY_CODE)
+			*verdict = REPLY_BUSY;
 		return (-1);
 	}
 	/*

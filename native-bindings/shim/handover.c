@@ -82,7 +82,9 @@ spinup_ap_exit(struct vm_session *vs, int sender, struct vm_exit *vme)
 	if (target < 1 || target >= VMC_MAX_VCPUS)
 		return (SPINUP_DELIVER);
 	if (aset_has(&vs->claimed, target) || aset_has(&vs->running, target)) {
-		link_event(vs, VMC_EV_SPINUP_DUPLICATE, target, sender);
+		/* A guest may do this in a loop: coalesced (coalesce.c). */
+		coalesce_event(vs, &vs->spinup_duplicates,
+		    VMC_EV_SPINUP_DUPLICATE, target, sender);
 		return (SPINUP_SWALLOW);
 	}
 	if (sender != 0) {

@@ -283,9 +283,12 @@ vm_run_slow(struct vm_session *vs, struct vm_run *vr, int error)
 				    VM15_SUSPEND_DESTROY, "VM_RUN");
 			if (error == 0 &&
 			    vr->vm_exit.exitcode == VM_EXITCODE_SUSPENDED &&
-			    atomic_exchange(&vs->suspend_reported, 1) == 0)
+			    atomic_exchange(&vs->suspend_reported, 1) == 0) {
+				coalesce_flush(vs, &vs->spinup_duplicates,
+				    VMC_EV_SPINUP_DUPLICATE);
 				link_event(vs, VMC_EV_SUSPEND, vr->cpuid,
 				    vr->vm_exit.u.suspended.how);
+			}
 			return (error);
 		}
 		error = kernel_vm_run(vs, vr);
@@ -433,6 +436,7 @@ on_reinit(struct vm_session *vs, int fd, unsigned long request, void *arg)
 	aset_clear(&vs->pending_spinup);
 	atomic_store(&vs->bsp_attention, BSP_NEEDS_PLAN);
 	pthread_mutex_unlock(&vs->plan_lock);
+	coalesce_flush(vs, &vs->spinup_duplicates, VMC_EV_SPINUP_DUPLICATE);
 	link_event(vs, VMC_EV_REINIT, -1, (int)atomic_load(&vs->boot));
 	return (0);
 }

@@ -257,18 +257,25 @@ session_init_facts(struct vm_session *vs, char *why, size_t whylen)
 		errno = EPERM;
 		return (-1);
 	}
-	if (r == LINK_DOWN) {
+	if (r == LINK_DOWN || r == LINK_BUSY) {
+		/*
+		 * Over a limit the daemon serves nobody more from this jail
+		 * for now: the same policy as no daemon at all, said as such.
+		 */
+		const char *state = r == LINK_BUSY ?
+		    "vmm-compatd turned this connection away" :
+		    "cannot reach vmm-compatd";
+
 		if (shim_config.require_daemon) {
-			shim_warn("cannot reach vmm-compatd (%s) and "
-			    "VMM_COMPAT_REQUIRE_DAEMON=1: not starting VM %s",
-			    why, vs->name);
-			errno = ECONNREFUSED;
+			shim_warn("%s (%s) and VMM_COMPAT_REQUIRE_DAEMON=1: not "
+			    "starting VM %s", state, why, vs->name);
+			errno = r == LINK_BUSY ? EAGAIN : ECONNREFUSED;
 			return (-1);
 		}
 		if (shim_config.cached_known)
 			session_set_facts(vs, &shim_config.cached);
-		shim_warn("cannot reach vmm-compatd (%s); VM %s continues with "
-		    "the %s kernel facts", why, vs->name, vs->facts_known ?
+		shim_warn("%s (%s); VM %s continues with the %s kernel facts",
+		    state, why, vs->name, vs->facts_known ?
 		    variant_name(vs->facts.variant) : "(unknown: pass-through)");
 	}
 	return (0);
@@ -338,6 +345,7 @@ session_detach(int fd)
 	if (vs == NULL)
 		return;
 	parkers_stop_all(vs);
+	coalesce_flush(vs, &vs->spinup_duplicates, VMC_EV_SPINUP_DUPLICATE);
 	pthread_mutex_lock(&vs->link_lock);
 	if (vs->link_fd >= 0) {
 		close(vs->link_fd);

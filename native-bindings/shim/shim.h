@@ -40,6 +40,12 @@ struct kernel_facts {
 
 struct vm_session;
 
+/* Events of one kind a guest can repeat without end (coalesce.c). */
+struct coalesced_kind {
+	atomic_uint		count;		/* this boot's, sent or not */
+	atomic_uint		sent_at;	/* count when the last one went out */
+};
+
 struct parker {
 	pthread_t		thread;
 	struct vm_session	*vs;
@@ -67,6 +73,8 @@ struct vm_session {
 	struct vcpu_aset	pending_spinup;
 	uint64_t		pending_spinup_rip[VMC_MAX_VCPUS];
 	atomic_int		spinup_bias;
+	/* spinup-duplicate events: a guest's re-sent SIPIs, coalesced. */
+	struct coalesced_kind	spinup_duplicates;
 	atomic_int		last_handover;	/* AP handed over last (0: none yet) */
 	struct vcpu_aset	parked;		/* APs pre-activated for bhyve */
 	struct vcpu_aset	claimed;	/* ... and handed over to it */
@@ -138,11 +146,14 @@ struct plan_reply {
 	uint32_t	boot;
 	char		reason[VMC_PLAN_REASON_SIZE];
 };
-enum link_result { LINK_OK, LINK_DOWN, LINK_REFUSED };
+/* LINK_BUSY: the daemon is over a limit; act as for LINK_DOWN, say why. */
+enum link_result { LINK_OK, LINK_DOWN, LINK_REFUSED, LINK_BUSY };
 /* daemon_reply.c: decoding of the daemon's replies, no I/O of its own. */
 typedef int (*reply_reader)(void *ctx, uint8_t *buf, size_t len);
+/* What an ERROR reply says: away (act alone), refused (EPERM), busy (EAGAIN). */
+enum reply_verdict { REPLY_AWAY, REPLY_REFUSED, REPLY_BUSY };
 int	reply_read(reply_reader read, void *ctx, uint16_t want, uint8_t *body,
-	    size_t bodylen, char *why, size_t whylen, int *refused);
+	    size_t bodylen, char *why, size_t whylen, enum reply_verdict *verdict);
 int	reply_welcome(const uint8_t *body, struct kernel_facts *facts,
 	    unsigned *session, char *why, size_t whylen);
 int	reply_plan(const uint8_t *body, struct plan_reply *reply, char *why,
@@ -152,6 +163,11 @@ enum link_result link_connect(struct vm_session *vs, char *why, size_t whylen);
 enum link_result link_plan(struct vm_session *vs, struct plan_reply *reply,
 	    char *why, size_t whylen);
 void	link_event(struct vm_session *vs, int kind, int vcpu, int arg);
+
+/* coalesce.c */
+void	coalesce_event(struct vm_session *vs, struct coalesced_kind *c, int kind,
+	    int vcpu, int arg);
+void	coalesce_flush(struct vm_session *vs, struct coalesced_kind *c, int kind);
 
 /* kernel.c: the session's own ioctls, on bhyve's fd, past the interposer. */
 int	kernel_vcpu_op(struct vm_session *vs, unsigned long request, int vcpu);

@@ -7,6 +7,12 @@ import { KERNEL_VARIANTS, isKernelVariant, type KernelVariant } from '../daemon/
 
 export const DEFAULT_CONFIG_PATH = '/usr/local/etc/vmm-compat.conf';
 export const DEFAULT_SOCKET_DIR = '/var/run/vmm-compat';
+/** docs/configuration.md gives the reason for each default; src/daemon/limits.ts applies them. */
+export const DEFAULT_HELLO_TIMEOUT_MS = 2000;
+export const DEFAULT_SESSION_EVENTS_PER_SECOND = 100;
+export const DEFAULT_SESSION_EVENT_BURST = 1024;
+/** The ranges of the limit keys, one place for the global and the [jail] keys. */
+export const MAX_SESSIONS_RANGE = [1, 1_000_000] as const;
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
@@ -14,6 +20,9 @@ const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debu
 export interface JailConfig {
   name: string;
   socketDir: string;
+  /** This jail's own limits; null: the default (src/daemon/limits.ts, docs/configuration.md). */
+  maxSessions: number | null;
+  maxSessionsBeforeHello: number | null;
 }
 
 export interface Config {
@@ -30,6 +39,15 @@ export interface Config {
   logLevel: LogLevel;
   logFile: string | null;
   metricsListen: { host: string; port: number } | null;
+  /** Every socket directory's sessions together; null: derived (src/daemon/limits.ts). */
+  maxSessions: number | null;
+  maxSessionsBeforeHello: number | null;
+  /** The host's own directory's limits (the global keys bound every directory together). */
+  hostMaxSessions: number | null;
+  hostMaxSessionsBeforeHello: number | null;
+  helloTimeoutMs: number;
+  sessionEventsPerSecond: number;
+  sessionEventBurst: number;
   jails: JailConfig[];
 }
 
@@ -47,6 +65,13 @@ export function defaultConfig(): Config {
     logLevel: 'info',
     logFile: null,
     metricsListen: null,
+    maxSessions: null,
+    maxSessionsBeforeHello: null,
+    hostMaxSessions: null,
+    hostMaxSessionsBeforeHello: null,
+    helloTimeoutMs: DEFAULT_HELLO_TIMEOUT_MS,
+    sessionEventsPerSecond: DEFAULT_SESSION_EVENTS_PER_SECOND,
+    sessionEventBurst: DEFAULT_SESSION_EVENT_BURST,
     jails: [],
   };
 }
@@ -67,6 +92,11 @@ function integer(value: string, where: string, key: string, min: number, max: nu
     throw new ConfigError(`${where}: ${key} must be a whole number from ${min} to ${max}, not "${value}"`);
   }
   return n;
+}
+
+/** A limit: a whole number in range, or empty for the derived default (null). */
+function limit(value: string, where: string, key: string): number | null {
+  return value === '' ? null : integer(value, where, key, ...MAX_SESSIONS_RANGE);
 }
 
 function absolutePath(value: string, where: string, key: string): string {
@@ -129,7 +159,44 @@ const GLOBAL_KEYS: Readonly<Record<string, Setter>> = {
     }
     c.metricsListen = { host: m[1]!.replace(/^\[|\]$/g, ''), port: integer(m[2]!, w, 'metrics_listen port', 1, 65535) };
   },
+  max_sessions: (c, v, w) => {
+    c.maxSessions = limit(v, w, 'max_sessions');
+  },
+  max_sessions_before_hello: (c, v, w) => {
+    c.maxSessionsBeforeHello = limit(v, w, 'max_sessions_before_hello');
+  },
+  host_max_sessions: (c, v, w) => {
+    c.hostMaxSessions = limit(v, w, 'host_max_sessions');
+  },
+  host_max_sessions_before_hello: (c, v, w) => {
+    c.hostMaxSessionsBeforeHello = limit(v, w, 'host_max_sessions_before_hello');
+  },
+  hello_timeout_ms: (c, v, w) => {
+    c.helloTimeoutMs = integer(v, w, 'hello_timeout_ms', 100, 60000);
+  },
+  session_events_per_second: (c, v, w) => {
+    c.sessionEventsPerSecond = integer(v, w, 'session_events_per_second', 1, 100000);
+  },
+  session_event_burst: (c, v, w) => {
+    c.sessionEventBurst = integer(v, w, 'session_event_burst', 1, 1_000_000);
+  },
 };
+
+/** The keys of a [jail NAME] section. */
+const JAIL_KEYS: Readonly<Record<string, (jail: JailConfig, value: string, where: string) => void>> = {
+  socket_dir: (j, v, w) => {
+    j.socketDir = absolutePath(v, w, 'socket_dir');
+  },
+  max_sessions: (j, v, w) => {
+    j.maxSessions = limit(v, w, 'max_sessions');
+  },
+  max_sessions_before_hello: (j, v, w) => {
+    j.maxSessionsBeforeHello = limit(v, w, 'max_sessions_before_hello');
+  },
+};
+
+/** Every key of a [jail NAME] section. */
+export const JAIL_CONFIG_KEYS: readonly string[] = Object.keys(JAIL_KEYS);
 
 /** Every key of the global section (the fuzzer's dictionary and seeds follow it). */
 export const CONFIG_KEYS: readonly string[] = Object.keys(GLOBAL_KEYS);
@@ -142,6 +209,7 @@ export function parseConfig(text: string, file = DEFAULT_CONFIG_PATH): Config {
   const config = defaultConfig();
   let jail: JailConfig | null = null;
   const seen = new Set<string>();
+  let seenInJail = new Set<string>();
   text.split(/\r?\n/).forEach((raw, index) => {
     const where = `${file}:${index + 1}`;
     const line = raw.replace(/(^|\s)#.*$/, '').trim();
@@ -154,7 +222,8 @@ export function parseConfig(text: string, file = DEFAULT_CONFIG_PATH): Config {
       if (RESERVED_JAIL_NAMES.includes(name)) {
         throw new ConfigError(`${where}: "${name}" is reserved (the host's own directory or a file in it); rename the jail section`);
       }
-      jail = { name, socketDir: '' };
+      jail = { name, socketDir: '', maxSessions: null, maxSessionsBeforeHello: null };
+      seenInJail = new Set<string>();
       config.jails.push(jail);
       return;
     }
@@ -164,8 +233,13 @@ export function parseConfig(text: string, file = DEFAULT_CONFIG_PATH): Config {
     const key = kv[1]!;
     const value = kv[2]!.replace(/^"(.*)"$/, '$1');
     if (jail) {
-      if (key !== 'socket_dir') throw new ConfigError(`${where}: unknown key ${key} in [jail ${jail.name}]; the only key there is socket_dir`);
-      jail.socketDir = absolutePath(value, where, 'socket_dir');
+      const jailSetter = Object.hasOwn(JAIL_KEYS, key) ? JAIL_KEYS[key] : undefined;
+      if (!jailSetter) {
+        throw new ConfigError(`${where}: unknown key ${key} in [jail ${jail.name}]; the keys of a jail are ${JAIL_CONFIG_KEYS.join(', ')}`);
+      }
+      if (seenInJail.has(key)) throw new ConfigError(`${where}: ${key} is set twice in [jail ${jail.name}]`);
+      seenInJail.add(key);
+      jailSetter(jail, value, where);
       return;
     }
     // Own keys only: "constructor = x" must not find Object.prototype.constructor.
@@ -180,6 +254,8 @@ export function parseConfig(text: string, file = DEFAULT_CONFIG_PATH): Config {
   for (const j of config.jails) {
     if (j.socketDir === '') j.socketDir = path.join(config.socketDir, j.name);
   }
+  const limitProblem = sessionLimitProblem(config);
+  if (limitProblem) throw new ConfigError(`${file}: ${limitProblem}`);
   const dirs = new Map<string, string>([[config.socketDir, 'host']]);
   for (const j of config.jails) {
     const other = dirs.get(j.socketDir);
@@ -187,6 +263,21 @@ export function parseConfig(text: string, file = DEFAULT_CONFIG_PATH): Config {
     dirs.set(j.socketDir, j.name);
   }
   return config;
+}
+
+/** A before-HELLO limit above its directory's session limit can never be reached: say so. */
+function sessionLimitProblem(c: Config): string | null {
+  const pairs: [string, number | null, number | null][] = [
+    ['the global', c.maxSessions, c.maxSessionsBeforeHello],
+    ["the host directory's (host_*)", c.hostMaxSessions, c.hostMaxSessionsBeforeHello],
+    ...c.jails.map((j): [string, number | null, number | null] => [`[jail ${j.name}]`, j.maxSessions, j.maxSessionsBeforeHello]),
+  ];
+  for (const [scope, sessions, beforeHello] of pairs) {
+    if (sessions !== null && beforeHello !== null && beforeHello > sessions) {
+      return `${scope} max_sessions_before_hello (${beforeHello}) is above its max_sessions (${sessions}); a connection before HELLO is a session too: lower it or raise max_sessions`;
+    }
+  }
+  return null;
 }
 
 export function loadConfig(file: string, { mustExist }: { mustExist: boolean }): Config {

@@ -27,6 +27,11 @@ import { VmRegistry, type Counters, type VmRecord } from './registry';
 import type { DaemonMetrics } from '../metrics/prometheus';
 import { KernelClock } from './kernel-clock';
 import { vmNameProblem } from './vm-name';
+import { SessionCounts, deriveLimits, refusalMessage, type Limits, type RefusalReason } from './limits';
+import { defaultConfig } from '../config/config';
+import { FairQueue } from './fair-queue';
+import { TokenBucket } from './token-bucket';
+import { BurstLog } from './burst-log';
 
 export const SOCKET_NAME = 'vmm-compatd.sock';
 /** Written beside each socket so that an interposer can act alone when the daemon is gone. */
@@ -54,11 +59,35 @@ export interface CompatServerOptions extends CompatSettings {
   deviceDir?: string;
   /** Prometheus metrics to count into (the daemon's; tests may leave it out). */
   metrics?: DaemonMetrics;
+  /** What each directory may cost (src/daemon/limits.ts deriveLimits); default: the defaults. */
+  limits?: Limits;
 }
 
 const EPERM = 1;
 const EINVAL = 22;
 const EBUSY = 16;
+/**
+ * EAGAIN (FreeBSD sys/sys/errno.h: 35): the reply code of a connection refused over a limit. Not
+ * EPERM, so every interposer, old ones included, treats it as an absent daemon and follows its
+ * failure policy (docs/internals.md section 5); this release's interposer names it as such.
+ */
+export const BUSY_CODE = 35;
+/**
+ * Replies a session has not taken yet, in bytes, before the daemon stops reading it: each reply
+ * answers a request, so a peer that does not read stops being served instead of being buffered
+ * for. About 60 PLAN replies.
+ */
+export const WRITE_BUFFER_BOUND = 16 * 1024;
+/**
+ * A plan turn serves one plan of each jail with plans waiting (one round-robin round), unless
+ * the turn has taken this long: then the rest of the round waits for the next turn, so that
+ * `status` and new connections never wait for a whole round of many jails.
+ */
+export const PLAN_TURN_BUDGET_MS = 5;
+/** A refused connection whose ERROR cannot be written at once is closed after this long anyway. */
+const REFUSAL_WRITE_MS = 1000;
+
+type Waiting = 'plan' | 'tokens' | 'drain' | 'hello';
 
 interface Session {
   id: number;
@@ -68,8 +97,20 @@ interface Session {
   reader: FrameReader;
   pid: number | null;
   vm: VmRecord | null;
-  /** A plan and the messages that came after it, waiting for the plan's turn. */
-  queued: Message[];
+  /**
+   * The message decoded but not handled yet: a plan waiting for its jail's turn, an event
+   * waiting for tokens. Nothing behind it is decoded (or read from the socket) meanwhile.
+   */
+  held: Message | null;
+  /** Why the session is not being read now; null: it is. */
+  waiting: Waiting | null;
+  /** No WELCOME yet: counted against max_sessions_before_hello. */
+  beforeHello: boolean;
+  /** Closes a connection that has sent no whole frame within hello_timeout_ms. */
+  helloTimer: NodeJS.Timeout | null;
+  /** Ends a wait for tokens. */
+  wakeTimer: NodeJS.Timeout | null;
+  events: TokenBucket;
 }
 
 export class CompatServer {
@@ -79,15 +120,22 @@ export class CompatServer {
   private readonly sessions = new Set<Session>();
   /** Open sessions per VM record: whether a VM is still connected, without a scan of every session. */
   private readonly liveSessionsByVm = new Map<VmRecord, number>();
-  /** Open sessions per jail, for the metrics. */
-  private readonly openByJail = new Map<string, number>();
+  /** Open connections per directory and in all, before HELLO and after (the limits). */
+  private readonly counts: SessionCounts;
   /**
-   * Sessions whose next message is a plan, in arrival order. One plan runs per turn of the
-   * event loop: a plan blocks in the kernel's ioctls, and a storm of them handled in one
-   * turn would keep `status`, new sessions and the other events waiting for all of them.
+   * Sessions whose held message is a plan, per jail, served round-robin: a plan blocks in the
+   * kernel's ioctls, so plans run in turns of the event loop (PLAN_TURN_BUDGET_MS), and a jail
+   * with many plans waiting delays another jail's plan by one plan at most.
    */
-  private readonly planTurns: Session[] = [];
+  private readonly plans = new FairQueue<Session>();
   private planTurnScheduled = false;
+  /** Each directory's events (limits.directoryEvents). */
+  private readonly jailEvents = new Map<string, TokenBucket>();
+  /** Peer checks (HELLO) in flight, per jail: one at a time, each may take a while. */
+  private readonly peerChecks = new Map<string, Promise<unknown>>();
+  /** Refusals by jail and reason, since start-up (status). */
+  private readonly refused = new Map<string, Map<RefusalReason, number>>();
+  private readonly burstLog: BurstLog;
   private nextSession = 1;
   private readonly deviceDir: string;
 
@@ -95,6 +143,29 @@ export class CompatServer {
     this.registry = options.registry ?? new VmRegistry();
     this.settings = { variant: options.variant, compatFreebsd13: options.compatFreebsd13 };
     this.deviceDir = options.deviceDir ?? '/dev/vmm';
+    this.counts = new SessionCounts(options.limits ?? deriveLimits(defaultConfig()));
+    this.burstLog = new BurstLog(() => this.options.logger);
+  }
+
+  get limits(): Limits {
+    return this.counts.current;
+  }
+
+  /** New limits (SIGHUP): new connections and events follow them; open sessions stay. */
+  setLimits(limits: Limits): void {
+    this.counts.setLimits(limits);
+    for (const bucket of this.jailEvents.values()) bucket.setRate(limits.directoryEvents.perSecond, limits.directoryEvents.burst);
+    for (const session of this.sessions) session.events.setRate(limits.sessionEvents.perSecond, limits.sessionEvents.burst);
+  }
+
+  /** Connections refused over a limit, by jail and reason, since start-up. */
+  refusedSessions(): Record<string, Record<string, number>> {
+    return Object.fromEntries([...this.refused].map(([jail, reasons]) => [jail, Object.fromEntries(reasons)]));
+  }
+
+  /** Open connections now, in all and before their HELLO. */
+  openTotals(): { open: number; beforeHello: number } {
+    return this.counts.total;
   }
 
   get variant(): KernelVariant {
@@ -103,7 +174,7 @@ export class CompatServer {
 
   /** Open interposer connections per socket directory's jail. */
   openSessionsByJail(): ReadonlyMap<string, number> {
-    return this.openByJail;
+    return this.counts.openByJail();
   }
 
   /** Counts into the status counters and the Prometheus counters alike. */
@@ -167,8 +238,9 @@ export class CompatServer {
   async stop(): Promise<void> {
     // server.close() waits for open connections, so sessions go first.
     for (const session of this.sessions) session.socket.destroy();
-    this.sessions.clear();
+    for (const session of [...this.sessions]) this.drop(session);
     for (const dirPath of [...this.listeners.keys()]) await this.unlisten(dirPath);
+    this.burstLog.flush();
   }
 
   private writeVariantCache(dir: SocketDirectory): void {
@@ -189,6 +261,12 @@ export class CompatServer {
   }
 
   private accept(dir: SocketDirectory, socket: net.Socket): void {
+    const over = this.counts.admit(dir.jail);
+    if (over) {
+      this.refuseConnection(dir.jail, socket, over.refused, refusalMessage(over), over.limit);
+      return;
+    }
+    const limits = this.counts.current;
     const session: Session = {
       id: this.nextSession++,
       jail: dir.jail,
@@ -197,19 +275,66 @@ export class CompatServer {
       reader: new FrameReader(SUPPORTED_PROTOCOL_VERSIONS),
       pid: null,
       vm: null,
-      queued: [],
+      held: null,
+      waiting: null,
+      beforeHello: true,
+      helloTimer: null,
+      wakeTimer: null,
+      events: new TokenBucket(limits.sessionEvents.perSecond, limits.sessionEvents.burst),
     };
+    session.helloTimer = setTimeout(() => this.silent(session), limits.helloTimeoutMs);
     this.sessions.add(session);
-    this.openByJail.set(dir.jail, (this.openByJail.get(dir.jail) ?? 0) + 1);
     this.count('sessions', dir.jail);
     socket.on('data', (chunk: Buffer) => this.receive(session, chunk));
     socket.on('error', () => socket.destroy());
     socket.on('close', () => this.drop(session));
   }
 
+  /** Counts and logs (once per burst) a connection refused over a limit. */
+  private noteRefused(jail: string, reason: RefusalReason, message: string, limit: number): void {
+    let reasons = this.refused.get(jail);
+    if (!reasons) {
+      reasons = new Map();
+      this.refused.set(jail, reasons);
+    }
+    reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
+    this.options.metrics?.countRefusedSession(jail, reason);
+    this.burstLog.note(`refused:${jail}:${reason}`, { jail, reason, limit, refused: message }, 'connection refused: over a limit');
+  }
+
+  /**
+   * Over a limit: ERROR with BUSY_CODE, then the connection is closed at once (never waiting for
+   * the peer). The interposer reads the ERROR as its answer to HELLO and follows its failure
+   * policy: fallback boots the VM without the daemon, refuse stops bhyve with this message.
+   */
+  private refuseConnection(jail: string, socket: net.Socket, reason: RefusalReason, message: string, limit: number): void {
+    this.noteRefused(jail, reason, message, limit);
+    socket.on('error', () => socket.destroy());
+    const timer = setTimeout(() => socket.destroy(), REFUSAL_WRITE_MS);
+    timer.unref();
+    socket.write(encode({ type: MessageType.ERROR, code: BUSY_CODE, message }), () => {
+      clearTimeout(timer);
+      socket.destroy();
+    });
+  }
+
+  /** hello_timeout_ms passed without a whole frame: the connection goes. */
+  private silent(session: Session): void {
+    session.helloTimer = null;
+    if (session.socket.destroyed || !session.beforeHello) return;
+    const timeoutMs = this.counts.current.helloTimeoutMs;
+    const message = refusalMessage({ refused: 'silent', limit: timeoutMs, scope: `jail ${session.jail}` });
+    this.refuseConnection(session.jail, session.socket, 'silent', message, timeoutMs);
+  }
+
   private drop(session: Session): void {
     if (!this.sessions.delete(session)) return;
-    this.openByJail.set(session.jail, (this.openByJail.get(session.jail) ?? 1) - 1);
+    this.counts.closed(session.jail, session.beforeHello);
+    if (session.helloTimer) clearTimeout(session.helloTimer);
+    if (session.wakeTimer) clearTimeout(session.wakeTimer);
+    session.helloTimer = session.wakeTimer = null;
+    // A plan still queued is skipped when its turn comes (the socket is gone).
+    session.held = null;
     const vm = session.vm;
     if (vm) {
       const live = (this.liveSessionsByVm.get(vm) ?? 1) - 1;
@@ -222,33 +347,113 @@ export class CompatServer {
   }
 
   private receive(session: Session, chunk: Buffer): void {
-    let messages: Message[];
-    try {
-      messages = session.reader.push(chunk);
-    } catch (err) {
-      this.fail(session, err instanceof ProtocolError ? err : new ProtocolError(String(err)));
-      return;
-    }
-    for (const msg of messages) {
-      if (session.socket.destroyed) return;
-      if (session.queued.length > 0 || msg.type === MessageType.PLAN_REQUEST) {
-        // A plan waits for its turn; whatever the session sends after it waits behind it.
-        session.queued.push(msg);
-        if (session.queued.length === 1) {
-          this.planTurns.push(session);
-          this.schedulePlanTurn();
+    session.reader.append(chunk);
+    this.pump(session);
+  }
+
+  /**
+   * Handles the session's messages one at a time, as long as nothing makes it wait: a plan waits
+   * for its jail's turn, an event for tokens, a HELLO for its peer check, and every message for
+   * the peer to take the replies already written. While the session waits it is not read, so
+   * what the daemon holds for it is one socket read and one decoded message at most.
+   */
+  private pump(session: Session): void {
+    const socket = session.socket;
+    while (session.waiting === null && !socket.destroyed) {
+      let msg = session.held;
+      if (!msg) {
+        try {
+          msg = session.reader.next();
+        } catch (err) {
+          this.fail(session, err instanceof ProtocolError ? err : new ProtocolError(String(err)));
+          return;
         }
-      } else if (!this.dispatch(session, msg)) {
+        if (!msg) break;
+        session.held = msg;
+        if (session.helloTimer) {
+          clearTimeout(session.helloTimer);
+          session.helloTimer = null;
+        }
+      }
+      const wait = this.gate(session, msg);
+      if (wait) {
+        this.wait(session, wait);
+        return;
+      }
+      session.held = null;
+      const handled = this.dispatch(session, msg);
+      if (handled === false) return;
+      if (handled !== true) {
+        this.wait(session, 'hello');
+        handled.then(
+          () => this.resume(session),
+          (err: unknown) => {
+            session.waiting = null;
+            this.fail(session, err instanceof ProtocolError ? err : new ProtocolError(String(err)));
+          },
+        );
+        return;
+      }
+      if (socket.writableLength > WRITE_BUFFER_BOUND) {
+        this.wait(session, 'drain');
+        socket.once('drain', () => this.resume(session));
         return;
       }
     }
+    if (!socket.destroyed && socket.isPaused()) socket.resume();
   }
 
-  /** Handles one message; false when it closed the session. */
-  private dispatch(session: Session, msg: Message): boolean {
+  private wait(session: Session, why: Waiting): void {
+    session.waiting = why;
+    session.socket.pause();
+  }
+
+  private resume(session: Session): void {
+    session.waiting = null;
+    this.pump(session);
+  }
+
+  /** What `msg` must wait for before it is handled, or null. */
+  private gate(session: Session, msg: Message): Waiting | null {
+    // Before HELLO every message but HELLO is a protocol error: handled at once.
+    if (!session.vm) return null;
+    if (msg.type === MessageType.PLAN_REQUEST) {
+      this.plans.push(session.jail, session);
+      this.schedulePlanTurn();
+      return 'plan';
+    }
+    if (msg.type === MessageType.EVENT) {
+      const jailBucket = this.jailEventsOf(session.jail);
+      if (session.events.has() && jailBucket.has()) {
+        session.events.take();
+        jailBucket.take();
+        return null;
+      }
+      const waitMs = Math.max(1, session.events.waitMs(), jailBucket.waitMs());
+      session.wakeTimer = setTimeout(() => {
+        session.wakeTimer = null;
+        this.resume(session);
+      }, waitMs);
+      return 'tokens';
+    }
+    return null;
+  }
+
+  private jailEventsOf(jail: string): TokenBucket {
+    let bucket = this.jailEvents.get(jail);
+    if (!bucket) {
+      const rate = this.counts.current.directoryEvents;
+      bucket = new TokenBucket(rate.perSecond, rate.burst);
+      this.jailEvents.set(jail, bucket);
+    }
+    return bucket;
+  }
+
+  /** Handles one message: true when done, false when it closed the session, a promise while a HELLO's peer check runs. */
+  private dispatch(session: Session, msg: Message): boolean | Promise<void> {
     try {
-      this.handle(session, msg);
-      return true;
+      const pending = this.handle(session, msg);
+      return pending ?? true;
     } catch (err) {
       if (err instanceof ProtocolError) {
         this.fail(session, err);
@@ -264,29 +469,34 @@ export class CompatServer {
     setImmediate(() => this.planTurn());
   }
 
-  /** The oldest waiting plan, then the session's messages behind it up to its next plan. */
+  /**
+   * One round of the plan queue: the next plan of each jail with plans waiting, in round-robin
+   * order, until the round is done or the turn has taken PLAN_TURN_BUDGET_MS. After its plan a
+   * session is read on (its next plan joins the end of its jail's queue).
+   */
   private planTurn(): void {
     this.planTurnScheduled = false;
-    const session = this.planTurns.shift();
-    if (session) {
-      while (session.queued.length > 0) {
-        const msg = session.queued.shift()!;
-        if (session.socket.destroyed || !this.dispatch(session, msg)) {
-          session.queued.length = 0;
-          break;
-        }
-        if (session.queued[0]?.type === MessageType.PLAN_REQUEST) {
-          this.planTurns.push(session);
-          break;
-        }
-      }
+    const started = performance.now();
+    const round = this.plans.jailsWaiting;
+    for (let served = 0; served < round; ) {
+      const next = this.plans.shift();
+      if (!next) break;
+      const session = next.item;
+      const msg = session.held;
+      if (session.socket.destroyed || msg?.type !== MessageType.PLAN_REQUEST) continue;
+      served++;
+      session.held = null;
+      session.waiting = null;
+      if (this.dispatch(session, msg) === true) this.pump(session);
+      if (performance.now() - started >= PLAN_TURN_BUDGET_MS) break;
     }
-    if (this.planTurns.length > 0) this.schedulePlanTurn();
+    if (this.plans.size > 0) this.schedulePlanTurn();
   }
 
   private fail(session: Session, err: ProtocolError): void {
     this.count('protocolErrors', session.jail);
-    this.options.logger.warn(
+    this.burstLog.note(
+      `protocol:${session.jail}`,
       { jail: session.jail, session: session.id, vm: session.vm?.name, err: err.message },
       'protocol error; closing the connection',
     );
@@ -295,9 +505,14 @@ export class CompatServer {
     session.socket.destroySoon?.();
   }
 
-  private refuse(session: Session, code: number, message: string, vm?: string): never {
+  /**
+   * A request refused (the VM is not the peer's, a bad name, ...): counted, logged once per
+   * burst of its `kind` in the jail, and the ERROR goes back. A refusal never affects another
+   * connection.
+   */
+  private refuse(session: Session, kind: string, code: number, message: string, vm?: string): never {
     this.count('refusals', session.jail);
-    this.options.logger.warn({ jail: session.jail, session: session.id, vm, refused: message }, 'refused');
+    this.burstLog.note(`refused:${session.jail}:${kind}`, { jail: session.jail, session: session.id, vm, refused: message }, 'refused');
     throw new ProtocolError(message, code);
   }
 
@@ -306,7 +521,7 @@ export class CompatServer {
     if (!session.socket.destroyed) session.socket.write(encode(msg, session.reader.version ?? PROTOCOL_VERSION));
   }
 
-  private handle(session: Session, msg: Message): void {
+  private handle(session: Session, msg: Message): void | Promise<void> {
     switch (msg.type) {
       case MessageType.HELLO:
         return this.hello(session, msg.pid, msg.vm, msg.bhyve);
@@ -319,18 +534,49 @@ export class CompatServer {
     }
   }
 
-  private hello(session: Session, pid: number, vmName: string, bhyve: string): void {
-    if (session.vm) throw new ProtocolError('HELLO sent twice on one connection');
+  private hello(session: Session, pid: number, vmName: string, bhyve: string): void | Promise<void> {
+    if (session.vm || !session.beforeHello) throw new ProtocolError('HELLO sent twice on one connection');
     const nameProblem = vmNameProblem(vmName);
-    if (nameProblem) this.refuse(session, EINVAL, `bad VM name: ${nameProblem}`);
+    if (nameProblem) this.refuse(session, 'bad-name', EINVAL, `bad VM name: ${nameProblem}`);
     const creds = this.options.peers.credentials(session.socket);
-    if (!creds) this.refuse(session, EPERM, 'cannot read the peer credentials of this connection (not a local socket?)', vmName);
+    if (!creds) this.refuse(session, 'no-credentials', EPERM, 'cannot read the peer credentials of this connection (not a local socket?)', vmName);
     if (creds.pid !== pid) {
-      this.refuse(session, EPERM, `HELLO claims pid ${pid} but the connection belongs to pid ${creds.pid}; connect from the bhyve process itself`, vmName);
+      this.refuse(session, 'pid-mismatch', EPERM, `HELLO claims pid ${pid} but the connection belongs to pid ${creds.pid}; connect from the bhyve process itself`, vmName);
     }
-    if (!this.options.peers.holdsVm(creds.pid, vmName)) {
-      this.refuse(session, EPERM, `process ${creds.pid} does not hold /dev/vmm/${vmName} open; only the bhyve running that VM may ask for its plan`, vmName);
+    const holds = this.holdsVm(session, creds.pid, vmName);
+    if (typeof holds === 'boolean') return this.welcome(session, creds.pid, vmName, bhyve, holds);
+    return holds.then((held) => this.welcome(session, creds.pid, vmName, bhyve, held));
+  }
+
+  /**
+   * The peer's open files, checked one connection at a time per jail: a check may take a while
+   * (one look per descriptor of the peer, or a procstat run), and a jail that sends HELLO after
+   * HELLO waits for its own checks; the others' go on beside it.
+   */
+  private holdsVm(session: Session, pid: number, vmName: string): boolean | Promise<boolean> {
+    const jail = session.jail;
+    // A peer that hung up while its check waited is not checked at all.
+    const run = (): boolean | Promise<boolean> => (session.socket.destroyed ? false : this.options.peers.holdsVm(pid, vmName));
+    const before = this.peerChecks.get(jail);
+    const check = before ? before.then(run) : run();
+    if (typeof check === 'boolean') return check;
+    const settled = check.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.peerChecks.set(jail, settled);
+    void settled.then(() => {
+      if (this.peerChecks.get(jail) === settled) this.peerChecks.delete(jail);
+    });
+    return check;
+  }
+
+  private welcome(session: Session, pid: number, vmName: string, bhyve: string, holdsVm: boolean): void {
+    if (session.socket.destroyed) return;
+    if (!holdsVm) {
+      this.refuse(session, 'not-holder', EPERM, `process ${pid} does not hold /dev/vmm/${vmName} open; only the bhyve running that VM may ask for its plan`, vmName);
     }
+    const creds = { pid };
     // A VM belongs to the jail that first used it, for as long as that VM exists: the device
     // node's identity tells a VM destroyed and created again under the same name from the same VM.
     const instance = this.deviceInstance(vmName);
@@ -338,12 +584,13 @@ export class CompatServer {
     if (existing && existing.jail !== session.jail && instance !== null && existing.instance === instance) {
       this.refuse(
         session,
+        'other-jail',
         EPERM,
         `VM ${vmName} belongs to jail ${existing.jail}; this socket serves jail ${session.jail}: start it from jail ${existing.jail}, or destroy it there first`,
         vmName,
       );
     }
-    const vm = this.registry.vm(vmName, session.jail);
+    const vm = this.registry.vm(vmName, session.jail, this.vmRecordsPerJail(session.jail));
     vm.jail = session.jail;
     vm.instance = instance;
     vm.connected = true;
@@ -351,6 +598,8 @@ export class CompatServer {
     this.registry.addSession(vm, session.id);
     session.vm = vm;
     session.pid = creds.pid;
+    session.beforeHello = false;
+    this.counts.welcomed(session.jail);
     const protocol = session.reader.version ?? PROTOCOL_VERSION;
     const deprecated = DEPRECATED_PROTOCOL_VERSIONS.includes(protocol);
     this.registry.record(
@@ -379,6 +628,16 @@ export class CompatServer {
       vmrunAbi: this.vmrunAbi(),
       flags: 0,
     });
+  }
+
+  /**
+   * VM records one jail keeps: its connected VMs (at most one per session) and as many again of
+   * its disconnected ones, so that one jail's churn never pushes another jail's VMs out of
+   * `status`.
+   */
+  private vmRecordsPerJail(jail: string): number {
+    const limits = this.counts.current;
+    return 2 * (limits.directories.get(jail) ?? limits.directories.get('host')!).maxSessions;
   }
 
   /** Identity of the VM's device node (devfs gives a re-created VM a new inode), or null. */
@@ -413,7 +672,7 @@ export class CompatServer {
       handle = kernel.timed(kernel.time(() => this.options.device.openVm(vm.name)));
     } catch (err) {
       const why = err instanceof VmmError ? err.message : String(err);
-      this.refuse(session, EBUSY, `cannot open the VM for eager activation: ${why}; the interposer plans alone`, vm.name);
+      this.refuse(session, 'cannot-open', EBUSY, `cannot open the VM for eager activation: ${why}; the interposer plans alone`, vm.name);
     }
     try {
       const activeAps = facts.eagerActivation ? handle.cpus('active', facts.kernelCpusetBytes).filter((v) => v !== 0) : [];

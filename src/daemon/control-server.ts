@@ -18,6 +18,17 @@ export interface StatusReport {
   kernelVariant: string;
   socketDirectories: { jail: string; path: string }[];
   counters: Record<string, number>;
+  /** The limits in force and what they hold now (added with the limits; absent before). */
+  limits?: {
+    global: { maxSessions: number; maxSessionsBeforeHello: number };
+    directories: Record<string, { maxSessions: number; maxSessionsBeforeHello: number; open: number }>;
+    helloTimeoutMs: number;
+    sessionEvents: { perSecond: number; burst: number };
+    directoryEvents: { perSecond: number; burst: number };
+    open: { open: number; beforeHello: number };
+    /** Connections refused over a limit since start-up, by jail and reason. */
+    refusedSessions: Record<string, Record<string, number>>;
+  };
   vms: unknown[];
 }
 
@@ -31,7 +42,22 @@ export function statusReport(server: CompatServer, startedAt: Date): StatusRepor
     kernelVariant: server.variant,
     socketDirectories: server.directories(),
     counters: { ...server.registry.counters },
+    limits: limitsReport(server),
     vms: server.registry.all(),
+  };
+}
+
+function limitsReport(server: CompatServer): NonNullable<StatusReport['limits']> {
+  const limits = server.limits;
+  const open = server.openSessionsByJail();
+  return {
+    global: limits.global,
+    directories: Object.fromEntries([...limits.directories].map(([jail, d]) => [jail, { ...d, open: open.get(jail) ?? 0 }])),
+    helloTimeoutMs: limits.helloTimeoutMs,
+    sessionEvents: limits.sessionEvents,
+    directoryEvents: limits.directoryEvents,
+    open: server.openTotals(),
+    refusedSessions: server.refusedSessions(),
   };
 }
 

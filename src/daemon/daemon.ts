@@ -12,6 +12,8 @@ import { identifyKernel, type KernelVariant } from './kernel-variant';
 import { openVmmDevice, type VmmDevice } from './vmm-device';
 import { platformPeerInspector, type PeerInspector } from './peer';
 import { loadConfig, type Config } from '../config/config';
+import { deriveLimits, type Limits } from './limits';
+import { descriptorLimit } from './descriptor-limit';
 import { VERSION } from '../version';
 
 export interface DaemonOverrides {
@@ -36,7 +38,13 @@ export function applyOverrides(config: Config, o: DaemonOverrides): Config {
   const merged: Config = { ...config, jails: [...config.jails] };
   if (o.kernelVariant) merged.kernelVariant = o.kernelVariant;
   if (o.socketDir) merged.socketDir = o.socketDir;
-  if (o.jails && o.jails.length > 0) merged.jails = o.jails;
+  if (o.jails && o.jails.length > 0) {
+    // --jail replaces the [jail] sections' directories; a jail of the same name keeps its limits.
+    merged.jails = o.jails.map((j) => {
+      const inFile = config.jails.find((f) => f.name === j.name);
+      return { name: j.name, socketDir: j.socketDir, maxSessions: inFile?.maxSessions ?? null, maxSessionsBeforeHello: inFile?.maxSessionsBeforeHello ?? null };
+    });
+  }
   if (o.syscallLibrary) merged.syscallLibrary = o.syscallLibrary;
   if (o.deviceDir) merged.deviceDir = o.deviceDir;
   if (o.logLevel) merged.logLevel = o.logLevel;
@@ -69,6 +77,37 @@ export function resolveVariant(config: Config, device: VmmDevice): { variant: Ke
   return { variant: id.variant, why: id.why };
 }
 
+function limitsOf(config: Config): Limits {
+  return deriveLimits(config, undefined, descriptorLimit());
+}
+
+/** The limits as one log field: global, per directory, and what the defaults came from. */
+function limitsForLog(limits: Limits): Record<string, unknown> {
+  return {
+    global: limits.global,
+    directories: Object.fromEntries(limits.directories),
+    helloTimeoutMs: limits.helloTimeoutMs,
+    sessionEvents: limits.sessionEvents,
+    directoryEvents: limits.directoryEvents,
+    derivedFrom: limits.derivedFrom,
+  };
+}
+
+/** A global session limit the descriptors cannot hold is said once, with the fix. */
+function warnAboutDescriptors(logger: Logger, limits: Limits): void {
+  const { descriptorLimit: nofile, descriptorBudget } = limits.derivedFrom;
+  const wanted = [...limits.directories.values()].reduce((a, d) => a + d.maxSessions, 0);
+  if (descriptorBudget !== null && Math.max(wanted, limits.global.maxSessions) > descriptorBudget) {
+    logger.warn(
+      { descriptorLimit: nofile, descriptorBudget, maxSessions: limits.global.maxSessions, sumOfDirectoryLimits: wanted },
+      `the directories' max_sessions add up to ${wanted} but the descriptor limit ${nofile} leaves room for ${descriptorBudget} sessions; ` +
+        (limits.global.maxSessions > descriptorBudget
+          ? 'max_sessions is above that: raise the limit (login.conf openfiles, or kern.maxfilesperproc) or lower max_sessions'
+          : 'the global limit is held to it, so the directories share that many'),
+    );
+  }
+}
+
 export interface RunningDaemon {
   server: CompatServer;
   logger: Logger;
@@ -86,7 +125,9 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const registry = new VmRegistry();
   const daemonMetrics = new DaemonMetrics(registry);
   daemonMetrics.setKernelVariant(variant);
+  let limits = limitsOf(config);
   const server = new CompatServer({
+    limits,
     variant,
     compatFreebsd13: config.compatFreebsd13,
     directories: directoriesOf(config),
@@ -114,7 +155,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     }
   };
   await startMetrics(config);
-  logger.info({ version: VERSION, kernelVariant: variant, why, syscallLibrary: config.syscallLibrary }, 'vmm-compatd started');
+  logger.info({ version: VERSION, kernelVariant: variant, why, syscallLibrary: config.syscallLibrary, limits: limitsForLog(limits) }, 'vmm-compatd started');
+  warnAboutDescriptors(logger, limits);
 
   const reload = (): void => {
     let next: Config;
@@ -159,6 +201,13 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
         void server.listen(dir).catch((err: unknown) => logger.error({ dir: dirPath, err: String(err) }, 'cannot listen'));
         applied.push(`added socket directory ${dirPath} (jail ${dir.jail})`);
       }
+    }
+    const nextLimits = limitsOf(next);
+    if (JSON.stringify(limitsForLog(nextLimits)) !== JSON.stringify(limitsForLog(limits))) {
+      server.setLimits(nextLimits);
+      limits = nextLimits;
+      applied.push('limits (max_sessions, max_sessions_before_hello, hello_timeout_ms, session_event*): for new connections and events; open sessions stay');
+      warnAboutDescriptors(logger, limits);
     }
     if (JSON.stringify(next.metricsListen) !== JSON.stringify(config.metricsListen)) {
       void startMetrics(next);

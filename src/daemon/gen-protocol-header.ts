@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { BODY_BYTES, EventKind, HEADER_BYTES, LAYOUT, MAX_BODY_BYTES, MessageType, PlanAction, PROTOCOL_VERSION, VCPU_SET_BYTES, type MessageTypeCode } from './protocol';
 import { VARIANT_CODE } from './kernel-variant';
-import { SOCKET_NAME, VARIANT_CACHE_NAME } from './compat-server';
+import { BUSY_CODE, SOCKET_NAME, VARIANT_CACHE_NAME } from './compat-server';
 
 /** ERROR code that is a refusal (EPERM): the interposer stops; any other code means "act alone". */
 export const REFUSAL_CODE = 1;
@@ -20,6 +20,8 @@ export function protocolDefines(): [string, string][] {
     ['VMC_VCPU_SET_BYTES', String(VCPU_SET_BYTES)],
     ['VMC_PROTO_MAX_BODY', String(MAX_BODY_BYTES)],
     ['VMC_PROTO_REFUSAL_CODE', String(REFUSAL_CODE)],
+    // Over a limit (EAGAIN): "act alone" like any other code, but said as such.
+    ['VMC_PROTO_BUSY_CODE', String(BUSY_CODE)],
     ['VMC_SOCKET_NAME', JSON.stringify(SOCKET_NAME)],
     ['VMC_VARIANT_CACHE_NAME', JSON.stringify(VARIANT_CACHE_NAME)],
   ];

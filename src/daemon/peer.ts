@@ -4,7 +4,7 @@ import { koffi } from '../ffi/koffi';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import type { Socket } from 'node:net';
 
 export interface PeerCredentials {
@@ -14,9 +14,16 @@ export interface PeerCredentials {
 
 export interface PeerInspector {
   credentials(socket: Socket): PeerCredentials | null;
-  /** True when process `pid` has the device node of VM `vm` open. */
-  holdsVm(pid: number, vm: string): boolean;
+  /**
+   * True when process `pid` has the device node of VM `vm` open. The platform inspectors answer
+   * asynchronously: the answer costs one look per descriptor of the peer, and a peer may hold
+   * many, so it must not hold the event loop (the daemon runs one at a time per jail).
+   */
+  holdsVm(pid: number, vm: string): boolean | Promise<boolean>;
 }
+
+/** readlink calls between two turns of the event loop (about 0.1 ms of them). */
+const READLINKS_PER_TURN = 64;
 
 /** The file descriptor behind a connected net.Socket (libuv keeps it in the handle). */
 export function socketFd(socket: Socket): number | null {
@@ -54,26 +61,31 @@ export class LinuxPeerInspector implements PeerInspector {
     return { pid: ucred.readInt32LE(0), uid: ucred.readUInt32LE(4) };
   }
 
-  holdsVm(pid: number, vm: string): boolean {
+  async holdsVm(pid: number, vm: string): Promise<boolean> {
     const wanted = path.join(this.deviceDir, vm);
     let entries: string[];
     try {
-      entries = fs.readdirSync(`/proc/${pid}/fd`);
+      entries = await fs.promises.readdir(`/proc/${pid}/fd`);
     } catch {
       return false;
     }
     // Newest descriptors first (procfs lists them in ascending order): the interposer connects
     // right after bhyve opens the device, so at HELLO the VM's descriptor is among the highest.
-    // Every descriptor is still looked at before a refusal; the order only makes the usual
+    // Every descriptor is still looked at before a refusal, a slice at a time so that a peer
+    // with thousands of them does not hold the event loop; the order only makes the usual
     // success cheap (one readlink instead of one per descriptor the peer holds).
     entries.reverse();
-    return entries.some((entry) => {
-      try {
-        return fs.readlinkSync(`/proc/${pid}/fd/${entry}`) === wanted;
-      } catch {
-        return false; // closed meanwhile
+    for (let i = 0; i < entries.length; i += READLINKS_PER_TURN) {
+      if (i > 0) await new Promise((resolve) => setImmediate(resolve));
+      for (const entry of entries.slice(i, i + READLINKS_PER_TURN)) {
+        try {
+          if (fs.readlinkSync(`/proc/${pid}/fd/${entry}`) === wanted) return true;
+        } catch {
+          // closed meanwhile
+        }
       }
-    });
+    }
+    return false;
   }
 }
 
@@ -98,14 +110,14 @@ export class FreeBsdPeerInspector implements PeerInspector {
     return { pid: xucred.readInt32LE(80), uid: xucred.readUInt32LE(4) };
   }
 
-  holdsVm(pid: number, vm: string): boolean {
+  holdsVm(pid: number, vm: string): Promise<boolean> {
     const wanted = path.join(this.deviceDir, vm);
-    try {
-      const out = execFileSync('procstat', ['--libxo', 'json', '-f', String(pid)], { encoding: 'utf8', timeout: 2000 });
-      return out.includes(JSON.stringify(wanted));
-    } catch {
-      return false;
-    }
+    // Asynchronously: procstat takes milliseconds, which the event loop must not wait for.
+    return new Promise((resolve) => {
+      execFile('procstat', ['--libxo', 'json', '-f', String(pid)], { encoding: 'utf8', timeout: 2000, maxBuffer: 16 << 20 }, (err, out) => {
+        resolve(!err && out.includes(JSON.stringify(wanted)));
+      });
+    });
   }
 }
 

@@ -63,6 +63,12 @@ export const EventKind = {
    * 2 the 15.0 guest-NUMA memseg, 4 no 32-byte memseg requests (no COMPAT_FREEBSD14).
    */
   KERNEL_ABI: 16,
+  /**
+   * Events of kind `vcpu` that the interposer held back instead of sending (arg: how many since
+   * the last one sent): a guest can repeat some without end (a re-sent SIPI is a
+   * spinup-duplicate), so each boot sends a few, then one per power of two, then the count.
+   */
+  EVENTS_COALESCED: 17,
 } as const;
 export type EventKindCode = (typeof EventKind)[keyof typeof EventKind];
 const EVENT_NAMES = new Map<number, string>(
@@ -303,37 +309,49 @@ export class FrameReader {
   }
 
   push(chunk: Buffer): Message[] {
-    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    this.append(chunk);
     const messages: Message[] = [];
-    while (this.pending.length >= HEADER_BYTES) {
-      const length = this.pending.readUInt32LE(0);
-      const version = this.pending.readUInt16LE(4);
-      const type = this.pending.readUInt16LE(6);
-      if (!this.accepted.includes(version)) {
-        throw new ProtocolError(
-          `protocol version ${version} is not supported (vmm-compatd speaks version${this.accepted.length > 1 ? 's' : ''} ${this.accepted.join(', ')}); ` +
-            'install matching libvmmcompat.so and vmm-compatd versions',
-          43 /* EPROTONOSUPPORT on FreeBSD */,
-        );
-      }
-      if (this.connectionVersion !== null && version !== this.connectionVersion) {
-        throw new ProtocolError(`protocol version ${version} after frames of version ${this.connectionVersion} on one connection`);
-      }
-      this.connectionVersion = version;
-      const sizes = BODY_BYTES_BY_VERSION[version]!;
-      if (length > MAX_BODY_BYTES) {
-        throw new ProtocolError(`frame body of ${length} bytes exceeds the ${MAX_BODY_BYTES}-byte limit`);
-      }
-      if (!isKnownType(type)) throw new ProtocolError(`unknown message type ${type}`);
-      if (length !== sizes[type]) {
-        throw new ProtocolError(`message type ${type} must have a ${sizes[type]}-byte body, got ${length}`);
-      }
-      if (this.pending.length < HEADER_BYTES + length) break;
-      const body = Buffer.from(this.pending.subarray(HEADER_BYTES, HEADER_BYTES + length));
-      this.pending = this.pending.subarray(HEADER_BYTES + length);
-      messages.push(decodeBody(type, body, version));
-    }
+    for (let m = this.next(); m !== null; m = this.next()) messages.push(m);
     return messages;
+  }
+
+  /** Adds bytes without decoding them (the daemon decodes one message at a time, next()). */
+  append(chunk: Buffer): void {
+    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+  }
+
+  /**
+   * The next whole message, or null until more bytes arrive. The header is checked as soon as it
+   * is here, before its body is waited for. Throws ProtocolError.
+   */
+  next(): Message | null {
+    if (this.pending.length < HEADER_BYTES) return null;
+    const length = this.pending.readUInt32LE(0);
+    const version = this.pending.readUInt16LE(4);
+    const type = this.pending.readUInt16LE(6);
+    if (!this.accepted.includes(version)) {
+      throw new ProtocolError(
+        `protocol version ${version} is not supported (vmm-compatd speaks version${this.accepted.length > 1 ? 's' : ''} ${this.accepted.join(', ')}); ` +
+          'install matching libvmmcompat.so and vmm-compatd versions',
+        43 /* EPROTONOSUPPORT on FreeBSD */,
+      );
+    }
+    if (this.connectionVersion !== null && version !== this.connectionVersion) {
+      throw new ProtocolError(`protocol version ${version} after frames of version ${this.connectionVersion} on one connection`);
+    }
+    this.connectionVersion = version;
+    const sizes = BODY_BYTES_BY_VERSION[version]!;
+    if (length > MAX_BODY_BYTES) {
+      throw new ProtocolError(`frame body of ${length} bytes exceeds the ${MAX_BODY_BYTES}-byte limit`);
+    }
+    if (!isKnownType(type)) throw new ProtocolError(`unknown message type ${type}`);
+    if (length !== sizes[type]) {
+      throw new ProtocolError(`message type ${type} must have a ${sizes[type]}-byte body, got ${length}`);
+    }
+    if (this.pending.length < HEADER_BYTES + length) return null;
+    const body = Buffer.from(this.pending.subarray(HEADER_BYTES, HEADER_BYTES + length));
+    this.pending = this.pending.subarray(HEADER_BYTES + length);
+    return decodeBody(type, body, version);
   }
 
   get buffered(): number {

@@ -74,7 +74,11 @@ export class VmRegistry {
     protocolErrors: 0,
   };
 
-  vm(name: string, jail: string): VmRecord {
+  /**
+   * The record of VM `name`, created for `jail` if there is none. A new record beyond
+   * `jailLimit` records of that jail makes the jail's longest-disconnected record go first.
+   */
+  vm(name: string, jail: string, jailLimit = Infinity): VmRecord {
     let record = this.vms.get(name);
     if (!record) {
       record = {
@@ -93,9 +97,23 @@ export class VmRegistry {
         events: [],
       };
       this.vms.set(name, record);
+      this.forgetOldestOfJail(jail, jailLimit);
       this.forgetOldest();
     }
     return record;
+  }
+
+  private forgetOldestOfJail(jail: string, limit: number): void {
+    if (!Number.isFinite(limit)) return;
+    let count = 0;
+    for (const vm of this.vms.values()) if (vm.jail === jail) count++;
+    if (count <= limit) return;
+    for (const [name, vm] of this.vms) {
+      if (vm.jail === jail && !vm.connected) {
+        this.vms.delete(name);
+        if (--count <= limit) return;
+      }
+    }
   }
 
   private forgetOldest(): void {

@@ -5,6 +5,7 @@
 import http from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Counters, VmRegistry } from '../daemon/registry';
+import { REFUSAL_REASONS, type RefusalReason } from '../daemon/limits';
 import { VERSION, COMPAT_PROTOCOL_VERSION } from '../version';
 
 /** Plan latency buckets in seconds: the daemon is on the boot path once per VM boot. */
@@ -40,6 +41,7 @@ export class DaemonMetrics {
   private readonly planSeconds: Histogram<'jail' | 'kernel_variant' | 'action'>;
   private readonly planKernelSeconds: Histogram<'jail' | 'kernel_variant' | 'action'>;
   private readonly info: Gauge<'version' | 'protocol_version' | 'kernel_variant'>;
+  private readonly refusedSessions: Counter<'jail' | 'reason'>;
 
   /** Open interposer connections per jail (the compat server's), read at scrape time. */
   openSessions: () => ReadonlyMap<string, number> = () => new Map();
@@ -84,6 +86,12 @@ export class DaemonMetrics {
       buckets: PLAN_BUCKETS,
       registers: [this.register],
     });
+    this.refusedSessions = new Counter({
+      name: 'vmm_compat_refused_sessions_total',
+      help: 'Connections refused over a limit (max_sessions, max_sessions_before_hello, hello_timeout_ms), by socket directory (jail) and reason.',
+      labelNames: ['jail', 'reason'],
+      registers: [this.register],
+    });
     this.info = new Gauge({
       name: 'vmm_compat_info',
       help: 'Always 1: the daemon version, compat protocol version and the kernel variant in use.',
@@ -101,6 +109,11 @@ export class DaemonMetrics {
   /** A jail's counters start at 0 as soon as its directory is served (absent and 0 differ in PromQL). */
   addJail(jail: string): void {
     for (const counter of this.counters.values()) counter.labels(jail).inc(0);
+    for (const reason of REFUSAL_REASONS) this.refusedSessions.labels(jail, reason).inc(0);
+  }
+
+  countRefusedSession(jail: string, reason: RefusalReason): void {
+    this.refusedSessions.labels(jail, reason).inc();
   }
 
   count(key: keyof Counters, jail: string, n = 1): void {

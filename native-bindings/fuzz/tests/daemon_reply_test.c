@@ -82,10 +82,10 @@ read_plan(const uint8_t *buf, size_t n, struct plan_reply *reply, char *why,
 {
 	uint8_t body[VMC_PLAN_BYTES];
 	struct input in = { buf, n };
-	int refused;
+	enum reply_verdict verdict;
 
 	if (reply_read(input_read, &in, VMC_T_PLAN, body, sizeof(body), why,
-	    whylen, &refused) != 0)
+	    whylen, &verdict) != 0)
 		return (-1);
 	return (reply_plan(body, reply, why, whylen));
 }
@@ -100,7 +100,7 @@ main(void)
 	unsigned session;
 	char why[256];
 	size_t n;
-	int refused;
+	enum reply_verdict verdict;
 
 	/* A plan as the daemon sends it is read whole. */
 	n = plan_frame(buf, VMC_PLAN_ACTION_PARK, 1, 0xe, 200);
@@ -143,13 +143,13 @@ main(void)
 	in.p = buf;
 	in.left = n;
 	CHECK_EQ(reply_read(input_read, &in, VMC_T_WELCOME, body,
-	    VMC_WELCOME_BYTES, why, sizeof(why), &refused), -1);
+	    VMC_WELCOME_BYTES, why, sizeof(why), &verdict), -1);
 	CHECK(strstr(why, "version 65535") != NULL);
 	put16(buf + 4, VMC_PROTO_VERSION);
 	in.p = buf;
 	in.left = n;
 	CHECK_EQ(reply_read(input_read, &in, VMC_T_WELCOME, body,
-	    VMC_WELCOME_BYTES, why, sizeof(why), &refused), 0);
+	    VMC_WELCOME_BYTES, why, sizeof(why), &verdict), 0);
 	CHECK_EQ(reply_welcome(body, &facts, &session, why, sizeof(why)), 0);
 	CHECK_EQ(facts.variant, VMC_VARIANT_WINDOW);
 	put32(body + VMC_WELCOME_KERNEL_CPUSET_BYTES, 4096);
@@ -163,8 +163,29 @@ main(void)
 	in.p = buf;
 	in.left = n;
 	CHECK_EQ(reply_read(input_read, &in, VMC_T_PLAN, body, VMC_PLAN_BYTES,
-	    why, sizeof(why), &refused), -1);
-	CHECK_EQ(refused, 1);
+	    why, sizeof(why), &verdict), -1);
+	CHECK_EQ(verdict, REPLY_REFUSED);
 	CHECK_EQ(strlen(why), VMC_ERROR_MESSAGE_SIZE - 1);
+
+	/*
+	 * Over a limit (EAGAIN) and any other code: not a refusal, so the
+	 * interposer follows its failure policy; EAGAIN is told apart only to
+	 * say so (docs/internals.md section 5).
+	 */
+	n = frame(buf, VMC_PROTO_VERSION, VMC_T_ERROR, VMC_ERROR_BYTES);
+	put32(buf + VMC_PROTO_HDR_BYTES + VMC_ERROR_CODE, VMC_PROTO_BUSY_CODE);
+	strcpy((char *)buf + VMC_PROTO_HDR_BYTES + VMC_ERROR_MESSAGE, "busy");
+	in.p = buf;
+	in.left = n;
+	CHECK_EQ(reply_read(input_read, &in, VMC_T_WELCOME, body,
+	    VMC_WELCOME_BYTES, why, sizeof(why), &verdict), -1);
+	CHECK_EQ(verdict, REPLY_BUSY);
+	CHECK(strcmp(why, "busy") == 0);
+	put32(buf + VMC_PROTO_HDR_BYTES + VMC_ERROR_CODE, 22);
+	in.p = buf;
+	in.left = n;
+	CHECK_EQ(reply_read(input_read, &in, VMC_T_WELCOME, body,
+	    VMC_WELCOME_BYTES, why, sizeof(why), &verdict), -1);
+	CHECK_EQ(verdict, REPLY_AWAY);
 	return (check_done("daemon_reply_test"));
 }

@@ -19,6 +19,7 @@ import type { FloodSpec, FloodStats } from './flood';
 import { percentile } from '../measure';
 
 export const VICTIM_VCPUS = 4;
+const WARM_UP_BOOTS = 3;
 
 export interface HostileOptions {
   /** Victim boots in each phase (quiet, then flooded). */
@@ -37,6 +38,9 @@ export interface VictimPhase {
   boots: number;
   /** The BSP's first VM_RUN held for the plan (the interposer's `planned` event), per boot. */
   planMs: Spread;
+  /** Of that, the plan inside the daemon, and the part of it in the kernel's ioctls. */
+  daemonPlanMs: Spread;
+  kernelMs: Spread;
   bootMs: Spread;
   /** Boots in which every AP ran guest code and the guest powered off. */
   bootsWithEveryAp: number;
@@ -56,20 +60,44 @@ export interface HostileResult {
   refusedByReason: Record<string, number>;
   daemonPeakRssMiB: number;
   daemonFds: { beforeFlood: number; peak: number; afterFlood: number };
-  status: { probes: number; failures: number; ms: Spread; firstFailure?: string };
+  status: {
+    probes: number;
+    failures: number;
+    ms: Spread;
+    firstFailure?: string;
+    /** The five slowest answers, with when they were asked (ms since the run started). */
+    slowest: { atMs: number; ms: number }[];
+  };
+  /** When the phases began (ms since the run started): the status times above are on this clock. */
+  timeline: { quietMs: number; floodMs: number; floodedBootsMs: number; floodStopMs: number };
   flood: { drivers: number; spec: HostileOptions['flood']; stats: Omit<FloodStats, 'stormMs'>; stormAnsweredMs: Spread; seconds: number };
   daemonLogMiB: number;
 }
 
-/** Per-boot `planned` times (ms) of the victim's VMs, read line by line (the log may be large). */
-async function plannedMsByVm(logFile: string, vmPrefix: string): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
+interface VictimPlanTimes {
+  /** The interposer's `planned` event: the BSP's first VM_RUN held for the plan, in ms. */
+  heldMs: number;
+  /** The daemon's `plan` line: the plan inside the daemon, and the part in the kernel's ioctls. */
+  daemonMs?: number;
+  kernelMs?: number;
+}
+
+/** The victim's plan times per VM, read line by line (the log may be large). */
+async function victimPlanTimes(logFile: string, vmPrefix: string): Promise<Map<string, VictimPlanTimes>> {
+  const out = new Map<string, VictimPlanTimes>();
+  const daemonSide = new Map<string, { daemonMs: number; kernelMs: number }>();
   const lines = readline.createInterface({ input: fs.createReadStream(logFile), crlfDelay: Infinity });
   for await (const line of lines) {
-    if (!line.includes('"event":"planned"') || !line.includes(`"vm":"${vmPrefix}`)) continue;
-    const l = JSON.parse(line) as { vm: string; arg: number };
-    out.set(l.vm, l.arg / 1000);
+    if (!line.includes(`"vm":"${vmPrefix}`)) continue;
+    if (line.includes('"event":"planned"')) {
+      const l = JSON.parse(line) as { vm: string; arg: number };
+      out.set(l.vm, { heldMs: l.arg / 1000 });
+    } else if (line.includes('"msg":"plan"')) {
+      const l = JSON.parse(line) as { vm: string; planMs?: number; kernelMs?: number };
+      if (typeof l.planMs === 'number' && typeof l.kernelMs === 'number') daemonSide.set(l.vm, { daemonMs: l.planMs, kernelMs: l.kernelMs });
+    }
   }
+  for (const [vm, times] of out) Object.assign(times, daemonSide.get(vm) ?? {});
   return out;
 }
 
@@ -111,6 +139,9 @@ function mergeStats(all: FloodStats[]): FloodStats {
 export async function runHostile(opts: HostileOptions): Promise<HostileResult> {
   const progress = opts.progress ?? (() => {});
   const bench = await LabBench.start({ kernel: 'window' });
+  const t0 = performance.timeOrigin + performance.now();
+  const now = (): number => Math.round(performance.timeOrigin + performance.now() - t0);
+  const timeline = { quietMs: 0, floodMs: 0, floodedBootsMs: 0, floodStopMs: 0 };
   const drivers: Driver[] = [];
   let observer: Observer | null = null;
   try {
@@ -157,7 +188,10 @@ export async function runHostile(opts: HostileOptions): Promise<HostileResult> {
       return { vms, results };
     };
 
+    // Warm-up boots, not counted: the daemon's plan path is compiled by the first few.
+    for (let i = 0; i < WARM_UP_BOOTS; i++) await boot(`warm-up-${i}`);
     progress(`victim, quiet: ${opts.victimBoots} boots of a ${VICTIM_VCPUS}-vCPU VM (13.1 bhyve, window, through the shim)...`);
+    timeline.quietMs = now();
     const quiet = await phase('quiet');
     const beforeFlood = await observer.sample();
 
@@ -166,10 +200,13 @@ export async function runHostile(opts: HostileOptions): Promise<HostileResult> {
       drivers.push(await Driver.start({ ...bench.env, VMMLAB_SCALE_BRIDGE: requireArtifact(ARTIFACTS.bridge) }, () => {}));
     }
     const floodStart = performance.now();
+    timeline.floodMs = now();
     await Promise.all(drivers.map((d, i) => d.ask({ op: 'flood', spec: { ...opts.flood, socketDir: floodDir, vmPrefix: `flood${i}` } }, 'flooding')));
     await new Promise((r) => setTimeout(r, opts.floodWarmUpMs));
     progress(`victim, flooded: ${opts.victimBoots} boots...`);
+    timeline.floodedBootsMs = now();
     const flooded = await phase('flooded');
+    timeline.floodStopMs = now();
     const stats = mergeStats((await Promise.all(drivers.map((d) => d.ask({ op: 'flood-stop' }, 'flood-stopped')))).map((r) => r.stats));
     const floodSeconds = (performance.now() - floodStart) / 1000;
     for (const d of drivers.splice(0)) d.child.kill('SIGKILL');
@@ -182,14 +219,16 @@ export async function runHostile(opts: HostileOptions): Promise<HostileResult> {
     await bench.stopDaemon();
 
     const logFile = path.join(bench.root, 'daemon.log');
-    const planned = await plannedMsByVm(logFile, 'victim-');
+    const planned = await victimPlanTimes(logFile, 'victim-');
     const summarize = (p: { vms: string[]; results: BootResult[] }): VictimPhase => {
       const outcomes: Record<string, number> = {};
       for (const r of p.results) outcomes[r.outcome] = (outcomes[r.outcome] ?? 0) + 1;
-      const planMs = p.vms.map((vm) => planned.get(vm)).filter((x): x is number => x !== undefined);
+      const times = p.vms.map((vm) => planned.get(vm)).filter((x): x is VictimPlanTimes => x !== undefined);
       return {
         boots: p.results.length,
-        planMs: spread(planMs),
+        planMs: spread(times.map((t) => t.heldMs)),
+        daemonPlanMs: spread(times.map((t) => t.daemonMs ?? NaN).filter(Number.isFinite)),
+        kernelMs: spread(times.map((t) => t.kernelMs ?? NaN).filter(Number.isFinite)),
         bootMs: spread(p.results.map((r) => r.elapsedMs)),
         bootsWithEveryAp: p.results.filter((r) => r.apsStarted.length === VICTIM_VCPUS - 1 && r.outcome === 'poweroff').length,
         outcomes,
@@ -200,7 +239,8 @@ export async function runHostile(opts: HostileOptions): Promise<HostileResult> {
     const ok = report.status.filter((s) => s.ok);
     const failed = report.status.filter((s) => !s.ok);
     const peakHwm = Math.max(...report.samples.map((s) => s.hwmKiB).filter(Number.isFinite));
-    const p99 = (vms: string[]): number => Number(percentile(vms.map((vm) => planned.get(vm) ?? Infinity), 99).toFixed(3));
+    // A boot without a `planned` event (the plan never came) counts as infinitely slow.
+    const p99 = (vms: string[]): number => Number(percentile(vms.map((vm) => planned.get(vm)?.heldMs ?? Infinity), 99).toFixed(3));
     return {
       kernelSide: 'the lab kernel model (window variant), one Node process serving the victim, the flood and the daemon',
       victim: { bhyve: '13.1', kernel: 'window', vcpus: VICTIM_VCPUS },
@@ -218,7 +258,12 @@ export async function runHostile(opts: HostileOptions): Promise<HostileResult> {
         failures: failed.length,
         ms: spread(ok.map((s) => s.ms)),
         ...(failed[0]?.error ? { firstFailure: failed[0].error } : {}),
+        slowest: [...ok]
+          .sort((a, b) => b.ms - a.ms)
+          .slice(0, 5)
+          .map((p) => ({ atMs: Math.round(p.at - t0), ms: Number(p.ms.toFixed(1)) })),
       },
+      timeline,
       flood: {
         drivers: opts.floodDrivers,
         spec: opts.flood,
