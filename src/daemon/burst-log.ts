@@ -8,6 +8,11 @@ import type { Logger } from 'pino';
 export const QUIET_MS = 5000;
 export const SUMMARY_EVERY_MS = 60000;
 
+export interface BurstTiming {
+  quietMs: number;
+  summaryEveryMs: number;
+}
+
 interface Burst {
   first: number;
   count: number;
@@ -23,7 +28,10 @@ interface Burst {
 export class BurstLog {
   private readonly bursts = new Map<string, Burst>();
 
-  constructor(private logger: () => Logger) {}
+  constructor(
+    private logger: () => Logger,
+    private readonly timing: BurstTiming = { quietMs: QUIET_MS, summaryEveryMs: SUMMARY_EVERY_MS },
+  ) {}
 
   /**
    * One occurrence. `key` names the kind (e.g. jail + reason); the first of a burst is logged
@@ -41,11 +49,11 @@ export class BurstLog {
     burst.count++;
     burst.unlogged++;
     burst.lastAt = now;
-    if (now - burst.lastLogged >= SUMMARY_EVERY_MS) this.summary(burst, 'goes on');
+    if (now - burst.lastLogged >= this.timing.summaryEveryMs) this.summary(burst, 'goes on');
   }
 
   private quietTimer(key: string): NodeJS.Timeout {
-    const timer = setTimeout(() => this.checkQuiet(key), QUIET_MS);
+    const timer = setTimeout(() => this.checkQuiet(key), this.timing.quietMs);
     timer.unref();
     return timer;
   }
@@ -54,8 +62,8 @@ export class BurstLog {
     const burst = this.bursts.get(key);
     if (!burst) return;
     const idle = Date.now() - burst.lastAt;
-    if (idle < QUIET_MS) {
-      burst.timer = setTimeout(() => this.checkQuiet(key), QUIET_MS - idle);
+    if (idle < this.timing.quietMs) {
+      burst.timer = setTimeout(() => this.checkQuiet(key), this.timing.quietMs - idle);
       burst.timer.unref();
       return;
     }

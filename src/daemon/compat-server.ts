@@ -163,6 +163,17 @@ export class CompatServer {
     return Object.fromEntries([...this.refused].map(([jail, reasons]) => [jail, Object.fromEntries(reasons)]));
   }
 
+  /** What the daemon holds for each open session now: unsent replies, undecoded bytes, and why it is not read. */
+  sessionBuffers(): { jail: string; session: number; unsentBytes: number; undecodedBytes: number; waiting: string | null }[] {
+    return [...this.sessions].map((s) => ({
+      jail: s.jail,
+      session: s.id,
+      unsentBytes: s.socket.writableLength,
+      undecodedBytes: s.reader.buffered,
+      waiting: s.waiting,
+    }));
+  }
+
   /** Open connections now, in all and before their HELLO. */
   openTotals(): { open: number; beforeHello: number } {
     return this.counts.total;
@@ -394,13 +405,17 @@ export class CompatServer {
         );
         return;
       }
-      if (socket.writableLength > WRITE_BUFFER_BOUND) {
-        this.wait(session, 'drain');
-        socket.once('drain', () => this.resume(session));
-        return;
-      }
+      if (this.waitForDrain(session)) return;
     }
     if (!socket.destroyed && socket.isPaused()) socket.resume();
+  }
+
+  /** Replies beyond WRITE_BUFFER_BOUND not taken by the peer: the session waits for them to go. */
+  private waitForDrain(session: Session): boolean {
+    if (session.socket.writableLength <= WRITE_BUFFER_BOUND) return false;
+    this.wait(session, 'drain');
+    session.socket.once('drain', () => this.resume(session));
+    return true;
   }
 
   private wait(session: Session, why: Waiting): void {
@@ -419,6 +434,7 @@ export class CompatServer {
     if (!session.vm) return null;
     if (msg.type === MessageType.PLAN_REQUEST) {
       this.plans.push(session.jail, session);
+      this.options.logger.debug({ jail: session.jail, session: session.id, vm: session.vm.name, jailPlansWaiting: this.plans.sizeOf(session.jail) }, 'plan queued');
       this.schedulePlanTurn();
       return 'plan';
     }
@@ -487,7 +503,7 @@ export class CompatServer {
       served++;
       session.held = null;
       session.waiting = null;
-      if (this.dispatch(session, msg) === true) this.pump(session);
+      if (this.dispatch(session, msg) === true && !this.waitForDrain(session)) this.pump(session);
       if (performance.now() - started >= PLAN_TURN_BUDGET_MS) break;
     }
     if (this.plans.size > 0) this.schedulePlanTurn();
