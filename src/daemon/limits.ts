@@ -32,7 +32,7 @@ export interface Limits {
 }
 
 /** A bhyve holds one session per vmm fd (one); a bhyveload on the same VM may hold a second. */
-export const SESSIONS_PER_VM = 2;
+export const CONCURRENT_SESSIONS_PER_VM = 2;
 /**
  * VMs one directory can run at once: each runs at least one vCPU thread, and past about four
  * busy vCPU threads per host CPU the guests starve one another, so 4 per host CPU; but at least
@@ -63,7 +63,7 @@ export function vmsPerDirectory(hostCpus: number): number {
  */
 export function deriveLimits(config: Config, hostCpus = os.availableParallelism(), descriptorLimit: number | null = null): Limits {
   const vms = vmsPerDirectory(hostCpus);
-  const defaultSessions = SESSIONS_PER_VM * vms;
+  const defaultSessions = CONCURRENT_SESSIONS_PER_VM * vms;
   const directory = (maxSessions: number | null, beforeHello: number | null): DirectoryLimits => {
     const sessions = maxSessions ?? defaultSessions;
     return { maxSessions: sessions, maxSessionsBeforeHello: beforeHello ?? Math.min(sessions, BEFORE_HELLO_PER_DIRECTORY) };

@@ -43,3 +43,17 @@ test('a large VM keeps more events: eight per vCPU, so a 256-vCPU boot keeps its
   for (let i = 0; i < 3 * 255; i++) registry.record(vm, 1, 'handover', 1 + (i % 255), 0);
   assert.equal(vm.events[0]?.kind, 'plan', 'three events per AP do not push the plan out');
 });
+
+test('a jail keeps at most its share of VM records: its churn forgets its own disconnected VMs, never another jail\'s', () => {
+  const r = new VmRegistry();
+  const other = r.vm('other-vm', 'b', 4);
+  other.connected = false;
+  const live = r.vm('churn-live', 'a', 4);
+  live.connected = true;
+  for (let i = 0; i < 20; i++) r.vm(`churn-${i}`, 'a', 4).connected = false;
+  const names = r.all().map((v) => v.name);
+  assert.equal(names.filter((n) => n.startsWith('churn')).length, 4);
+  assert.ok(names.includes('churn-live'), 'a connected record is never forgotten');
+  assert.ok(names.includes('churn-19') && !names.includes('churn-0'), 'the oldest go first');
+  assert.ok(names.includes('other-vm'), "another jail's record stays");
+});
