@@ -76,9 +76,22 @@ kick_bsp(struct vm_session *vs)
 enum spinup_verdict
 spinup_ap_exit(struct vm_session *vs, int sender, struct vm_exit *vme)
 {
-	int target;
+	int ncpus, target;
 
 	target = vme->u.spinup_ap.vcpu - atomic_load(&vs->spinup_bias);
+	ncpus = atomic_load(&vs->ncpus);
+	if (target >= 1 && ncpus > 0 && target >= ncpus) {
+		/*
+		 * A vCPU this VM does not have: the b265a2e0 compat path
+		 * starts any id below the kernel's maxcpus, a 13.1 kernel any
+		 * below VM_MAXCPU.  Hardware drops an IPI to an absent APIC
+		 * ID; 13.1 bhyve would abort (spinup_ap.c: assert(newcpu <
+		 * guest_ncpus)).  A guest may do it in a loop: coalesced.
+		 */
+		coalesce_event(vs, &vs->spinup_absent, VMC_EV_SPINUP_ABSENT,
+		    target, sender);
+		return (SPINUP_SWALLOW);
+	}
 	if (target < 1 || target >= VMC_MAX_VCPUS)
 		return (SPINUP_DELIVER);
 	if (aset_has(&vs->claimed, target) || aset_has(&vs->running, target)) {

@@ -286,6 +286,8 @@ vm_run_slow(struct vm_session *vs, struct vm_run *vr, int error)
 			    atomic_exchange(&vs->suspend_reported, 1) == 0) {
 				coalesce_flush(vs, &vs->spinup_duplicates,
 				    VMC_EV_SPINUP_DUPLICATE);
+				coalesce_flush(vs, &vs->spinup_absent,
+				    VMC_EV_SPINUP_ABSENT);
 				link_event(vs, VMC_EV_SUSPEND, vr->cpuid,
 				    vr->vm_exit.u.suspended.how);
 			}
@@ -437,6 +439,7 @@ on_reinit(struct vm_session *vs, int fd, unsigned long request, void *arg)
 	atomic_store(&vs->bsp_attention, BSP_NEEDS_PLAN);
 	pthread_mutex_unlock(&vs->plan_lock);
 	coalesce_flush(vs, &vs->spinup_duplicates, VMC_EV_SPINUP_DUPLICATE);
+	coalesce_flush(vs, &vs->spinup_absent, VMC_EV_SPINUP_ABSENT);
 	link_event(vs, VMC_EV_REINIT, -1, (int)atomic_load(&vs->boot));
 	return (0);
 }

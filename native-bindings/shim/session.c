@@ -346,6 +346,7 @@ session_detach(int fd)
 		return;
 	parkers_stop_all(vs);
 	coalesce_flush(vs, &vs->spinup_duplicates, VMC_EV_SPINUP_DUPLICATE);
+	coalesce_flush(vs, &vs->spinup_absent, VMC_EV_SPINUP_ABSENT);
 	pthread_mutex_lock(&vs->link_lock);
 	if (vs->link_fd >= 0) {
 		close(vs->link_fd);

@@ -73,8 +73,9 @@ struct vm_session {
 	struct vcpu_aset	pending_spinup;
 	uint64_t		pending_spinup_rip[VMC_MAX_VCPUS];
 	atomic_int		spinup_bias;
-	/* spinup-duplicate events: a guest's re-sent SIPIs, coalesced. */
+	/* spinup-duplicate and spinup-absent events: a guest's SIPIs, coalesced. */
 	struct coalesced_kind	spinup_duplicates;
+	struct coalesced_kind	spinup_absent;
 	atomic_int		last_handover;	/* AP handed over last (0: none yet) */
 	struct vcpu_aset	parked;		/* APs pre-activated for bhyve */
 	struct vcpu_aset	claimed;	/* ... and handed over to it */

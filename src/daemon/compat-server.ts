@@ -749,7 +749,11 @@ export class CompatServer {
   private event(session: Session, kind: number, vcpu: number, arg: number): void {
     const vm = session.vm;
     if (!vm) throw new ProtocolError('EVENT before HELLO');
-    this.registry.recordWireEvent(vm, session.id, kind, vcpu, arg);
+    if (kind === EventKind.EVENTS_COALESCED) {
+      this.registry.record(vm, session.id, eventKindName(kind), vcpu, arg, `${arg} ${eventKindName(vcpu)} events held back by the interposer`);
+    } else {
+      this.registry.recordWireEvent(vm, session.id, kind, vcpu, arg);
+    }
     switch (kind) {
       case EventKind.HANDOVER:
         this.count('handovers', session.jail);

@@ -69,6 +69,12 @@ export const EventKind = {
    * spinup-duplicate), so each boot sends a few, then one per power of two, then the count.
    */
   EVENTS_COALESCED: 17,
+  /**
+   * A SPINUP_AP for vCPU `vcpu` (raised on `arg`), which this VM does not have (at or above its
+   * topology's vCPU count): swallowed, as hardware drops an IPI to an absent APIC ID; 13.1 bhyve
+   * would abort on spinup_ap's assert(newcpu < guest_ncpus). Coalesced like spinup-duplicate.
+   */
+  SPINUP_ABSENT: 18,
 } as const;
 export type EventKindCode = (typeof EventKind)[keyof typeof EventKind];
 const EVENT_NAMES = new Map<number, string>(

@@ -6,9 +6,10 @@ import { standardGuest, standardGuestNames, standardGuests } from '../../src/lab
 import { FINAL_ACTION_CODES, SMP_BOOT_LAYOUT, buildSmpBoot } from '../../src/lab/guests/smp-boot';
 import { runMachine } from './lab-machine';
 
-test('the registry names smp-boot and its variants', () => {
+test('the registry names smp-boot, its variants and the hostile guests', () => {
   assert.deepEqual(standardGuestNames(), [
     'smp-boot', 'smp-boot-reset', 'smp-boot-halt', 'smp-boot-triplefault', 'smp-boot-restart', 'smp-boot-bsp-only', 'smp-boot-half',
+    'ipi-storm', 'sipi-without-init', 'reboot-loop',
   ]);
   for (const guest of standardGuests()) assert.ok(guest.description.length > 0, guest.name);
 });
@@ -30,6 +31,11 @@ test('each standard guest ends the way its name says', () => {
     'smp-boot-restart': ['poweroff', 'online=3\nrestart=1\n'],
     'smp-boot-bsp-only': ['poweroff', 'online=1\n'],
     'smp-boot-half': ['poweroff', 'online=2\n'],
+    // This machine restarts an AP at every INIT+STARTUP, as a CPU does: 2 APs x 50 rounds more.
+    // Under bhyve a running AP is never started again (test/lab/hostile-guests.test.ts).
+    'ipi-storm': ['poweroff', 'online=3\nstorm=50\nonline=103\n'],
+    'sipi-without-init': ['poweroff', 'online=1\nonline=3\n'],
+    'reboot-loop': ['reset', 'online=3\n'],
   };
   for (const name of standardGuestNames()) {
     const result = runMachine({ vcpus: 3, image: standardGuest(name) });
@@ -39,7 +45,7 @@ test('each standard guest ends the way its name says', () => {
 
 test('an unknown name is an error that lists the standard guests', () => {
   assert.throws(() => standardGuest('smp-bot'), {
-    message: "unknown guest 'smp-bot'; standard guests: smp-boot, smp-boot-reset, smp-boot-halt, smp-boot-triplefault, smp-boot-restart, smp-boot-bsp-only, smp-boot-half",
+    message: "unknown guest 'smp-bot'; standard guests: smp-boot, smp-boot-reset, smp-boot-halt, smp-boot-triplefault, smp-boot-restart, smp-boot-bsp-only, smp-boot-half, ipi-storm, sipi-without-init, reboot-loop",
   });
 });
 

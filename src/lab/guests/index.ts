@@ -1,6 +1,8 @@
 // The registry of standard guests, by name, for `--guest-name` and for tests.
 
 import { MAX_AP_ID, buildSmpBoot } from './smp-boot';
+import { buildIpiStorm } from './ipi-storm';
+import { buildSipiWithoutInit } from './sipi-without-init';
 
 /** Bits of every even vCPU id 2..254 (the BSP, 0, is never started). */
 function evenAps(): bigint {
@@ -26,6 +28,22 @@ const GUESTS: readonly StandardGuest[] = [
     name: 'smp-boot-half',
     description: 'start the even-numbered APs only (half of them), print online=N, power off with the others never started',
     build: () => buildSmpBoot({ startMask: evenAps() }),
+  },
+  // Hostile guests (docs/lab-guests.md section 5): what an untrusted guest can make the shim do.
+  {
+    name: 'ipi-storm',
+    description: 'start every AP, then 50 rounds of INIT+STARTUP to itself, every AP and 3 APIC IDs that do not exist; print online=N, storm=50, online=N, power off',
+    build: () => buildIpiStorm(),
+  },
+  {
+    name: 'sipi-without-init',
+    description: 'STARTUP every AP without INIT (print online=1), then start them properly (print online=N), power off',
+    build: () => buildSipiWithoutInit(),
+  },
+  {
+    name: 'reboot-loop',
+    description: 'send every AP INIT+STARTUP and reset at once, without waiting for one (restarted by the wrapper: a tight reboot loop)',
+    build: () => buildSmpBoot({ apWaitMs: 0, finalAction: 'reset' }),
   },
 ];
 
