@@ -322,3 +322,20 @@ test('a plan of a session that hung up while it waited is skipped; the jails beh
     for (const c of [...waiting, other]) c.end();
   });
 });
+
+test('a session that waits (for its replies to be taken, for tokens, for its plan) is dropped as soon as its peer hangs up', async () => {
+  await withServer({ global: 'session_events_per_second = 1\nsession_event_burst = 1' }, async (rig) => {
+    const reader = await session(rig, 'a', 'hup-drain');
+    reader.socket.pause();
+    const request = encode({ type: MessageType.PLAN_REQUEST, ncpus: 2, boot: 0 });
+    reader.send(Buffer.concat(Array.from({ length: 4000 }, () => request)));
+    const emitter = await session(rig, 'a', 'hup-tokens');
+    const event = encode({ type: MessageType.EVENT, kind: EventKind.SPINUP_DUPLICATE, vcpu: 1, arg: 0, monotonicNs: 0n });
+    emitter.send(Buffer.concat(Array.from({ length: 50 }, () => event)));
+    await until(() => rig.server.sessionBuffers().some((b) => b.waiting === 'drain') && rig.server.sessionBuffers().some((b) => b.waiting === 'tokens'), 'both waiting');
+    reader.end();
+    emitter.end();
+    await until(() => rig.server.sessionBuffers().length === 0, 'both dropped', 2000);
+    assert.equal(rig.server.openTotals().open, 0);
+  });
+});
