@@ -27,7 +27,7 @@ import { VmRegistry, type Counters, type VmRecord } from './registry';
 import type { DaemonMetrics } from '../metrics/prometheus';
 import { KernelClock } from './kernel-clock';
 import { vmNameProblem } from './vm-name';
-import { SessionCounts, deriveLimits, refusalMessage, type Limits, type RefusalReason } from './limits';
+import { SessionCounts, deriveLimits, directoryPlanRate, refusalMessage, type Limits, type RefusalReason } from './limits';
 import { defaultConfig } from '../config/config';
 import { FairQueue } from './fair-queue';
 import { TokenBucket } from './token-bucket';
@@ -129,8 +129,9 @@ export class CompatServer {
    */
   private readonly plans = new FairQueue<Session>();
   private planTurnScheduled = false;
-  /** Each directory's events (limits.directoryEvents). */
+  /** Each directory's events (limits.directoryEvents) and plans (directoryPlanRate). */
   private readonly jailEvents = new Map<string, TokenBucket>();
+  private readonly jailPlans = new Map<string, TokenBucket>();
   /** Peer checks (HELLO) in flight, per jail: one at a time, each may take a while. */
   private readonly peerChecks = new Map<string, Promise<unknown>>();
   /** Refusals by jail and reason, since start-up (status). */
@@ -155,6 +156,10 @@ export class CompatServer {
   setLimits(limits: Limits): void {
     this.counts.setLimits(limits);
     for (const bucket of this.jailEvents.values()) bucket.setRate(limits.directoryEvents.perSecond, limits.directoryEvents.burst);
+    for (const [jail, bucket] of this.jailPlans) {
+      const rate = directoryPlanRate(limits.directories.get(jail) ?? limits.directories.get('host')!);
+      bucket.setRate(rate.perSecond, rate.burst);
+    }
     for (const session of this.sessions) session.events.setRate(limits.sessionEvents.perSecond, limits.sessionEvents.burst);
   }
 
@@ -433,6 +438,8 @@ export class CompatServer {
     // Before HELLO every message but HELLO is a protocol error: handled at once.
     if (!session.vm) return null;
     if (msg.type === MessageType.PLAN_REQUEST) {
+      const jailPlans = this.jailPlansOf(session.jail);
+      if (!jailPlans.take()) return this.waitForTokens(session, jailPlans.waitMs());
       this.plans.push(session.jail, session);
       this.options.logger.debug({ jail: session.jail, session: session.id, vm: session.vm.name, jailPlansWaiting: this.plans.sizeOf(session.jail) }, 'plan queued');
       this.schedulePlanTurn();
@@ -445,14 +452,28 @@ export class CompatServer {
         jailBucket.take();
         return null;
       }
-      const waitMs = Math.max(1, session.events.waitMs(), jailBucket.waitMs());
-      session.wakeTimer = setTimeout(() => {
-        session.wakeTimer = null;
-        this.resume(session);
-      }, waitMs);
-      return 'tokens';
+      return this.waitForTokens(session, Math.max(session.events.waitMs(), jailBucket.waitMs()));
     }
     return null;
+  }
+
+  private waitForTokens(session: Session, waitMs: number): 'tokens' {
+    session.wakeTimer = setTimeout(() => {
+      session.wakeTimer = null;
+      this.resume(session);
+    }, Math.max(1, waitMs));
+    return 'tokens';
+  }
+
+  private jailPlansOf(jail: string): TokenBucket {
+    let bucket = this.jailPlans.get(jail);
+    if (!bucket) {
+      const limits = this.counts.current;
+      const rate = directoryPlanRate(limits.directories.get(jail) ?? limits.directories.get('host')!);
+      bucket = new TokenBucket(rate.perSecond, rate.burst);
+      this.jailPlans.set(jail, bucket);
+    }
+    return bucket;
   }
 
   private jailEventsOf(jail: string): TokenBucket {

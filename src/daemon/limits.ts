@@ -51,6 +51,16 @@ export const JAIL_EVENT_SESSIONS = 4;
 /** Descriptors the daemon keeps for itself: kernel, control and metrics sockets, log, the VM fds of a plan, status clients. */
 export const DAEMON_OWN_DESCRIPTORS = 256;
 
+/**
+ * A directory's plans: a burst of max_sessions (every VM it can hold booting at once), then one
+ * a second per VM it can hold (max_sessions / 2: each of them rebooting every second, faster
+ * than bhyve restarts). A plan past that waits for its token; the interposer holds the BSP for
+ * at most 10 s (daemon_link.c PLAN_TIMEOUT_MS) and then plans alone.
+ */
+export function directoryPlanRate(d: DirectoryLimits): EventRate {
+  return { perSecond: Math.max(1, d.maxSessions / CONCURRENT_SESSIONS_PER_VM), burst: d.maxSessions };
+}
+
 export function vmsPerDirectory(hostCpus: number): number {
   return Math.max(MIN_VMS_PER_DIRECTORY, VMS_PER_HOST_CPU * hostCpus);
 }

@@ -238,7 +238,8 @@ test('a jail\'s events: four sessions\' worth, however many sessions send them',
 });
 
 test('a slow reader: the daemon stops reading a session whose replies are not taken, buffers at most WRITE_BUFFER_BOUND for it, and loses nothing', async () => {
-  await withServer({}, async (rig) => {
+  // A jail that may plan fast (its plan rate comes from max_sessions): the replies are the bound here.
+  await withServer({ a: 'max_sessions = 100000' }, async (rig) => {
     const reader = await session(rig, 'a', 'slow');
     reader.socket.pause();
     const request = encode({ type: MessageType.PLAN_REQUEST, ncpus: 2, boot: 0 });
@@ -324,7 +325,7 @@ test('a plan of a session that hung up while it waited is skipped; the jails beh
 });
 
 test('a session that waits (for its replies to be taken, for tokens, for its plan) is dropped as soon as its peer hangs up', async () => {
-  await withServer({ global: 'session_events_per_second = 1\nsession_event_burst = 1' }, async (rig) => {
+  await withServer({ global: 'session_events_per_second = 1\nsession_event_burst = 1', a: 'max_sessions = 100000' }, async (rig) => {
     const reader = await session(rig, 'a', 'hup-drain');
     reader.socket.pause();
     const request = encode({ type: MessageType.PLAN_REQUEST, ncpus: 2, boot: 0 });
@@ -337,5 +338,33 @@ test('a session that waits (for its replies to be taken, for tokens, for its pla
     emitter.end();
     await until(() => rig.server.sessionBuffers().length === 0, 'both dropped', 2000);
     assert.equal(rig.server.openTotals().open, 0);
+  });
+});
+
+test("a jail's plans: a burst of its max_sessions, then max_sessions / 2 a second; another jail's plan does not wait for them", async () => {
+  await withServer({ a: 'max_sessions = 4' }, async (rig) => {
+    const c = await session(rig, 'a', 'pr-a');
+    const other = await session(rig, 'b', 'pr-b');
+    const start = performance.now();
+    c.send(Buffer.concat(Array.from({ length: 8 }, () => encode({ type: MessageType.PLAN_REQUEST, ncpus: 2, boot: 0 }))));
+    const at: number[] = [];
+    const replies = (async () => {
+      for (let i = 0; i < 8; i++) {
+        assert.equal((await c.next(5000))?.type, MessageType.PLAN);
+        at.push(performance.now() - start);
+      }
+    })();
+    await sleep(100);
+    other.send({ type: MessageType.PLAN_REQUEST, ncpus: 2, boot: 0 });
+    const otherStart = performance.now();
+    assert.equal((await other.next())?.type, MessageType.PLAN);
+    assert.ok(performance.now() - otherStart < 100, 'jail b planned at once');
+    await replies;
+    assert.ok(at[3]! < 100, `the burst of 4 at once (${at[3]!.toFixed(0)} ms)`);
+    // Then 2 a second: the 8th plan about 2 s after the 4th.
+    assert.ok(at[7]! >= 1900, `the rate held (${at[7]!.toFixed(0)} ms for the 8th)`);
+    assert.ok(at[7]! < 3000);
+    c.end();
+    other.end();
   });
 });

@@ -221,9 +221,13 @@ export async function runScale(opts: ScaleOptions): Promise<ScaleResult> {
   try {
     const metricsPort = await freeLoopbackPort();
     const jailDirs = Array.from({ length: opts.jails }, (_, i) => ({ name: `jail${i + 1}`, dir: path.join(bench.root, 'jails', `jail${i + 1}`) }));
+    // Each directory holds its share of the sessions (and their plans) whatever the host's
+    // default limits (src/daemon/limits.ts): this measures capacity, not the limits.
+    const perDirectory = 2 * Math.ceil((opts.sessions + 1) / (opts.jails + 1));
     fs.writeFileSync(
       bench.configPath,
-      `metrics_listen = 127.0.0.1:${metricsPort}\n` + jailDirs.map((j) => `[jail ${j.name}]\nsocket_dir = ${j.dir}\n`).join(''),
+      `metrics_listen = 127.0.0.1:${metricsPort}\nhost_max_sessions = ${perDirectory}\n` +
+        jailDirs.map((j) => `[jail ${j.name}]\nsocket_dir = ${j.dir}\nmax_sessions = ${perDirectory}\n`).join(''),
     );
     const daemon = await bench.startDaemon([], { logLevel: 'info' });
     const dirs = [bench.socketDir, ...jailDirs.map((j) => j.dir)];
