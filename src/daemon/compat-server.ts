@@ -27,7 +27,7 @@ import { VmRegistry, type Counters, type VmRecord } from './registry';
 import type { DaemonMetrics } from '../metrics/prometheus';
 import { KernelClock } from './kernel-clock';
 import { vmNameProblem } from './vm-name';
-import { SessionCounts, deriveLimits, directoryPlanRate, refusalMessage, type Limits, type RefusalReason } from './limits';
+import { BEFORE_HELLO_PER_DIRECTORY, SessionCounts, deriveLimits, directoryPlanRate, refusalMessage, type Limits, type RefusalReason } from './limits';
 import { defaultConfig } from '../config/config';
 import { FairQueue } from './fair-queue';
 import { TokenBucket } from './token-bucket';
@@ -87,7 +87,14 @@ export const PLAN_TURN_BUDGET_MS = 5;
 /** A refused connection whose ERROR cannot be written at once is closed after this long anyway. */
 const REFUSAL_WRITE_MS = 1000;
 
-type Waiting = 'plan' | 'tokens' | 'drain' | 'hello';
+/**
+ * Message handling in one turn of the event loop, across every session: past it the sessions
+ * with messages left wait for the next turn, in order. A flood of events (each one logged)
+ * then costs everybody else at most this much latency per turn, not one socket read's worth.
+ */
+export const MESSAGE_BUDGET_MS = 2;
+
+type Waiting = 'plan' | 'tokens' | 'drain' | 'hello' | 'turn';
 
 interface Session {
   id: number;
@@ -137,6 +144,9 @@ export class CompatServer {
   /** Refusals by jail and reason, since start-up (status). */
   private readonly refused = new Map<string, Map<RefusalReason, number>>();
   private readonly burstLog: BurstLog;
+  /** When this turn's message handling began (null: none yet), and who waits for the next turn. */
+  private budgetStart: number | null = null;
+  private readonly nextTurn: Session[] = [];
   private nextSession = 1;
   private readonly deviceDir: string;
 
@@ -225,7 +235,10 @@ export class CompatServer {
     const server = net.createServer((socket) => this.accept(dir, socket));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(socketPath, () => {
+      // A short listen queue: the connections one event-loop turn accepts (and refuses, in a
+      // flood) are at most this many per directory, so a flooding jail cannot make one turn
+      // long for everybody. More than max_sessions_before_hello waiting would be refused anyway.
+      server.listen({ path: socketPath, backlog: this.listenBacklog(dir.jail) }, () => {
         server.off('error', reject);
         resolve();
       });
@@ -236,6 +249,12 @@ export class CompatServer {
     this.options.metrics?.addJail(dir.jail);
     this.writeVariantCache(dir);
     this.options.logger.info({ jail: dir.jail, socket: socketPath }, 'listening');
+  }
+
+  private listenBacklog(jail: string): number {
+    const limits = this.counts.current;
+    const mine = limits.directories.get(jail) ?? limits.directories.get('host')!;
+    return Math.max(BEFORE_HELLO_PER_DIRECTORY, mine.maxSessionsBeforeHello);
   }
 
   async unlisten(dirPath: string): Promise<void> {
@@ -376,6 +395,11 @@ export class CompatServer {
   private pump(session: Session): void {
     const socket = session.socket;
     while (session.waiting === null && !socket.destroyed) {
+      if (this.budgetSpent()) {
+        this.wait(session, 'turn');
+        this.nextTurn.push(session);
+        return;
+      }
       let msg = session.held;
       if (!msg) {
         try {
@@ -421,6 +445,20 @@ export class CompatServer {
     this.wait(session, 'drain');
     session.socket.once('drain', () => this.resume(session));
     return true;
+  }
+
+  /** Whether this turn's MESSAGE_BUDGET_MS is used up (starting the count at the first message). */
+  private budgetSpent(): boolean {
+    const now = performance.now();
+    if (this.budgetStart === null) {
+      this.budgetStart = now;
+      setImmediate(() => {
+        this.budgetStart = null;
+        for (const s of this.nextTurn.splice(0)) if (s.waiting === 'turn') this.resume(s);
+      });
+      return false;
+    }
+    return now - this.budgetStart >= MESSAGE_BUDGET_MS;
   }
 
   private wait(session: Session, why: Waiting): void {

@@ -102,7 +102,7 @@ function warnAboutDescriptors(logger: Logger, limits: Limits): void {
       { descriptorLimit: nofile, descriptorBudget, maxSessions: limits.global.maxSessions, sumOfDirectoryLimits: wanted },
       `the directories' max_sessions add up to ${wanted} but the descriptor limit ${nofile} leaves room for ${descriptorBudget} sessions; ` +
         (limits.global.maxSessions > descriptorBudget
-          ? 'max_sessions is above that: raise the limit (login.conf openfiles, or kern.maxfilesperproc) or lower max_sessions'
+          ? 'max_sessions is above that: raise the descriptor limit the daemon starts with, or lower max_sessions'
           : 'the global limit is held to it, so the directories share that many'),
     );
   }

@@ -103,12 +103,24 @@ function formatGroup(g: EventGroup): string {
   return `  ${e.time} ${e.kind} vcpu=${list}${count}${arg}`;
 }
 
+/** Sessions open against each directory's limit, and the connections refused over a limit. */
+function formatLimits(limits: NonNullable<StatusReport['limits']>): string[] {
+  const dirs = Object.entries(limits.directories).map(([jail, d]) => `${jail}=${d.open}/${d.maxSessions}`);
+  const lines = [
+    `sessions: ${limits.open.open}/${limits.global.maxSessions} open, ${limits.open.beforeHello} before HELLO; per directory (open/max_sessions): ${dirs.join(' ')}`,
+  ];
+  const refused = Object.entries(limits.refusedSessions).flatMap(([jail, reasons]) => Object.entries(reasons).map(([reason, n]) => `${jail}:${reason}=${n}`));
+  if (refused.length > 0) lines.push(`refused over a limit: ${refused.join(' ')}`);
+  return lines;
+}
+
 export function formatStatus(report: StatusReport): string {
   const lines = [
     `vmm-compatd ${report.version} (pid ${report.pid}, protocol ${report.protocolVersion}), kernel variant ${report.kernelVariant}, up since ${report.startedAt}`,
     `socket directories: ${report.socketDirectories.map((d) => `${d.jail}=${d.path}`).join(' ')}`,
     `counters: ${Object.entries(report.counters).map(([k, v]) => `${k}=${v}`).join(' ')}`,
   ];
+  if (report.limits) lines.push(...formatLimits(report.limits));
   const vms = report.vms as VmRecord[];
   if (vms.length === 0) {
     lines.push('no VMs seen yet');

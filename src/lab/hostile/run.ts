@@ -16,7 +16,8 @@ import { buildSmpBoot } from '../guests/smp-boot';
 import { ARTIFACTS, requireArtifact } from '../../native-paths';
 import { Driver, Observer, freeLoopbackPort, spread, type Spread } from '../scale/run';
 import type { FloodSpec, FloodStats } from './flood';
-import { percentile } from '../measure';
+import type { ScrapeProbe } from '../scale/messages';
+import { percentile, processCpuNs } from '../measure';
 
 export const VICTIM_VCPUS = 4;
 const WARM_UP_BOOTS = 3;
@@ -68,9 +69,24 @@ export interface HostileResult {
     /** The five slowest answers, with when they were asked (ms since the run started). */
     slowest: { atMs: number; ms: number }[];
   };
+  /**
+   * The daemon's own event-loop delay as it reports it (prom-client's nodejs_eventloop_lag_max_seconds,
+   * the worst since the previous scrape, one scrape a second): the worst in each phase, in ms.
+   */
+  daemonEventLoopLagMaxMs: { quiet: number; flooded: number };
   /** When the phases began (ms since the run started): the status times above are on this clock. */
   timeline: { quietMs: number; floodMs: number; floodedBootsMs: number; floodStopMs: number };
-  flood: { drivers: number; spec: HostileOptions['flood']; stats: Omit<FloodStats, 'stormMs'>; stormAnsweredMs: Spread; seconds: number };
+  flood: {
+    drivers: number;
+    spec: HostileOptions['flood'];
+    stats: Omit<FloodStats, 'stormMs'>;
+    stormAnsweredMs: Spread;
+    seconds: number;
+    /** The flood's own CPU (its driver processes), in % of one core over the flood. */
+    driverCorePercent: number;
+    /** The daemon's CPU over the flood, in % of one core. */
+    daemonCorePercent: number;
+  };
   daemonLogMiB: number;
 }
 
@@ -136,6 +152,12 @@ function mergeStats(all: FloodStats[]): FloodStats {
   return out;
 }
 
+/** The worst event-loop delay the daemon reported in scrapes taken between `from` and `to` (epoch ms). */
+function worstLag(scrapes: ScrapeProbe[], from: number, to: number): number {
+  const lags = scrapes.filter((s) => s.ok && s.at >= from && s.at <= to).map((s) => s.eventLoopLagMaxSeconds * 1000);
+  return lags.length > 0 ? Number(Math.max(...lags).toFixed(1)) : NaN;
+}
+
 export async function runHostile(opts: HostileOptions): Promise<HostileResult> {
   const progress = opts.progress ?? (() => {});
   const bench = await LabBench.start({ kernel: 'window' });
@@ -167,7 +189,7 @@ export async function runHostile(opts: HostileOptions): Promise<HostileResult> {
       metricsUrl,
       sampleMs: 100,
       statusEveryMs: 50,
-      scrapeEveryMs: 1000,
+      scrapeEveryMs: 500,
     });
     const guest = buildSmpBoot({ apWaitMs: 3000 });
     const boot = async (vm: string): Promise<BootResult> => {
@@ -201,14 +223,18 @@ export async function runHostile(opts: HostileOptions): Promise<HostileResult> {
     }
     const floodStart = performance.now();
     timeline.floodMs = now();
+    const driversCpuBefore = drivers.reduce((a, d) => a + processCpuNs(d.child.pid!), 0);
+    const daemonCpuBefore = processCpuNs(daemon.pid!);
     await Promise.all(drivers.map((d, i) => d.ask({ op: 'flood', spec: { ...opts.flood, socketDir: floodDir, vmPrefix: `flood${i}` } }, 'flooding')));
     await new Promise((r) => setTimeout(r, opts.floodWarmUpMs));
     progress(`victim, flooded: ${opts.victimBoots} boots...`);
     timeline.floodedBootsMs = now();
     const flooded = await phase('flooded');
     timeline.floodStopMs = now();
-    const stats = mergeStats((await Promise.all(drivers.map((d) => d.ask({ op: 'flood-stop' }, 'flood-stopped')))).map((r) => r.stats));
     const floodSeconds = (performance.now() - floodStart) / 1000;
+    const driverCorePercent = ((drivers.reduce((a, d) => a + processCpuNs(d.child.pid!), 0) - driversCpuBefore) / 1e9 / floodSeconds) * 100;
+    const daemonCorePercent = ((processCpuNs(daemon.pid!) - daemonCpuBefore) / 1e9 / floodSeconds) * 100;
+    const stats = mergeStats((await Promise.all(drivers.map((d) => d.ask({ op: 'flood-stop' }, 'flood-stopped')))).map((r) => r.stats));
     for (const d of drivers.splice(0)) d.child.kill('SIGKILL');
     // The daemon lets go of the flood's sessions; give it a moment, then sample.
     await new Promise((r) => setTimeout(r, 1500));
@@ -264,12 +290,18 @@ export async function runHostile(opts: HostileOptions): Promise<HostileResult> {
           .map((p) => ({ atMs: Math.round(p.at - t0), ms: Number(p.ms.toFixed(1)) })),
       },
       timeline,
+      daemonEventLoopLagMaxMs: {
+        quiet: worstLag(report.scrapes, t0 + timeline.quietMs, t0 + timeline.floodMs),
+        flooded: worstLag(report.scrapes, t0 + timeline.floodMs, t0 + timeline.floodStopMs + 1000),
+      },
       flood: {
         drivers: opts.floodDrivers,
         spec: opts.flood,
         stats: (({ stormMs: _omit, ...rest }) => rest)(stats),
         stormAnsweredMs: spread(stats.stormMs),
         seconds: Number(floodSeconds.toFixed(1)),
+        driverCorePercent: Number(driverCorePercent.toFixed(1)),
+        daemonCorePercent: Number(daemonCorePercent.toFixed(1)),
       },
       daemonLogMiB: Number((fs.statSync(logFile).size / 1048576).toFixed(1)),
     };
