@@ -25,6 +25,8 @@
 
 #define	CONNECT_TIMEOUT_MS	2000
 #define	PLAN_TIMEOUT_MS		10000
+/* An answer already sent when HELLO could not be: it is in the socket, or never comes. */
+#define	REFUSED_READ_MS		100
 #define	RETRY_INTERVAL_NS	1000000000ULL
 
 #ifndef MSG_NOSIGNAL
@@ -209,7 +211,19 @@ connect_locked(struct vm_session *vs, char *why, size_t whylen)
 	memcpy(hello + VMC_PROTO_HDR_BYTES + VMC_HELLO_VM, vs->name, strlen(vs->name));
 	memcpy(hello + VMC_PROTO_HDR_BYTES + VMC_HELLO_BHYVE, "13.1", 4);
 	if (send_all(s, hello, sizeof(hello), 0) != 0) {
-		snprintf(why, whylen, "HELLO: %s", strerror(errno));
+		/*
+		 * A daemon over a limit answers at accept and closes at once,
+		 * so HELLO may meet a closed socket: its ERROR is read anyway.
+		 */
+		int saved = errno;
+
+		if (recv_reply(s, VMC_T_WELCOME, welcome, sizeof(welcome), why,
+		    whylen, REFUSED_READ_MS, &verdict) != 0 &&
+		    verdict != REPLY_AWAY) {
+			close(s);
+			return (link_result_of(verdict));
+		}
+		snprintf(why, whylen, "HELLO: %s", strerror(saved));
 		close(s);
 		return (LINK_DOWN);
 	}

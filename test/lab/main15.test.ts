@@ -97,7 +97,7 @@ test('the shim never turns a working boot into a failing one: every kernel, both
 });
 
 /** Outcomes of the built-in guests (src/lab/guests/index.ts), as 13.1 bhyve ends them. */
-const GUEST_OUTCOME: Readonly<Record<string, { outcome: Outcome; aps: number[] }>> = {
+const GUEST_OUTCOME: Readonly<Record<string, { outcome: Outcome; aps: number[] | 'any' }>> = {
   'smp-boot': { outcome: 'poweroff', aps: [1, 2, 3] },
   'smp-boot-reset': { outcome: 'reset', aps: [1, 2, 3] },
   'smp-boot-halt': { outcome: 'halt', aps: [1, 2, 3] },
@@ -105,6 +105,10 @@ const GUEST_OUTCOME: Readonly<Record<string, { outcome: Outcome; aps: number[] }
   'smp-boot-restart': { outcome: 'poweroff', aps: [1, 2, 3] },
   'smp-boot-bsp-only': { outcome: 'poweroff', aps: [] },
   'smp-boot-half': { outcome: 'poweroff', aps: [2] },
+  'ipi-storm': { outcome: 'poweroff', aps: [1, 2, 3] },
+  'sipi-without-init': { outcome: 'poweroff', aps: [1, 2, 3] },
+  // It resets while its APs are being started: how many ran guest code by then is a race.
+  'reboot-loop': { outcome: 'reset', aps: 'any' },
 };
 
 test('every built-in guest boots through the ROM on every kernel, with the shim', async () => {
@@ -114,7 +118,7 @@ test('every built-in guest boots through the ROM on every kernel, with the shim'
       assert.ok(expected, `no expectation for ${g.name}`);
       const r = await lab(kernel, 4, { bootrom: true, shim: true, guest: g.build() });
       assert.equal(r.outcome, expected.outcome, `${kernel} ${g.name}: ${r.bhyveStderr}`);
-      assert.deepEqual(r.apsStarted, expected.aps, `${kernel} ${g.name}`);
+      if (expected.aps !== 'any') assert.deepEqual(r.apsStarted, expected.aps, `${kernel} ${g.name}`);
     }
   }
 });

@@ -34,11 +34,11 @@ test('the sample configuration parses, and uncommenting its values gives the def
   assert.deepEqual({ ...parsed, syscallLibrary: '' }, { ...defaultConfig(), syscallLibrary: '' });
 
   // The example jail sections parse too.
-  const withJails = sample.replace(/^#(\[jail .*\]|socket_dir = .*)$/gm, '$1');
+  const withJails = sample.replace(/^#(\[jail .*\]|socket_dir = .*|max_sessions(_before_hello)? = .*)$/gm, '$1');
   const jails = parseConfig(withJails, 'vmm-compat.conf.sample').jails;
   assert.deepEqual(jails, [
-    { name: 'web', socketDir: '/var/run/vmm-compat/web' },
-    { name: 'db', socketDir: '/var/run/vmm-compat-jails/db' },
+    { name: 'web', socketDir: '/var/run/vmm-compat/web', maxSessions: null, maxSessionsBeforeHello: null },
+    { name: 'db', socketDir: '/var/run/vmm-compat-jails/db', maxSessions: 16, maxSessionsBeforeHello: 4 },
   ]);
 });
 
