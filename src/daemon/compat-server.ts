@@ -651,7 +651,6 @@ export class CompatServer {
     if (!holdsVm) {
       this.refuse(session, 'not-holder', EPERM, `process ${pid} does not hold /dev/vmm/${vmName} open; only the bhyve running that VM may ask for its plan`, vmName);
     }
-    const creds = { pid };
     // A VM belongs to the jail that first used it, for as long as that VM exists: the device
     // node's identity tells a VM destroyed and created again under the same name from the same VM.
     const instance = this.deviceInstance(vmName);
@@ -672,7 +671,7 @@ export class CompatServer {
     this.liveSessionsByVm.set(vm, (this.liveSessionsByVm.get(vm) ?? 0) + 1);
     this.registry.addSession(vm, session.id);
     session.vm = vm;
-    session.pid = creds.pid;
+    session.pid = pid;
     session.beforeHello = false;
     this.counts.welcomed(session.jail);
     const protocol = session.reader.version ?? PROTOCOL_VERSION;
@@ -683,10 +682,10 @@ export class CompatServer {
       'session',
       null,
       null,
-      `pid ${creds.pid}, bhyve ABI ${bhyve || 'unknown'}, protocol ${protocol}${deprecated ? ' (deprecated: an older libvmmcompat.so, which covers at most 16 vCPUs)' : ''}`,
+      `pid ${pid}, bhyve ABI ${bhyve || 'unknown'}, protocol ${protocol}${deprecated ? ' (deprecated: an older libvmmcompat.so, which covers at most 16 vCPUs)' : ''}`,
     );
     this.options.logger.info(
-      { vm: vm.name, jail: session.jail, session: session.id, pid: creds.pid, bhyve, protocol },
+      { vm: vm.name, jail: session.jail, session: session.id, pid, bhyve, protocol },
       'session started',
     );
     if (deprecated) {
