@@ -31,6 +31,7 @@ export function hostileTargets(r: HostileResult): Record<string, Target> {
 export async function benchHostile(quick: boolean, say: (line: string) => void): Promise<HostileResult & { targets: Record<string, Target> }> {
   const r = await runHostile({
     victimBoots: quick ? 10 : 40,
+    bootIntervalMs: 150,
     floodDrivers: 1,
     floodWarmUpMs: quick ? 1000 : 2000,
     flood: {

@@ -25,6 +25,8 @@ const WARM_UP_BOOTS = 3;
 export interface HostileOptions {
   /** Victim boots in each phase (quiet, then flooded). */
   victimBoots: number;
+  /** Pause between two victim boots, so that the flooded phase spans the flood, not its first second. */
+  bootIntervalMs?: number;
   /** What each flood driver process does (socket directory and VM names are filled in). */
   flood: Omit<FloodSpec, 'socketDir' | 'vmPrefix'>;
   floodDrivers: number;
@@ -205,6 +207,7 @@ export async function runHostile(opts: HostileOptions): Promise<HostileResult> {
         const vm = `victim-${name}-${i}`;
         vms.push(vm);
         results.push(await boot(vm));
+        await new Promise((r) => setTimeout(r, opts.bootIntervalMs ?? 0));
         if ((i + 1) % 10 === 0 || i + 1 === opts.victimBoots) progress(`  ${name}: ${i + 1}/${opts.victimBoots} victim boots`);
       }
       return { vms, results };
