@@ -110,6 +110,8 @@ shim_init(void)
 
 	resolve_next();
 	shim_read_environment();
+	/* Now, before bhyve's cap_enter: log.c. */
+	shim_log_open();
 }
 
 /* ---- compat actions, indexed by IOCNUM (request & 0xff) ---------------- */
@@ -234,11 +236,11 @@ exit_destroyed(struct vm_session *vs, int vcpu, int how, const char *request)
 			pause();
 	link_event(vs, VMC_EV_VM_DESTROYED, vcpu, how);
 	if (how == VM15_SUSPEND_DESTROY)
-		shim_warn("VM %s was destroyed while running "
+		shim_error("VM %s was destroyed while running "
 		    "(VM_SUSPEND_DESTROY); bhyve exits with status 4, as a "
 		    "15.0 bhyve does", vs->name);
 	else
-		shim_warn("VM %s was destroyed while running (%s: ENXIO, the "
+		shim_error("VM %s was destroyed while running (%s: ENXIO, the "
 		    "device is gone); bhyve exits with status 4, as a 15.0 "
 		    "bhyve does", vs->name, request);
 	exit(4);

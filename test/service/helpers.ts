@@ -149,3 +149,71 @@ export class SignalRecorder {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
   }
 }
+
+const builtFixtures = new Map<string, Promise<string>>();
+
+/** Compiles test/service/fixtures/NAME.c with cc once per test process; resolves to the binary. */
+export function buildFixture(name: string): Promise<string> {
+  let built = builtFixtures.get(name);
+  if (!built) {
+    built = (async () => {
+      const cc = which('cc');
+      if (!cc) throw new Error('no C compiler (cc): the native build needs one too');
+      const out = path.join(tempDir(`fixture-${name}`), name);
+      const r = await run(cc, ['-O1', '-Wall', '-Wextra', '-Werror', '-o', out, path.join(FIXTURES, `${name}.c`)], { timeoutMs: 60000 });
+      if (r.code !== 0) throw new Error(`cc ${name}.c failed:\n${r.stderr}`);
+      return out;
+    })();
+    builtFixtures.set(name, built);
+  }
+  return built;
+}
+
+/**
+ * A stand-in for syslogd's local socket (fixtures/syslog-sink.c) bound at `socketPath`: every
+ * datagram received becomes one entry of `messages`.
+ */
+export class SyslogSink {
+  readonly messages: string[] = [];
+  private child: ChildProcess | null = null;
+
+  constructor(readonly socketPath: string) {}
+
+  async start(): Promise<this> {
+    const binary = await buildFixture('syslog-sink');
+    fs.mkdirSync(path.dirname(this.socketPath), { recursive: true });
+    const child = spawn(binary, [this.socketPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+    this.child = child;
+    let buffer = '';
+    await new Promise<void>((resolve, reject) => {
+      child.once('error', reject);
+      child.once('exit', (code) => reject(new Error(`syslog-sink exited ${code}`)));
+      child.stdout!.setEncoding('utf8').on('data', (s: string) => {
+        buffer += s;
+        let nl: number;
+        while ((nl = buffer.indexOf('\n')) >= 0) {
+          const line = buffer.slice(0, nl);
+          buffer = buffer.slice(nl + 1);
+          if (line === 'ready') resolve();
+          else this.messages.push(line);
+        }
+      });
+    });
+    return this;
+  }
+
+  /** Resolves with the first message matching `pattern`, waiting up to `timeoutMs`. */
+  async waitFor(pattern: RegExp, timeoutMs = 5000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.messages.find((m) => pattern.test(m));
+      if (found !== undefined) return found;
+      if (Date.now() > deadline) throw new Error(`no syslog message matching ${pattern} within ${timeoutMs} ms; got:\n${this.messages.join('\n')}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  stop(): void {
+    if (this.child && this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+  }
+}
