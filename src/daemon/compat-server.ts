@@ -57,7 +57,6 @@ export interface CompatServerOptions extends CompatSettings {
 }
 
 const EPERM = 1;
-const EINVAL = 22;
 const EBUSY = 16;
 
 interface Session {
@@ -322,7 +321,9 @@ export class CompatServer {
   private hello(session: Session, pid: number, vmName: string, bhyve: string): void {
     if (session.vm) throw new ProtocolError('HELLO sent twice on one connection');
     const nameProblem = vmNameProblem(vmName);
-    if (nameProblem) this.refuse(session, EINVAL, `bad VM name: ${nameProblem}`);
+    // A refusal (EPERM), as docs/design.md promises: the interposer fails the open and bhyve
+    // exits 4 with this reason. Any other code would make it go on alone, unchecked.
+    if (nameProblem) this.refuse(session, EPERM, `bad VM name: ${nameProblem}`);
     const creds = this.options.peers.credentials(session.socket);
     if (!creds) this.refuse(session, EPERM, 'cannot read the peer credentials of this connection (not a local socket?)', vmName);
     if (creds.pid !== pid) {

@@ -56,3 +56,18 @@ test('the real peer check: a process that does not hold /dev/vmm/NAME open is re
     await bench.close();
   }
 });
+
+test('a VM name the daemon refuses (a control character) stops bhyve at vm_open with the daemon\'s reason, exit 4: a refusal, not an absent daemon', async () => {
+  const bench = await LabBench.start({ kernel: 'window' });
+  try {
+    await bench.startDaemon();
+    // The kernel (and the lab model, vmm_dev.c sysctl_vmm_create) accepts \x01; the daemon does not.
+    const r = await bench.spawnBhyve({ bhyve: '13.1', vcpus: 2, vmName: 'bad\x01name', shim: true, timeoutMs: 20000 }).result;
+    assert.equal(r.bhyveExit.status, 4, r.bhyveStderr);
+    assert.match(r.bhyveStderr, /vmm-compatd refused VM bad\x01name: bad VM name: the VM name contains a control character/);
+    assert.doesNotMatch(r.bhyveStderr, /cannot reach vmm-compatd/);
+    assert.deepEqual(r.apsStarted, []);
+  } finally {
+    await bench.close();
+  }
+});
