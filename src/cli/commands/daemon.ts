@@ -5,7 +5,7 @@ import { DEFAULT_CONFIG_PATH, type Config } from '../../config/config';
 import { usageError } from '../usage';
 import { recordExitTo } from '../../daemon/exit-record';
 
-function parseJail(value: string, previous: { name: string; socketDir: string }[]): { name: string; socketDir: string }[] {
+function parseJail(value: string, previous: { name: string; socketDir: string }[] = []): { name: string; socketDir: string }[] {
   const m = /^([A-Za-z0-9_][A-Za-z0-9_.-]*)=(\/.+)$/.exec(value);
   if (!m) throw usageError(`--jail takes NAME=/absolute/socket/dir, not "${value}"`);
   return [...previous, { name: m[1]!, socketDir: m[2]! }];
@@ -15,7 +15,7 @@ interface DaemonCliOptions {
   config: string;
   kernel?: KernelVariant;
   socketDir?: string;
-  jail: { name: string; socketDir: string }[];
+  jail?: { name: string; socketDir: string }[];
   syscallLibrary?: string;
   deviceDir?: string;
   logLevel?: Config['logLevel'];
@@ -30,7 +30,7 @@ export function registerDaemonCommand(program: Command): void {
     .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG_PATH)
     .addOption(new Option('--kernel <variant>', 'kernel variant (overrides kernel_variant)').choices([...KERNEL_VARIANTS]))
     .option('--socket-dir <dir>', "the host's socket directory (overrides socket_dir)")
-    .option('--jail <name=dir>', 'serve a jail socket directory (repeatable; replaces [jail] sections)', parseJail, [])
+    .option('--jail <name=dir>', 'serve a jail socket directory (repeatable; replaces [jail] sections)', parseJail)
     .option('--syscall-library <path>', 'library providing open/ioctl (libc.so.7, or the lab bridge)')
     .option('--device-dir <dir>', 'directory of the VM device nodes (default /dev/vmm)')
     .addOption(new Option('--log-level <level>').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']))
@@ -46,7 +46,7 @@ export function registerDaemonCommand(program: Command): void {
           overrides: {
             kernelVariant: opts.kernel,
             socketDir: opts.socketDir,
-            jails: opts.jail,
+            jails: opts.jail ?? [],
             syscallLibrary: opts.syscallLibrary,
             deviceDir: opts.deviceDir,
             logLevel: opts.logLevel,

@@ -6,7 +6,7 @@ import { defaultInterposer } from '../../native-paths';
 import { INTERPOSER_DIR, LEGACY_BHYVE_DIR } from '../../jails/jail-setup';
 import { usageError } from '../usage';
 
-function parseJailRoot(value: string, previous: Map<string, string>): Map<string, string> {
+function parseJailRoot(value: string, previous: Map<string, string> = new Map()): Map<string, string> {
   const m = /^([^=]+)=(\/.*)$/.exec(value);
   if (!m) throw usageError(`--jail-root takes NAME=/absolute/path, not "${value}"`);
   return new Map([...previous, [m[1]!, m[2]!]]);
@@ -19,9 +19,9 @@ export function registerDoctorCommand(program: Command): void {
     .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG_PATH)
     .option('--interposer <lib>', 'libvmmcompat.so to check')
     .option('--legacy-bhyve <path>', 'the 13.1 bhyve to check', `${LEGACY_BHYVE_DIR}/bhyve`)
-    .option('--jail-root <name=path>', 'root of a jail (default: from jls)', parseJailRoot, new Map<string, string>())
+    .option('--jail-root <name=path>', 'root of a jail (repeatable; default: from jls)', parseJailRoot)
     .option('--json', 'print the results as JSON')
-    .action(async (opts: { config: string; interposer?: string; legacyBhyve: string; jailRoot: Map<string, string>; json?: boolean }, command: Command) => {
+    .action(async (opts: { config: string; interposer?: string; legacyBhyve: string; jailRoot?: Map<string, string>; json?: boolean }, command: Command) => {
       let config: Config | null = null;
       let configError: string | null = null;
       try {
@@ -38,7 +38,7 @@ export function registerDoctorCommand(program: Command): void {
           device = null;
         }
       }
-      const jailRoots = new Map(opts.jailRoot);
+      const jailRoots = new Map(opts.jailRoot ?? []);
       for (const jail of config?.jails ?? []) {
         if (!jailRoots.has(jail.name)) {
           const root = jailRootFromJls(jail.name);

@@ -91,12 +91,13 @@ export function registerWrapCommand(program: Command): void {
     .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG_PATH)
     .option('--socket-dir <dir>', "the daemon's socket directory as seen from here (in a jail: its nullfs view)")
     .option('--interposer <lib>', 'path of libvmmcompat.so')
-    .option('--preload-first <lib>', 'a library preloaded before the interposer (sanitizer runtime)', (v: string, prev: string[]) => [...prev, v], [])
-    .option('--extra-preload <lib>', 'another library preloaded after the interposer (the lab bridge)', (v: string, prev: string[]) => [...prev, v], [])
+    // No default value: commander would print it as "(default: [])".
+    .option('--preload-first <lib>', 'a library preloaded before the interposer (sanitizer runtime; repeatable)', (v: string, prev?: string[]) => [...(prev ?? []), v])
+    .option('--extra-preload <lib>', 'another library preloaded after the interposer (the lab bridge; repeatable)', (v: string, prev?: string[]) => [...(prev ?? []), v])
     .option('--require-daemon', 'refuse to start the VM when vmm-compatd cannot be reached')
     .argument('<bhyve>', 'the legacy bhyve binary')
     .argument('[args...]', 'its arguments')
-    .action((bhyve: string, args: string[], opts: { config: string; socketDir?: string; interposer?: string; preloadFirst: string[]; extraPreload: string[]; requireDaemon?: boolean }, command: Command) => {
+    .action((bhyve: string, args: string[], opts: { config: string; socketDir?: string; interposer?: string; preloadFirst?: string[]; extraPreload?: string[]; requireDaemon?: boolean }, command: Command) => {
       let env: NodeJS.ProcessEnv;
       try {
         const config = loadConfig(opts.config, { mustExist: command.getOptionValueSource('config') === 'cli' });
@@ -109,8 +110,8 @@ export function registerWrapCommand(program: Command): void {
         env = wrapEnvironment(process.env, {
           socketDir: opts.socketDir ?? config.socketDir,
           interposer,
-          preloadFirst: opts.preloadFirst,
-          extraPreload: opts.extraPreload,
+          preloadFirst: opts.preloadFirst ?? [],
+          extraPreload: opts.extraPreload ?? [],
           requireDaemon: Boolean(opts.requireDaemon) || config.failurePolicy === 'refuse',
           config,
         });
