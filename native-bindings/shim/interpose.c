@@ -543,7 +543,7 @@ close(int fd)
  * bhyverun.c do_open limits the vmm fd to libvmmapi's 13.1 ioctl list.  A
  * translation that needs another request number (the 14.0 VM_RUN) widens the
  * list by exactly that number; nothing else of the sandbox changes
- * (ARCHITECTURE.md section 4).
+ * (docs/design.md, "Security").
  */
 SHIM_EXPORT int
 cap_ioctls_limit(int fd, const cap_ioctl_t *cmds, size_t ncmds)

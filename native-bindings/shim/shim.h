@@ -1,8 +1,8 @@
 /*
  * libvmmcompat.so: internal interfaces.  The interposer sits in a legacy
  * FreeBSD 13.1 bhyve (LD_PRELOAD) and acts only on the compat events of
- * ARCHITECTURE.md section 3; every other ioctl goes straight to the next
- * ioctl() (interpose.c).
+ * docs/design.md ("The compat sequence on a window kernel"); every other
+ * ioctl goes straight to the next ioctl() (interpose.c).
  */
 #ifndef _VMMCOMPAT_SHIM_H_
 #define _VMMCOMPAT_SHIM_H_

@@ -1,6 +1,6 @@
 // The daemon's side of the compat protocol: one listener per socket directory (the host's and
 // one per jail), one session per legacy bhyve process. It decides each boot's plan, performs the
-// eager activation on its own fd, and records every compat event (ARCHITECTURE.md sections 2-4).
+// eager activation on its own fd, and records every compat event (docs/design.md).
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';

@@ -202,7 +202,7 @@ test('an interposer of protocol 1 (deprecated) is still served, in version 1 fra
   socket.destroy();
 });
 
-test('a client that does not hold the VM open is refused with a reason (ARCHITECTURE.md section 4)', async () => {
+test('a client that does not hold the VM open is refused with a reason (docs/design.md, Security)', async () => {
   device.vm('vm-notmine');
   fs.writeFileSync(path.join(deviceDir, 'vm-notmine'), '');
   const c = await Client.connect(jailA);

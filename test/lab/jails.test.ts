@@ -1,4 +1,4 @@
-// Two jails' socket directories against one daemon (ARCHITECTURE.md section 4): each jail's VMs
+// Two jails' socket directories against one daemon (docs/design.md, "Security"): each jail's VMs
 // boot every AP, and a client in one jail's directory naming the other jail's VM is refused.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
