@@ -7,6 +7,8 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { REPO_ROOT, run, tempDir, which } from './helpers';
 import { buildProgram } from '../../src/cli/main';
+import { wrapEnvironment } from '../../src/cli/commands/wrap';
+import { defaultConfig } from '../../src/config/config';
 
 const MAN_DIR = path.join(REPO_ROOT, 'docs', 'man');
 const PAGES = ['vmm-compat.8', 'vmm-compatd.8'].map((p) => path.join(MAN_DIR, p));
@@ -149,4 +151,12 @@ test('--help shows no default rendered as a JavaScript value ("(default: {})", "
     const help = command.helpInformation();
     assert.doesNotMatch(help, /\(default: [[{]/, `${command.name()} --help:\n${help}`);
   }
+});
+
+test('vmm-compat(8) names every variable `wrap` sets in the program\'s environment (from wrapEnvironment)', () => {
+  const source = fs.readFileSync(PAGES[0]!, 'utf8');
+  const entry = describedIn(source, 'wrap');
+  const config = { ...defaultConfig(), kernelVariant: 'window' as const };
+  const env = wrapEnvironment({}, { socketDir: '/s', interposer: '/i.so', extraPreload: [], requireDaemon: true, config });
+  for (const name of Object.keys(env)) assert.match(entry, new RegExp(`\\.Ev ${name}\\b`), `the wrap entry does not name ${name}`);
 });
