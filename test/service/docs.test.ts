@@ -101,8 +101,16 @@ async function doctorCheckNames(): Promise<Set<string>> {
       interposerInJail: '/usr/local/lib/vmm-compat/libvmmcompat.so',
       device: null,
       conftxt: null,
+      bhyves: [interposer],
     });
-    for (const r of results) names.add(r.check.replace(/^socket \((host|j1|j2)\)$/, 'socket (JAIL)').replace(/^interposer in jail j[12]$/, 'interposer in jail NAME'));
+    for (const r of results) {
+      names.add(
+        r.check
+          .replace(/^socket \((host|j1|j2)\)$/, 'socket (JAIL)')
+          .replace(/^interposer in jail j[12]$/, 'interposer in jail NAME')
+          .replace(/^bhyve \/.*$/, 'bhyve PATH'),
+      );
+    }
   }
   const broken = await runDoctor({ config: null, configPath: 'x.conf', configError: 'x.conf:1: bad', interposer, legacyBhyve: '', jailRoots: new Map(), interposerInJail: '', device: null });
   for (const r of broken) names.add(r.check);
