@@ -100,7 +100,8 @@ test('cs movsw (2E A5) reads through CS: at the reset CS base it reaches the boo
 
 test('movs faults before it writes anything: the source or destination of any element outside memory or the limit', () => {
   // DI wraps within 16 bits (FFFF -> 0) for bytes, as x86 does; a word at FFFF crosses the limit.
-  const wrap = withEs(snippet([0xf3, 0xa4]));
+  const wrap = snippet([0xf3, 0xa4]);
+  setRealModeSegment(wrap.cpu.es, 0x1800); // ES:FFFF is still inside guest memory
   wrap.cpu.gpr[Gpr.EDI] = 0xffff;
   wrap.cpu.gpr[Gpr.ECX] = 2;
   assert.equal(execute(wrap).kind, 'budget');
