@@ -86,7 +86,7 @@ test('the ROMs of guests --write print online=N in the lab for N = 1, 4 and 16, 
   ]);
 });
 
-test('lab --rom: a ROM that is not there, or --rom with --guest, is a usage error', () => {
+test('lab --rom: a ROM that is not there, or --rom with --guest, is a usage error; so is a --guest too big for a ROM with --bootrom', () => {
   const missing = run(['lab', '--rom', '/nonexistent/x.rom']);
   assert.equal(missing.status, 2);
   assert.match(missing.stderr, /cannot read --rom \/nonexistent\/x\.rom: ENOENT/);
@@ -96,4 +96,9 @@ test('lab --rom: a ROM that is not there, or --rom with --guest, is a usage erro
   const dir = run(['lab', '--rom', os.tmpdir()]);
   assert.equal(dir.status, 2);
   assert.match(dir.stderr, /is not a file/);
+  const big = path.join(scratch(), 'big.bin');
+  fs.writeFileSync(big, Buffer.alloc(70000, 0x90));
+  const tooBig = run(['lab', '--bootrom', '--guest', big]);
+  assert.equal(tooBig.status, 2);
+  assert.match(tooBig.stderr, /with --bootrom it must fit a boot ROM: 1\.\.65216 bytes/);
 });

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { LAB_BHYVES, LAB_KERNELS, LAB_MAX_VCPUS, labSucceeded, runLab, type LabBhyve, type LabKernelName, type LabResult } from '../../lab/run';
 import { standardGuest, standardGuestNames } from '../../lab/guests';
+import { MAX_ROM_IMAGE_BYTES } from '../../lab/guests/rom';
 import { UsageError, usageError } from '../usage';
 import { formatVcpuList } from '../../daemon/plan';
 import { LAB_DEFAULT_HOST_CPUS, LAB_MAX_HOST_CPUS } from '../../lab/kernel/server';
@@ -141,6 +142,9 @@ export function registerLabCommand(program: Command): void {
         }
         if (guest.length === 0 || guest.length > 0x70000) {
           throw usageError(`--guest ${opts.guest} is ${guest.length} bytes; a guest image must be 1..${0x70000} bytes (loaded at 0x10000)`);
+        }
+        if (opts.bootrom && guest.length > MAX_ROM_IMAGE_BYTES) {
+          throw usageError(`--guest ${opts.guest} is ${guest.length} bytes; with --bootrom it must fit a boot ROM: 1..${MAX_ROM_IMAGE_BYTES} bytes`);
         }
       } else if (opts.guestName) {
         if (!standardGuestNames().includes(opts.guestName)) {
