@@ -8,6 +8,7 @@ import { registerWrapCommand } from './commands/wrap';
 import { registerDoctorCommand } from './commands/doctor';
 import { registerProbeCommand } from './commands/probe';
 import { registerJailSetupCommand } from './commands/jail-setup';
+import { registerGuestsCommand } from './commands/guests';
 import { UsageError } from './usage';
 import { ConfigError } from '../config/config';
 import { VERSION } from '../version';
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   registerDoctorCommand(program);
   registerProbeCommand(program);
   registerJailSetupCommand(program);
+  registerGuestsCommand(program);
   return program;
 }
 

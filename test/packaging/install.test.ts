@@ -13,6 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { REPO_ROOT, run, tempDir, which, type RunResult } from '../service/helpers';
 import { parsePlist, portTreeDirs, postInstallListing, walkStage } from './plist';
+import { standardGuestNames, standardGuestRom } from '../../src/lab/guests';
 import { ARTIFACTS, requireArtifact } from '../../src/native-paths';
 
 const PORT_DIR = path.join(REPO_ROOT, 'packaging', 'freebsd');
@@ -100,6 +101,11 @@ test('pkg-plist lists exactly what `make install DESTDIR=` stages, with the mode
   for (const dep of ['commander', 'koffi', 'pino']) assert.ok(byPath.has(`libexec/vmm-compat/node_modules/${dep}/package.json`), dep);
   assert.ok(!byPath.has('libexec/vmm-compat/node_modules/typescript'), 'development dependencies are not installed');
   assert.ok(!staged.some((e) => e.path.startsWith('libexec/vmm-compat/dist/test/') || e.path.startsWith('libexec/vmm-compat/dist/bench/')));
+  // The standard guests' boot ROMs, as vmm-compat guests --write makes them (4 vCPUs).
+  for (const name of standardGuestNames()) {
+    const rom = path.join(portStage, 'usr', 'local', 'share', 'vmm-compat', 'guests', `${name}.rom`);
+    assert.deepEqual(fs.readFileSync(rom), Buffer.from(standardGuestRom(name)), name);
+  }
   // USE_RC_SUBR installs the rc.d script, and pkg's @sample the configurations.
   assert.ok(!byPath.has('etc/rc.d/vmm_compatd') && !byPath.has('etc/vmm-compat.conf'));
 });
