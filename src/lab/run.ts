@@ -170,6 +170,8 @@ export interface BenchOptions {
   osreldate?: number;
   /** The host CPU count hw.vmm.maxcpu derives from (default LAB_DEFAULT_HOST_CPUS). */
   hostCpus?: number;
+  /** Refuse every VM creation with EPERM (the model's refuseVmCreate): no probe VM can be made. */
+  refuseVmCreate?: 'EPERM';
   keep?: boolean;
 }
 
@@ -201,6 +203,7 @@ export class LabBench {
       compatFreebsd14: options.compatFreebsd14 ?? true,
       ...(options.osreldate !== undefined ? { osreldate: options.osreldate } : {}),
       hostCpus: options.hostCpus,
+      ...(options.refuseVmCreate !== undefined ? { refuseVmCreate: options.refuseVmCreate } : {}),
     });
     const env: NodeJS.ProcessEnv = { ...process.env, VMMLAB_KERNEL_SOCK: socketPath, VMMLAB_ROOT: root };
     delete env.LD_PRELOAD;
@@ -258,6 +261,8 @@ export class LabBench {
 
   /** The variant the running daemon serves and how it knows it (its status). */
   async daemonKernel(): Promise<{ variant: string; by: string }> {
+    // The control socket follows the compat socket startDaemon waits for.
+    await waitFor(() => fs.existsSync(path.join(this.socketDir, 'control.sock')), 10000, 'the control socket');
     const report = (await queryControl(this.socketDir, 'status')) as StatusReport;
     return { variant: report.kernel?.variant ?? report.kernelVariant, by: report.kernel?.by ?? 'unknown' };
   }

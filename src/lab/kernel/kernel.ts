@@ -159,6 +159,7 @@ export class VmmKernel {
 
   /** vmm_dev.c sysctl_vmm_create: EEXIST for a name in use. */
   createVm(name: string): Vm {
+    if (this.config.refuseVmCreate !== null) fail(Errno.EPERM, 'this caller may not create VMs (the lab\'s refuseVmCreate)');
     if (this.vms.has(name)) fail(Errno.EEXIST, `VM ${name} exists`);
     this.generation++;
     const vm = new Vm(name, this.config, this.slicing, this.memDir, `${name}.${this.generation}`, this.devmemDir);

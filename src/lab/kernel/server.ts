@@ -40,6 +40,8 @@ export interface KernelModelOptions {
   sliceInstructions?: number;
   /** Where unexpected model errors go (default: console.error). */
   onInternalError?: InternalErrorSink;
+  /** Lab-only: refuse every VM creation with EPERM (a caller without the privilege). */
+  refuseVmCreate?: 'EPERM';
 }
 
 export interface KernelModel {
@@ -109,6 +111,7 @@ function resolveConfig(opts: KernelModelOptions): KernelConfig {
     hostCpus,
     maxcpu,
     sliceInstructions,
+    refuseVmCreate: opts.refuseVmCreate ?? null,
   };
 }
 
