@@ -261,9 +261,18 @@ export class LabBench {
 
   /** The variant the running daemon serves and how it knows it (its status). */
   async daemonKernel(): Promise<{ variant: string; by: string }> {
-    // The control socket follows the compat socket startDaemon waits for.
-    await waitFor(() => fs.existsSync(path.join(this.socketDir, 'control.sock')), 10000, 'the control socket');
-    const report = (await queryControl(this.socketDir, 'status')) as StatusReport;
+    // The control socket follows the compat socket startDaemon waits for: ask until it answers.
+    const deadline = Date.now() + 10000;
+    let report: StatusReport;
+    for (;;) {
+      try {
+        report = (await queryControl(this.socketDir, 'status')) as StatusReport;
+        break;
+      } catch (err) {
+        if (Date.now() > deadline || this.daemonChild?.exitCode !== null) throw err;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
     return { variant: report.kernel?.variant ?? report.kernelVariant, by: report.kernel?.by ?? 'unknown' };
   }
 
