@@ -70,3 +70,25 @@ test('kernel_variant = auto: the daemon identifies legacy13, fixed14 and the win
     }
   }
 });
+
+test('SIGHUP from a set kernel_variant back to auto: the daemon identifies the kernel then (by experiment); a set one applies at once (by config)', async () => {
+  const bench = await LabBench.start({ kernel: 'window' });
+  try {
+    fs.writeFileSync(bench.configPath, 'kernel_variant = fixed14\n');
+    const daemon = await bench.startDaemon();
+    assert.deepEqual(await bench.daemonKernel(), { variant: 'fixed14', by: 'config' });
+    fs.writeFileSync(bench.configPath, 'kernel_variant = auto\n');
+    daemon.kill('SIGHUP');
+    await bench.waitForDaemonLog(/"kernelVariant":"window","by":"experiment".*kernel_variant = auto identified the kernel/);
+    assert.deepEqual(await bench.daemonKernel(), { variant: 'window', by: 'experiment' });
+    assert.match(fs.readFileSync(`${bench.socketDir}/kernel-variant`, 'utf8'), /^variant=window\n[\s\S]*identified_by=experiment\n$/);
+    const r = await bench.spawnBhyve({ bhyve: '13.1', vcpus: 4, vmName: 'after-auto', shim: true, timeoutMs: 20000 }).result;
+    assert.deepEqual(r.apsStarted, [1, 2, 3], r.bhyveStderr);
+    fs.writeFileSync(bench.configPath, 'kernel_variant = window\n');
+    daemon.kill('SIGHUP');
+    await bench.waitForDaemonLog(/"applied":\["kernel_variant=window"/);
+    assert.deepEqual(await bench.daemonKernel(), { variant: 'window', by: 'config' });
+  } finally {
+    await bench.close();
+  }
+});
