@@ -459,6 +459,9 @@ function setUpVm(sys: VmmSyscalls, fd: number, abi: Omit<ProbeAnswers, 'vmmctl' 
 export async function runKernelProbe(sys: VmmSyscalls, options: KernelProbeOptions): Promise<KernelProbeOutcome> {
   const started = performance.now();
   const elapsed = (): number => Number((performance.now() - started).toFixed(2));
+  // The worker starts first: it binds the library while the VM is made and set up, and a
+  // worker that cannot start leaves no VM behind.
+  const bsp = startBspWorker(options.library);
   const registry = new VmRegistryAccess(sys);
   let vmName = '';
   let createError: string | null = 'EEXIST';
@@ -468,9 +471,9 @@ export async function runKernelProbe(sys: VmmSyscalls, options: KernelProbeOptio
   }
   if (createError !== null) {
     registry.close();
+    void bsp.worker.terminate();
     return { kind: 'unavailable', why: unavailableBecause(createError, registry.via), elapsedMs: elapsed() };
   }
-  const bsp = startBspWorker(options.library);
   let fd: number | null = null;
   let abi: Omit<ProbeAnswers, 'vmmctl' | 'apStart'> | null = null;
   let apStart: ApStartAnswer;
