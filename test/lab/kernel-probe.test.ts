@@ -107,7 +107,8 @@ for (const [kernel, request, what] of [
     try {
       let killed = false;
       const untap = bench.model.tap((e) => {
-        if (!killed && e.phase === 'enter' && e.vm.startsWith(PROBE_VM_PREFIX) && e.request === request) {
+        // cpuid 0: the BSP's run or set-up, not the ABI questions (cpuid -1).
+        if (!killed && e.phase === 'enter' && e.vm.startsWith(PROBE_VM_PREFIX) && e.request === request && e.arg?.readInt32LE(0) === 0) {
           killed = true;
           process.kill(e.pid, 'SIGKILL');
         }
@@ -231,7 +232,34 @@ test('`vmm-compat probe` prints what it found and how; --json carries the answer
     assert.equal(report.experiment.answers.apStart.kind, 'none');
     assert.deepEqual(bench.model.vmNames(), [], 'the probe destroyed its VM');
     await bench.startDaemon();
+    // The file follows the socket startDaemon waits for.
+    await bench.waitForDaemonLog(/"msg":"vmm-compatd started"/, 5000);
     assert.match(fs.readFileSync(path.join(bench.socketDir, 'kernel-variant'), 'utf8'), /^variant=window\n[\s\S]*identified_by=experiment\n$/);
+  } finally {
+    await bench.close();
+  }
+});
+
+test('a BSP VM_RUN that never returns is bounded: the probe VM is suspended and destroyed, the daemon says why and falls back to kern.osreldate', async () => {
+  // AP 1 made active under the probe with no thread on it (what the probe itself never does):
+  // the INIT rendezvous then blocks the BSP in VM_RUN (vmm.c vm_handle_rendezvous), and so does
+  // the suspend (vm_handle_suspend waits for every active vCPU).
+  const bench = await LabBench.start({ kernel: 'fixed14' });
+  try {
+    let blocked = false;
+    const untap = bench.model.tap((e) => {
+      if (!blocked && e.phase === 'enter' && e.vm.startsWith(PROBE_VM_PREFIX) && e.request === REQ13.VM_RUN && e.arg?.readInt32LE(0) === 0) {
+        blocked = bench.model.activateVcpu(e.vm, 1);
+      }
+    });
+    const started = Date.now();
+    await bench.startDaemon();
+    untap();
+    assert.ok(blocked, 'AP 1 was activated under the probe');
+    assert.ok(Date.now() - started >= 2000, 'the daemon waited for the bound');
+    assert.deepEqual(await bench.daemonKernel(), { variant: 'fixed14', by: 'osreldate' });
+    assert.match(bench.daemonLog(), /the experiment was inconclusive: the AP start-up experiment was inconclusive \(VM_RUN did not return within 2000 ms\)/);
+    assert.deepEqual(bench.model.vmNames().filter((n) => n.startsWith(PROBE_VM_PREFIX)), [], 'the probe VM was destroyed under its vCPU');
   } finally {
     await bench.close();
   }
