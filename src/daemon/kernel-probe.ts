@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { REQ13, REQ14, REQ15 } from '../abi/ioctls';
-import { CpusetWhich, VmCap, VmExitcode, VmReg, VmSuspendHow, X2apicState } from '../abi/enums';
+import { CpusetWhich, VmCap, VmExitcode, VmReg, VmSuspendHow, X2apicState, exitcodeName } from '../abi/enums';
 import {
   VM_CAPABILITY,
   VM_CPU_TOPOLOGY,
@@ -34,7 +34,6 @@ import {
   decodeSpinupAp,
   fieldOf,
 } from '../abi/structs';
-import { exitcodeName } from '../abi/enums';
 import { koffi } from '../ffi/koffi';
 import { classifyProbe, type ApStartAnswer, type ProbeAnswers, type ProbeClassification } from './kernel-identification';
 import type { VmmSyscalls } from './vmm-device';
