@@ -16,7 +16,7 @@ export function buildProgram(): Command {
   const program = new Command();
   program
     .name('vmm-compat')
-    .description('Boot legacy FreeBSD 13.1 bhyve guests with every vCPU on newer vmm.ko kernels')
+    .description('Boot the bhyve of older FreeBSD releases (13.x, 14.x) with every vCPU on newer vmm.ko kernels')
     .version(VERSION)
     .showHelpAfterError()
     .exitOverride((err) => {

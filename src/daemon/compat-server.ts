@@ -28,6 +28,8 @@ import { VmRegistry, type Counters, type VmRecord } from './registry';
 import type { DaemonMetrics } from '../metrics/prometheus';
 import { KernelClock } from './kernel-clock';
 import { vmNameProblem } from './vm-name';
+import { bhyveOnKernel, generationOf, parseHelloTag, releaseName, FREEBSD_14 } from './bhyve-generation';
+import type { BhyveRecord } from './registry';
 
 export const SOCKET_NAME = 'vmm-compatd.sock';
 /** Written beside each socket so that an interposer can act alone when the daemon is gone. */
@@ -355,6 +357,7 @@ export class CompatServer {
     this.registry.addSession(vm, session.id);
     session.vm = vm;
     session.pid = creds.pid;
+    vm.bhyve = this.bhyveFromHello(bhyve);
     const protocol = session.reader.version ?? PROTOCOL_VERSION;
     const deprecated = DEPRECATED_PROTOCOL_VERSIONS.includes(protocol);
     this.registry.record(
@@ -363,7 +366,7 @@ export class CompatServer {
       'session',
       null,
       null,
-      `pid ${creds.pid}, bhyve ABI ${bhyve || 'unknown'}, protocol ${protocol}${deprecated ? ' (deprecated: an older libvmmcompat.so, which covers at most 16 vCPUs)' : ''}`,
+      `pid ${creds.pid}, bhyve ${vm.bhyve.release}${vm.bhyve.source === 'older-interposer' ? ` (an older interposer's tag "${bhyve}")` : ''}, protocol ${protocol}${deprecated ? ' (deprecated: an older libvmmcompat.so, which covers at most 16 vCPUs)' : ''}`,
     );
     this.options.logger.info(
       { vm: vm.name, jail: session.jail, session: session.id, pid: creds.pid, bhyve, protocol },
@@ -383,6 +386,26 @@ export class CompatServer {
       vmrunAbi: this.vmrunAbi(),
       flags: 0,
     });
+  }
+
+  /** What the HELLO's bhyve field says about the bhyve (docs/internals.md section 5). */
+  private bhyveFromHello(tag: string): BhyveRecord {
+    const { version, fromOldInterposer } = parseHelloTag(tag);
+    if (version !== null) {
+      const verdict = bhyveOnKernel(version, this.settings.variant);
+      return { version, release: releaseName(version), generation: generationOf(version), source: 'abi-tag', handling: verdict.handling, why: verdict.why };
+    }
+    if (fromOldInterposer) {
+      return {
+        version: null,
+        release: 'unknown',
+        generation: null,
+        source: 'older-interposer',
+        handling: null,
+        why: 'the interposer predates bhyve generations (it reports every bhyve as "13.1"); install libvmmcompat.so of this release',
+      };
+    }
+    return { version: null, release: 'unknown', generation: null, source: 'unknown', handling: null, why: 'the binary carries no FreeBSD ABI tag; its first requests will tell' };
   }
 
   /** Identity of the VM's device node (devfs gives a re-created VM a new inode), or null. */
@@ -495,6 +518,35 @@ export class CompatServer {
         vm.parked = [];
         vm.handedOver = [];
         break;
+      case EventKind.BHYVE_GENERATION:
+        // The tag came with HELLO; without one, the first VM_RUN's size tells the generation.
+        if (vm.bhyve && vm.bhyve.version === null && (arg === 1300000 || arg === FREEBSD_14)) {
+          vm.bhyve = {
+            ...vm.bhyve,
+            release: arg === FREEBSD_14 ? '14.0 or later' : '13.x',
+            generation: arg === FREEBSD_14 ? '14.0+' : '13.x',
+            source: 'request',
+            handling: 'compat',
+            why: arg === FREEBSD_14 ? 'it sent the 32-byte VM_RUN of 14.0 and later' : "it sent 13.x's 144-byte VM_RUN",
+          };
+        }
+        break;
+      case EventKind.BHYVE_NATIVE: {
+        const reason = `no compat action: bhyve ${releaseName(arg)} is as new as the ${this.settings.variant} kernel (the interposer passes it through untouched)`;
+        vm.plan = { action: 'pass-through', reason, spinupBias: 0 };
+        if (vm.bhyve) vm.bhyve.handling = 'native';
+        this.registry.record(vm, session.id, 'plan', null, null, reason);
+        break;
+      }
+      case EventKind.BHYVE_REFUSED: {
+        const reason = `refused: bhyve ${releaseName(arg)} is newer than the ${this.settings.variant} kernel (FreeBSD does not support a bhyve newer than its kernel)`;
+        vm.plan = { action: 'pass-through', reason, spinupBias: 0 };
+        if (vm.bhyve) vm.bhyve.handling = 'refused';
+        this.count('refusals', session.jail);
+        this.registry.record(vm, session.id, 'plan', null, null, reason);
+        this.options.logger.warn({ vm: vm.name, jail: session.jail, session: session.id, reason }, 'bhyve refused');
+        break;
+      }
       case EventKind.NEW_PROTOCOL: {
         // 14.0 bhyverun.c fbsdrun_set_capabilities: VM_CAP_IPI_EXIT is not in 13.1's enum.
         const reason = 'no eager activation: bhyve enabled VM_CAP_IPI_EXIT (new-protocol bhyve starts its own APs)';

@@ -63,6 +63,16 @@ export const EventKind = {
    * 2 the 15.0 guest-NUMA memseg, 4 no 32-byte memseg requests (no COMPAT_FREEBSD14).
    */
   KERNEL_ABI: 16,
+  /**
+   * The bhyve's release as the interposer learned it (arg: __FreeBSD_version): from its ELF
+   * note NT_FREEBSD_ABI_TAG, else 1300000 or 1400000 from its first VM_RUN (144 or 32 bytes) or
+   * 1300000 from a 32-byte memory-segment request.
+   */
+  BHYVE_GENERATION: 17,
+  /** The bhyve (arg: __FreeBSD_version) is as new as the kernel: no compat action at all. */
+  BHYVE_NATIVE: 18,
+  /** The bhyve (arg: __FreeBSD_version) is newer than the kernel: its open was refused. */
+  BHYVE_REFUSED: 19,
 } as const;
 export type EventKindCode = (typeof EventKind)[keyof typeof EventKind];
 const EVENT_NAMES = new Map<number, string>(

@@ -13,6 +13,9 @@ import type { VmmDevice, VmmSyscalls } from '../daemon/vmm-device';
 import { readKernelIdentity, readProbeCache } from '../daemon/kernel-probe-cache';
 import { COMPAT_PROTOCOL_VERSION, COMPAT_PROTOCOL_VERSIONS_ACCEPTED, VERSION } from '../version';
 import { readElf } from './elf';
+import { bhyveOnKernel, generationOf, releaseName } from '../daemon/bhyve-generation';
+import type { KernelVariant } from '../daemon/kernel-variant';
+import { LEGACY_BHYVE_DIR } from '../jails/jail-setup';
 
 export type CheckStatus = 'pass' | 'warn' | 'fail';
 
@@ -29,6 +32,8 @@ export interface DoctorInputs {
   configError: string | null;
   interposer: string;
   legacyBhyve: string;
+  /** More bhyve binaries to judge (`doctor --bhyve`): does each need the interposer on this kernel. */
+  bhyves?: string[];
   /** Where each jail's root is (jls on FreeBSD, or given on the command line). */
   jailRoots: Map<string, string>;
   /** The interposer's path inside a jail. */
@@ -308,6 +313,60 @@ export async function runDoctor(inputs: DoctorInputs): Promise<CheckResult[]> {
       }
     } catch (err) {
       results.push(fail(name, err instanceof Error ? err.message : String(err), 'point --legacy-bhyve at the 13.1 bhyve binary'));
+    }
+  }
+  results.push(...bhyveGenerations(inputs, doctorVariant(config, inputs.device)));
+  return results;
+}
+
+/** The kernel variant doctor judges bhyves against: the configured one, else kern.osreldate's. */
+function doctorVariant(config: Config | null, device: VmmDevice | null): KernelVariant | null {
+  if (config && config.kernelVariant !== 'auto') return config.kernelVariant;
+  const osreldate = device?.sysctlInt('kern.osreldate') ?? null;
+  return osreldate === null ? null : identifyKernel(osreldate).variant;
+}
+
+/**
+ * One bhyve binary: the release its ELF ABI tag names, and whether it needs the interposer on
+ * this kernel and why (the interposer's own rule, src/daemon/bhyve-generation.ts).
+ */
+export function checkBhyveGeneration(file: string, variant: KernelVariant | null, label = file): CheckResult {
+  const name = `bhyve ${label}`;
+  if (!fs.existsSync(file)) return fail(name, `${file} is missing`, 'check the path');
+  let tag: number | null;
+  try {
+    tag = readElf(file).freebsdAbiTag;
+  } catch (err) {
+    return fail(name, err instanceof Error ? err.message : String(err), 'point --bhyve at a bhyve binary');
+  }
+  if (tag === null) {
+    return warn(
+      name,
+      `${file} carries no FreeBSD ABI tag (NT_FREEBSD_ABI_TAG): its release is unknown here; the interposer learns its generation from its first VM_RUN`,
+      'use a stock FreeBSD bhyve, or set VMM_COMPAT_BHYVE_VERSION for this binary',
+    );
+  }
+  const release = `bhyve ${releaseName(tag)} (${generationOf(tag)}, __FreeBSD_version ${tag})`;
+  if (variant === null) return warn(name, `${release}; the kernel variant is unknown, so whether it needs vmm-compat cannot be told`, 'set kernel_variant in the configuration');
+  const verdict = bhyveOnKernel(tag, variant);
+  if (verdict.handling === 'refused') return fail(name, `${release} on ${variant}: ${verdict.why}`, "run the host release's bhyve (or an older one) in this jail");
+  return pass(name, `${release} on ${variant}: ${verdict.needsShim ? 'needs vmm-compat (start it through vmm-compat wrap or the bhyve wrapper)' : 'does not need vmm-compat'}; ${verdict.why}`);
+}
+
+/**
+ * Every bhyve doctor can find: --bhyve, the legacy bhyve, and in each configured jail its own
+ * /usr/sbin/bhyve and the legacy bhyve installed there (jail-setup's layout).
+ */
+function bhyveGenerations(inputs: DoctorInputs, variant: KernelVariant | null): CheckResult[] {
+  const results: CheckResult[] = [];
+  for (const file of inputs.bhyves ?? []) results.push(checkBhyveGeneration(file, variant));
+  if (fs.existsSync(inputs.legacyBhyve)) results.push(checkBhyveGeneration(inputs.legacyBhyve, variant));
+  for (const jail of inputs.config?.jails ?? []) {
+    const root = inputs.jailRoots.get(jail.name);
+    if (!root) continue;
+    for (const inside of ['/usr/sbin/bhyve', `${LEGACY_BHYVE_DIR}/bhyve`]) {
+      const file = path.join(root, inside);
+      if (fs.existsSync(file)) results.push(checkBhyveGeneration(file, variant, `${inside} in jail ${jail.name}`));
     }
   }
   return results;

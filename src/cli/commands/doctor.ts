@@ -19,9 +19,10 @@ export function registerDoctorCommand(program: Command): void {
     .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG_PATH)
     .option('--interposer <lib>', 'libvmmcompat.so to check')
     .option('--legacy-bhyve <path>', 'the 13.1 bhyve to check', `${LEGACY_BHYVE_DIR}/bhyve`)
+    .option('--bhyve <path>', 'a bhyve binary to judge: its release (ELF ABI tag) and whether it needs vmm-compat on this kernel, and why (repeatable)', (v: string, prev: string[]) => [...prev, v], [])
     .option('--jail-root <name=path>', 'root of a jail (default: from jls)', parseJailRoot, new Map<string, string>())
     .option('--json', 'print the results as JSON')
-    .action(async (opts: { config: string; interposer?: string; legacyBhyve: string; jailRoot: Map<string, string>; json?: boolean }, command: Command) => {
+    .action(async (opts: { config: string; interposer?: string; legacyBhyve: string; bhyve: string[]; jailRoot: Map<string, string>; json?: boolean }, command: Command) => {
       let config: Config | null = null;
       let configError: string | null = null;
       try {
@@ -55,6 +56,7 @@ export function registerDoctorCommand(program: Command): void {
         configError,
         interposer,
         legacyBhyve: opts.legacyBhyve,
+        bhyves: opts.bhyve,
         jailRoots,
         interposerInJail: `${INTERPOSER_DIR}/libvmmcompat.so`,
         device,
