@@ -8,13 +8,12 @@ import path from 'node:path';
 import type { Config } from '../config/config';
 import { SOCKET_NAME } from '../daemon/compat-server';
 import { queryControl, type StatusReport } from '../daemon/control-server';
-import { identifyKernel } from '../daemon/kernel-variant';
 import type { VmmDevice, VmmSyscalls } from '../daemon/vmm-device';
 import { readKernelIdentity, readProbeCache } from '../daemon/kernel-probe-cache';
 import { COMPAT_PROTOCOL_VERSION, COMPAT_PROTOCOL_VERSIONS_ACCEPTED, VERSION } from '../version';
 import { readElf } from './elf';
 import { bhyveOnKernel, generationOf, releaseName } from '../daemon/bhyve-generation';
-import type { KernelVariant } from '../daemon/kernel-variant';
+import { identifyKernel, isKernelVariant, type KernelVariant } from '../daemon/kernel-variant';
 import { LEGACY_BHYVE_DIR } from '../jails/jail-setup';
 
 export type CheckStatus = 'pass' | 'warn' | 'fail';
@@ -315,15 +314,10 @@ export async function runDoctor(inputs: DoctorInputs): Promise<CheckResult[]> {
       results.push(fail(name, err instanceof Error ? err.message : String(err), 'point --legacy-bhyve at the 13.1 bhyve binary'));
     }
   }
-  results.push(...bhyveGenerations(inputs, doctorVariant(config, inputs.device)));
+  // Judged against the variant the kernel check identified (the daemon's experiment, the kept
+  // probe result, the configuration or kern.osreldate).
+  results.push(...bhyveGenerations(inputs, variant !== null && isKernelVariant(variant) ? variant : null));
   return results;
-}
-
-/** The kernel variant doctor judges bhyves against: the configured one, else kern.osreldate's. */
-function doctorVariant(config: Config | null, device: VmmDevice | null): KernelVariant | null {
-  if (config && config.kernelVariant !== 'auto') return config.kernelVariant;
-  const osreldate = device?.sysctlInt('kern.osreldate') ?? null;
-  return osreldate === null ? null : identifyKernel(osreldate).variant;
 }
 
 /**
