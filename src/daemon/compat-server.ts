@@ -19,6 +19,7 @@ import {
   type Message,
 } from './protocol';
 import { VARIANT_CODE, VARIANT_FACTS, type KernelVariant } from './kernel-variant';
+import type { IdentifiedBy } from './kernel-identification';
 import { formatVcpuList, maskOf, planForVm, LEGACY_MAX_VCPUS } from './plan';
 import type { VmmDevice } from './vmm-device';
 import { VmmError } from './vmm-device';
@@ -42,6 +43,8 @@ export interface SocketDirectory {
 
 export interface CompatSettings {
   variant: KernelVariant;
+  /** How the variant was identified (written beside the socket with it). */
+  variantBy?: IdentifiedBy;
   /** Whether the kernel accepts the 144-byte VM_RUN (COMPAT_FREEBSD13, or a pre-e17eca32 kernel). */
   compatFreebsd13: boolean;
 }
@@ -94,7 +97,7 @@ export class CompatServer {
 
   constructor(private options: CompatServerOptions) {
     this.registry = options.registry ?? new VmRegistry();
-    this.settings = { variant: options.variant, compatFreebsd13: options.compatFreebsd13 };
+    this.settings = { variant: options.variant, variantBy: options.variantBy, compatFreebsd13: options.compatFreebsd13 };
     this.deviceDir = options.deviceDir ?? '/dev/vmm';
   }
 
@@ -178,7 +181,8 @@ export class CompatServer {
     const text =
       `variant=${this.settings.variant}\n` +
       `cpuset_bytes=${facts.kernelCpusetBytes}\n` +
-      `vmrun_abi=${this.vmrunAbi()}\n`;
+      `vmrun_abi=${this.vmrunAbi()}\n` +
+      (this.settings.variantBy ? `identified_by=${this.settings.variantBy}\n` : '');
     fs.writeFileSync(`${file}.tmp`, text, { mode: 0o644 });
     fs.renameSync(`${file}.tmp`, file);
   }

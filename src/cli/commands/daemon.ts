@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { Command, Option } from 'commander';
 import { runDaemon } from '../../daemon/daemon';
 import { KERNEL_VARIANTS, type KernelVariant } from '../../daemon/kernel-variant';
@@ -14,6 +15,7 @@ function parseJail(value: string, previous: { name: string; socketDir: string }[
 interface DaemonCliOptions {
   config: string;
   kernel?: KernelVariant;
+  probeCache?: string;
   socketDir?: string;
   jail?: { name: string; socketDir: string }[];
   syscallLibrary?: string;
@@ -28,7 +30,8 @@ export function registerDaemonCommand(program: Command): void {
     .command('daemon')
     .description('run vmm-compatd in the foreground (rc.d runs it under daemon(8))')
     .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG_PATH)
-    .addOption(new Option('--kernel <variant>', 'kernel variant (overrides kernel_variant)').choices([...KERNEL_VARIANTS]))
+    .addOption(new Option('--kernel <variant>', 'kernel variant (overrides kernel_variant; without it, and with kernel_variant = auto, a probe VM identifies the kernel)').choices([...KERNEL_VARIANTS]))
+    .option('--probe-cache <file>', 'where the kernel probe\'s result is kept (overrides probe_cache)')
     .option('--socket-dir <dir>', "the host's socket directory (overrides socket_dir)")
     .option('--jail <name=dir>', 'serve a jail socket directory (repeatable; replaces [jail] sections)', parseJail)
     .option('--syscall-library <path>', 'library providing open/ioctl (libc.so.7, or the lab bridge)')
@@ -45,6 +48,7 @@ export function registerDaemonCommand(program: Command): void {
           configMustExist: command.getOptionValueSource('config') === 'cli',
           overrides: {
             kernelVariant: opts.kernel,
+            probeCache: opts.probeCache === undefined ? undefined : path.resolve(opts.probeCache),
             socketDir: opts.socketDir,
             jails: opts.jail ?? [],
             syscallLibrary: opts.syscallLibrary,

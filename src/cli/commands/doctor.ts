@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig, type Config } from '../../config/config';
 import { formatDoctor, jailRootFromJls, runDoctor } from '../../doctor/checks';
-import { openVmmDevice, type VmmDevice } from '../../daemon/vmm-device';
+import { openVmmDevice, openVmmSyscalls, type VmmDevice, type VmmSyscalls } from '../../daemon/vmm-device';
 import { defaultInterposer } from '../../native-paths';
 import { INTERPOSER_DIR, LEGACY_BHYVE_DIR } from '../../jails/jail-setup';
 import { usageError } from '../usage';
@@ -33,11 +33,14 @@ export function registerDoctorCommand(program: Command): void {
         configError = err.message;
       }
       let device: VmmDevice | null = null;
+      let syscalls: VmmSyscalls | null = null;
       if (config) {
         try {
           device = openVmmDevice(config.syscallLibrary);
+          syscalls = openVmmSyscalls(config.syscallLibrary);
         } catch {
           device = null;
+          syscalls = null;
         }
       }
       const jailRoots = new Map(opts.jailRoot ?? []);
@@ -58,6 +61,7 @@ export function registerDoctorCommand(program: Command): void {
         jailRoots,
         interposerInJail: `${INTERPOSER_DIR}/libvmmcompat.so`,
         device,
+        syscalls,
       });
       process.stdout.write(opts.json ? JSON.stringify(results, null, 2) + '\n' : formatDoctor(results));
       process.exitCode = results.some((r) => r.status === 'fail') ? 1 : 0;
