@@ -4,7 +4,10 @@
 # either dialect.
 #
 #   make                       the interposer, native-bindings/build/libvmmcompat.so
-#   make install               the installed layout under $(DESTDIR)$(PREFIX)
+#   make install               the installed layout under $(DESTDIR)$(PREFIX),
+#                              with the standard guests' boot ROMs in
+#                              share/vmm-compat/guests (dist/guests, which
+#                              npm run build writes; made from dist/ if missing)
 #   make uninstall             removes it again (keeps etc/vmm-compat.conf)
 #   make node-modules          the production node_modules (npm ci --omit=dev):
 #                              the only step that needs the network (or npm's cache)
@@ -36,6 +39,8 @@ INSTALL_RC_SCRIPT?=	yes
 VC_PKGDIR=	$(PREFIX)/libexec/vmm-compat
 VC_LIBDIR=	$(PREFIX)/lib/vmm-compat
 VC_MAN8DIR=	$(PREFIX)/share/man/man8
+VC_GUESTDIR=	$(PREFIX)/share/vmm-compat/guests
+VC_GUEST_ROMS=	dist/guests/smp-boot.rom
 VC_INTERPOSER=	native-bindings/build/libvmmcompat.so
 VC_ABI_HEADER=	native-bindings/include/vmm_abi_gen.h
 VC_PROTO_HEADER=	native-bindings/include/vmm_compat_proto_gen.h
@@ -67,6 +72,11 @@ $(VC_PROTO_HEADER):
 	@[ -f dist/src/daemon/gen-protocol-header.js ] || { $(VC_NO_DIST); }
 	$(NODE) dist/src/daemon/gen-protocol-header.js $(VC_PROTO_HEADER)
 
+# The standard guests' boot ROMs (vmm-compat guests --write), from dist/ when missing.
+$(VC_GUEST_ROMS):
+	@[ -f dist/src/cli/main.js ] || { $(VC_NO_DIST); }
+	$(NODE) dist/src/cli/main.js guests --write dist/guests >/dev/null
+
 node-modules: build/production/node_modules
 
 # npm pack leaves package-lock.json out of a release tarball: there npm
@@ -84,6 +94,9 @@ build/production/node_modules: package.json
 
 # koffi loads its native part from the optional package for the platform it
 # runs on; --os/--cpu make npm pick FreeBSD's whatever machine this runs on.
+# The archive is the same bytes on every rebuild of a version (distinfo pins
+# it): scripts/pack-node-modules.js sorts the names and fixes mtime
+# ($SOURCE_DATE_EPOCH), owner (0:0, numeric) and modes.
 node-modules-archive: package.json package-lock.json
 	rm -rf build/freebsd-amd64
 	mkdir -p build/freebsd-amd64
@@ -91,11 +104,11 @@ node-modules-archive: package.json package-lock.json
 	cd build/freebsd-amd64 && $(NPM) ci --omit=dev --ignore-scripts \
 	    --no-audit --no-fund --os=freebsd --cpu=x64 $(NPM_FLAGS)
 	rm -rf build/freebsd-amd64/node_modules/.bin
-	tar -C build/freebsd-amd64 -cf - node_modules | gzip -9n \
-	    > build/vmm-compat-node-modules-$(VC_VERSION).tar.gz
+	$(NODE) scripts/pack-node-modules.js build/freebsd-amd64 node_modules \
+	    build/vmm-compat-node-modules-$(VC_VERSION).tar.gz
 	@echo "build/vmm-compat-node-modules-$(VC_VERSION).tar.gz"
 
-install: all $(NODE_MODULES)
+install: all $(NODE_MODULES) $(VC_GUEST_ROMS)
 	@[ -f dist/src/cli/main.js ] || { $(VC_NO_DIST); }
 	@[ -d $(NODE_MODULES)/koffi ] && [ ! -d $(NODE_MODULES)/typescript ] || { \
 	    echo "make: $(NODE_MODULES) is not a production node_modules" \
@@ -104,7 +117,7 @@ install: all $(NODE_MODULES)
 	install -d -m 0755 $(DESTDIR)$(VC_PKGDIR)/bin \
 	    $(DESTDIR)$(VC_PKGDIR)/legacy13 $(DESTDIR)$(VC_LIBDIR) \
 	    $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/etc/newsyslog.conf.d \
-	    $(DESTDIR)$(VC_MAN8DIR)
+	    $(DESTDIR)$(VC_MAN8DIR) $(DESTDIR)$(VC_GUESTDIR)
 	install -m 0644 package.json $(DESTDIR)$(VC_PKGDIR)/package.json
 	rm -rf $(DESTDIR)$(VC_PKGDIR)/dist $(DESTDIR)$(VC_PKGDIR)/node_modules
 	cd dist && find src -type d | while read -r d; do \
@@ -124,6 +137,8 @@ install: all $(NODE_MODULES)
 	chmod 0555 $(DESTDIR)$(VC_PKGDIR)/bin/bhyve
 	ln -sf ../libexec/vmm-compat/bin/vmm-compat $(DESTDIR)$(PREFIX)/bin/vmm-compat
 	install -m 0444 $(VC_INTERPOSER) $(DESTDIR)$(VC_LIBDIR)/libvmmcompat.so
+	for r in dist/guests/*.rom; do \
+	    install -m 0644 "$$r" "$(DESTDIR)$(VC_GUESTDIR)/$${r##*/}" || exit 1; done
 	@if [ "$(INSTALL_RC_SCRIPT)" != no ]; then \
 	    echo "install rc.d/vmm_compatd -> $(DESTDIR)$(PREFIX)/etc/rc.d/vmm_compatd"; \
 	    install -d -m 0755 $(DESTDIR)$(PREFIX)/etc/rc.d && \
@@ -156,7 +171,9 @@ uninstall:
 	@if [ "$(INSTALL_RC_SCRIPT)" != no ]; then \
 	    rm -f $(DESTDIR)$(PREFIX)/etc/rc.d/vmm_compatd; fi
 	for p in docs/man/*.8; do rm -f "$(DESTDIR)$(VC_MAN8DIR)/$${p##*/}.gz"; done
+	for r in dist/guests/*.rom; do rm -f "$(DESTDIR)$(VC_GUESTDIR)/$${r##*/}"; done
 	-rmdir $(DESTDIR)$(VC_PKGDIR)/legacy13 $(DESTDIR)$(VC_PKGDIR) $(DESTDIR)$(VC_LIBDIR)
+	-rmdir $(DESTDIR)$(VC_GUESTDIR) $(DESTDIR)$(PREFIX)/share/vmm-compat
 
 # The port's copy of the rc.d script, with the port's substitutions.
 packaging/freebsd/files/vmm_compatd.in: rc.d/vmm_compatd

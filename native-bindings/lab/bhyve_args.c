@@ -1,21 +1,27 @@
 /*
- * bhyve_args.c: the bhyve models' command line, a subset of 13.1 bhyve's
+ * bhyve_args.c: the bhyve models' command line, a subset of 13.x bhyve's
  * (bhyverun.c: main, usage, topology_parse, calc_topolopgy;
- * vmmapi.c: vm_parse_memsize; pci_lpc.c: lpc_device_parse):
+ * vmmapi.c: vm_parse_memsize; pci_lpc.c: lpc_device_parse;
+ * pci_emul.c: pci_parse_slot):
  *
  *   -c [[cpus=]N][,sockets=S][,cores=C][,threads=T]   topology
  *   -x          x2APIC mode          -D   destroy the VM on power-off
  *   -H          VM exit on HLT       -P   VM exit on PAUSE
+ *   -A          ACPI tables (accepted; the lab builds none)
  *   -m SIZE     memory (plain numbers below 1M are MB; k/m/g suffixes)
- *   -l bootrom,FILE   boot ROM (pci_lpc.c, bootrom.c)
- *   -l guest,FILE     the lab's boot disk: a guest image that the firmware
- *               (or, without a ROM, a loader) places at 0x10000
- *   -s SLOT,fbuf[,...]  the framebuffer device (pci_fbuf.c); its options
- *               are accepted and ignored
+ *   -l bootrom,FILE[,VARS]   boot ROM, loaded by the LPC device
+ *               (bootrom.c; a variables file is ignored with a note)
+ *   -l comN[,BACKEND]        COM1/COM2 of the LPC device; BACKEND stdio or
+ *               a tty path (uart_emul.c)
+ *   -l help, -s help         the devices the lab knows
+ *   -s [B:]S[:F],EMUL[,CONFIG]  a PCI slot: hostbridge, lpc, fbuf; any
+ *               other emulation is ignored with a note on stderr (bhyve
+ *               itself exits 4: "unknown device")
  *   -h          help
  *
- * Exit statuses as in bhyve: usage errors 1 (usage(1)), -h 0, a malformed
- * -c/-m/-l value EX_USAGE (64), an impossible topology 4.
+ * Exit statuses as in bhyve: usage errors 1 (usage(1)), -h and help 0, a
+ * malformed -c/-m/-l value EX_USAGE (64), a malformed -s value or an
+ * impossible topology 4.
  */
 #include <ctype.h>
 #include <err.h>
@@ -24,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "bhyve_common.h"
 
@@ -37,16 +44,17 @@ usage(int code)
 {
 
 	fprintf(stderr,
-	    "Usage: %s [-hxDHP] [-c [[cpus=]numcpus][,sockets=n][,cores=n]"
+	    "Usage: %s [-hxADHP] [-c [[cpus=]numcpus][,sockets=n][,cores=n]"
 	    "[,threads=n]]\n"
-	    "       %*s [-l bootrom,<rom>] [-l guest,<image>] [-s slot,fbuf]"
-	    " [-m mem] <vm>\n"
+	    "       %*s [-l <lpc>] [-s <pci>] [-m mem] <vm>\n"
+	    "       -A: create ACPI tables (accepted; the lab builds none)\n"
 	    "       -c: number of cpus and/or topology specification\n"
 	    "       -D: destroy on power-off\n"
 	    "       -H: vmexit from the guest on HLT\n"
 	    "       -h: help\n"
-	    "       -l: LPC device configuration (bootrom,FILE; guest,FILE)\n"
-	    "       -s: <slot,driver,configinfo> PCI slot config (fbuf)\n"
+	    "       -l: LPC device configuration (bootrom,FILE; com1,stdio)\n"
+	    "       -s: <slot,driver,configinfo> PCI slot config "
+	    "(hostbridge, lpc, fbuf)\n"
 	    "       -m: memory size (default 2M)\n"
 	    "       -P: vmexit from the guest on pause\n"
 	    "       -x: local apic is in x2APIC mode\n",
@@ -152,41 +160,138 @@ parse_memsize(const char *opt, size_t *ret)
 }
 
 /*
- * pci_lpc.c: lpc_device_parse; the lab knows "bootrom" and its own "guest"
- * (the stand-in for a boot disk).
+ * pci_lpc.c: lpc_device_parse (device names are case-insensitive): bootrom
+ * with its file (and an optional variables file, which the lab does not
+ * model), or a COM port with an optional backend.
  */
+static const char *const lpc_uart_names[BHYVE_LPC_UARTS] = { "com1", "com2" };
+
 static bool
 lpc_parse(const char *opt, struct bhyve_opts *o)
 {
+	const char *comma, *rest;
+	size_t namelen;
+	int unit;
 
-	if (strncmp(opt, "bootrom,", 8) == 0 && opt[8] != '\0') {
-		o->bootrom = opt + 8;
-		return (true);
+	comma = strchr(opt, ',');
+	namelen = comma != NULL ? (size_t)(comma - opt) : strlen(opt);
+	rest = comma != NULL ? comma + 1 : NULL;
+	if (namelen == 7 && strncasecmp(opt, "bootrom", 7) == 0) {
+		if (rest == NULL)
+			errx(4, "invalid bootrom option \"%s\"", opt);
+		if (strchr(rest, ',') != NULL) {
+			fprintf(stderr, "bhyve (lab): the bootrom variables "
+			    "file in \"%s\" is not modelled; ignored\n", opt);
+			o->bootrom = strndup(rest, (size_t)(strchr(rest, ',') -
+			    rest));
+		} else
+			o->bootrom = rest;
+		return (o->bootrom != NULL);
 	}
-	if (strncmp(opt, "guest,", 6) == 0 && opt[6] != '\0') {
-		o->guest_image = opt + 6;
-		return (true);
+	for (unit = 0; unit < BHYVE_LPC_UARTS; unit++) {
+		if (namelen == strlen(lpc_uart_names[unit]) &&
+		    strncasecmp(opt, lpc_uart_names[unit], namelen) == 0) {
+			o->com_backend[unit] = rest;
+			return (true);
+		}
 	}
 	return (false);
 }
 
-/* pci_emul.c: pci_parse_slot, for the one emulation the lab has: fbuf. */
+static void
+lpc_print_supported_devices(void)
+{
+	int unit;
+
+	printf("bootrom\n");
+	for (unit = 0; unit < BHYVE_LPC_UARTS; unit++)
+		printf("%s\n", lpc_uart_names[unit]);
+}
+
+static const struct {
+	const char	*name;
+	enum bhyve_emul	emul;
+} pci_emuls[] = {
+	{ "hostbridge",	EMUL_HOSTBRIDGE },
+	{ "lpc",	EMUL_LPC },
+	{ "fbuf",	EMUL_FBUF },
+};
+
+/*
+ * pci_emul.c: pci_parse_slot: "<bus>:<slot>:<func>", "<slot>:<func>" or
+ * "<slot>", a comma, the emulation, optionally a comma and its
+ * configuration (which the lab does not read).  A slot given twice is
+ * refused.  An emulation the lab does not have is noted and ignored where
+ * bhyve would refuse it as an unknown device.
+ */
 static bool
 slot_parse(const char *opt, struct bhyve_opts *o)
 {
-	const char *emul;
-	char *end;
-	long slot;
+	char *str, *emul, *cp;
+	int bnum, snum, fnum, i;
+	size_t e;
 
-	slot = strtol(opt, &end, 10);
-	if (end == opt || *end != ',' || slot < 0 || slot > 31)
+	str = strdup(opt);
+	if (str == NULL)
 		return (false);
-	emul = end + 1;
-	if (strncmp(emul, "fbuf", 4) != 0 || (emul[4] != '\0' &&
-	    emul[4] != ','))
+	bnum = snum = fnum = 0;
+	if ((cp = strchr(str, ',')) == NULL)
+		goto usage;
+	*cp = '\0';
+	emul = cp + 1;
+	if ((cp = strchr(emul, ',')) != NULL)
+		*cp = '\0';
+	if (sscanf(str, "%d:%d:%d", &bnum, &snum, &fnum) != 3) {
+		bnum = 0;
+		if (sscanf(str, "%d:%d", &snum, &fnum) != 2) {
+			fnum = 0;
+			if (sscanf(str, "%d", &snum) != 1)
+				snum = -1;
+		}
+	}
+	if (bnum < 0 || bnum >= BHYVE_MAXBUSES || snum < 0 ||
+	    snum >= BHYVE_MAXSLOTS || fnum < 0 || fnum >= BHYVE_MAXFUNCS)
+		goto usage;
+	for (i = 0; i < o->nslots; i++) {
+		if (o->slots[i].bus == bnum && o->slots[i].slot == snum &&
+		    o->slots[i].func == fnum) {
+			fprintf(stderr, "pci slot %d:%d:%d already occupied!\n",
+			    bnum, snum, fnum);
+			free(str);
+			return (false);
+		}
+	}
+	for (e = 0; e < sizeof(pci_emuls) / sizeof(pci_emuls[0]); e++)
+		if (strcmp(emul, pci_emuls[e].name) == 0)
+			break;
+	if (e == sizeof(pci_emuls) / sizeof(pci_emuls[0])) {
+		fprintf(stderr, "bhyve (lab): pci slot %d:%d:%d: device \"%s\" "
+		    "is not modelled; ignored\n", bnum, snum, fnum, emul);
+		free(str);
+		return (true);
+	}
+	if (o->nslots == BHYVE_MAX_SLOT_ARGS) {
+		fprintf(stderr, "bhyve (lab): too many -s options\n");
+		free(str);
 		return (false);
-	o->fbuf = 1;
+	}
+	o->slots[o->nslots++] = (struct bhyve_slot){ bnum, snum, fnum,
+	    pci_emuls[e].emul };
+	free(str);
 	return (true);
+usage:
+	fprintf(stderr, "Invalid PCI slot info field \"%s\"\n", opt);
+	free(str);
+	return (false);
+}
+
+static void
+pci_print_supported_devices(void)
+{
+	size_t e;
+
+	for (e = 0; e < sizeof(pci_emuls) / sizeof(pci_emuls[0]); e++)
+		printf("%s\n", pci_emuls[e].name);
 }
 
 void
@@ -200,8 +305,11 @@ bhyve_parse_args(int argc, char **argv, struct bhyve_opts *o)
 	o->sockets = o->cores = o->threads = 1;
 	o->maxcpus = 0;		/* bhyverun.c: never assigned */
 	o->memsize = DEFAULT_MEMSIZE;
-	while ((ch = getopt(argc, argv, "c:DHhl:m:Ps:x")) != -1) {
+	while ((ch = getopt(argc, argv, "Ac:DHhl:m:Ps:x")) != -1) {
 		switch (ch) {
+		case 'A':
+			o->acpi_tables = 1;
+			break;
 		case 'c':
 			if (!topology_parse(optarg, o))
 				errx(EX_USAGE, "invalid cpu topology '%s'",
@@ -211,14 +319,19 @@ bhyve_parse_args(int argc, char **argv, struct bhyve_opts *o)
 			o->destroy_on_poweroff = 1;
 			break;
 		case 'l':
-			if (!lpc_parse(optarg, o))
+			if (strncmp(optarg, "help", strlen(optarg)) == 0) {
+				lpc_print_supported_devices();
+				exit(0);
+			} else if (!lpc_parse(optarg, o))
 				errx(EX_USAGE, "invalid lpc device "
 				    "configuration '%s'", optarg);
 			break;
 		case 's':
-			if (!slot_parse(optarg, o))
-				errx(EX_USAGE, "invalid slot configuration '%s'",
-				    optarg);
+			if (strncmp(optarg, "help", strlen(optarg)) == 0) {
+				pci_print_supported_devices();
+				exit(0);
+			} else if (!slot_parse(optarg, o))
+				exit(4);
 			break;
 		case 'm':
 			if (!parse_memsize(optarg, &o->memsize))

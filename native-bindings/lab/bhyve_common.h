@@ -1,9 +1,11 @@
 /*
  * bhyve_common.h: what the 13.1 and 14.0 bhyve models share: the command
- * line (bhyverun.c: main, topology_parse, calc_topolopgy, usage), the lab's
- * boot ROM (the guest image), the lab's port I/O devices, the steps of
- * bhyverun.c that read the same in both versions, bhyve's cpumask with the
- * suspend rendezvous, and spinup_ap.c's real-mode set-up.
+ * line (bhyverun.c: main, topology_parse, calc_topolopgy, usage; pci_emul.c
+ * pci_parse_slot; pci_lpc.c lpc_device_parse), the PCI slots the lab
+ * emulates (hostbridge, lpc with its boot ROM and COM ports, fbuf), the
+ * lab's port I/O devices, the steps of bhyverun.c that read the same in
+ * both versions, bhyve's cpumask with the suspend rendezvous, and
+ * spinup_ap.c's real-mode set-up.
  */
 #ifndef _LAB_BHYVE_COMMON_H_
 #define _LAB_BHYVE_COMMON_H_
@@ -19,6 +21,28 @@
 
 #define	PAGE_SHIFT		12
 
+/* pci_emul.c: MAXBUSES, MAXSLOTS, MAXFUNCS. */
+#define	BHYVE_MAXBUSES		256
+#define	BHYVE_MAXSLOTS		32
+#define	BHYVE_MAXFUNCS		8
+#define	BHYVE_MAX_SLOT_ARGS	(BHYVE_MAXSLOTS * 4)
+
+/* The PCI emulations the lab knows; others are ignored with a note. */
+enum bhyve_emul {
+	EMUL_HOSTBRIDGE,	/* pci_hostbridge.c: config space only */
+	EMUL_LPC,		/* pci_lpc.c: boot ROM, COM1, COM2 */
+	EMUL_FBUF,		/* pci_fbuf.c: the framebuffer segment */
+};
+
+/* One -s B:S:F,EMUL[,CONFIG] (pci_emul.c pci_parse_slot). */
+struct bhyve_slot {
+	int		bus, slot, func;
+	enum bhyve_emul	emul;
+};
+
+/* pci_lpc.c: the LPC UARTs the lab has, COM1 and COM2 (uart_emul.c). */
+#define	BHYVE_LPC_UARTS		2
+
 struct bhyve_opts {
 	int		guest_ncpus;
 	uint16_t	sockets, cores, threads, maxcpus;
@@ -26,10 +50,13 @@ struct bhyve_opts {
 	int		destroy_on_poweroff;
 	int		vmexit_on_hlt;		/* -H */
 	int		vmexit_on_pause;	/* -P */
+	int		acpi_tables;		/* -A: accepted, no tables built */
 	size_t		memsize;
 	const char	*bootrom;	/* -l bootrom,FILE: a boot ROM image */
-	const char	*guest_image;	/* -l guest,FILE: the lab's boot disk */
-	int		fbuf;		/* -s SLOT,fbuf[,...] */
+	/* -l comN,BACKEND: "stdio" or a tty path; NULL: no backend. */
+	const char	*com_backend[BHYVE_LPC_UARTS];
+	struct bhyve_slot slots[BHYVE_MAX_SLOT_ARGS];
+	int		nslots;
 	const char	*vmname;
 };
 
@@ -41,11 +68,20 @@ int	bhyve_init_devices(struct vmctx *ctx, const struct bhyve_opts *opts);
 
 /* bhyve_guest.c */
 int	bhyve_lpc_bootrom(const struct bhyve_opts *opts);
-void	bhyve_load_guest(struct vmctx *ctx, const struct bhyve_opts *opts);
+void	bhyve_write_vcpu_count(struct vmctx *ctx, const struct bhyve_opts *opts);
 void	bhyve_limit_stdio(void);
+
+/* bhyve_uart.c: uart_emul.c's 16550 behind pci_lpc.c's port handler. */
+struct bhyve_uart;
+struct bhyve_uart *bhyve_uart_init(void);
+int	bhyve_uart_set_backend(struct bhyve_uart *uart, const char *backend);
+int	bhyve_uart_io(struct bhyve_uart *uart, int in, int offset, int bytes,
+	    uint32_t *eax);
 
 /* bhyve_pio.c: bhyverun.c vmexit_inout with inout.c and pm.c behind it. */
 int	bhyve_vmexit_inout(struct vmctx *ctx, int vcpu, const struct vm_exit *vme);
+/* inout.c register_inout, for the LPC's COM ports (pci_lpc.c lpc_init). */
+void	bhyve_register_uart(int base, struct bhyve_uart *uart);
 
 /* bhyve_run.c */
 struct vmctx *bhyve_do_open(const struct bhyve_opts *opts,

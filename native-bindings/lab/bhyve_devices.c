@@ -1,7 +1,12 @@
 /*
- * bhyve_devices.c: the two devices of 13.1 bhyve that own guest device
- * memory, as init_pci sets them up (device emulation initialisation, before
- * cap_enter):
+ * bhyve_devices.c: init_pci (pci_emul.c) for the PCI slots the lab
+ * emulates, in bus, slot, function order (device emulation initialisation,
+ * before cap_enter): the host bridge (config space only, nothing here), the
+ * LPC bridge (pci_lpc.c: pci_lpc_init -> lpc_init: at most one, on bus 0;
+ * it loads the boot ROM, then sets up COM1 at 0x3F8 and COM2 at 0x2F8 with
+ * their backends, bhyve_uart.c) and the framebuffer.  So, as in bhyve, a
+ * boot ROM and the COM ports exist only with an LPC slot (-s 31,lpc).  The
+ * two devices that own guest device memory:
  *
  *   the framebuffer (pci_fbuf.c: pci_fbuf_init, pci_fbuf_baraddr): a
  *   VM_FRAMEBUFFER segment "framebuffer" of FB_SIZE through
@@ -23,6 +28,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -118,14 +124,87 @@ done:
 	return (rv);
 }
 
-/* init_pci, in slot order: the framebuffer (slot 29), then the LPC (31). */
+/* uart_emul.c: uart_lres, the legacy COM ports. */
+static const struct {
+	const char	*name;
+	int		base;
+} lpc_uarts[BHYVE_LPC_UARTS] = {
+	{ "com1", 0x3f8 },
+	{ "com2", 0x2f8 },
+};
+
+/* pci_lpc.c: lpc_init: the boot ROM, then the COM ports. */
+static int
+lpc_init(struct vmctx *ctx, const struct bhyve_opts *opts)
+{
+	struct bhyve_uart *uart;
+	int unit;
+
+	if (opts->bootrom != NULL && bootrom_load(ctx, opts->bootrom) != 0)
+		return (-1);
+	for (unit = 0; unit < BHYVE_LPC_UARTS; unit++) {
+		uart = bhyve_uart_init();
+		if (bhyve_uart_set_backend(uart, opts->com_backend[unit]) != 0) {
+			fprintf(stderr, "Unable to initialize backend '%s' for "
+			    "LPC device %s\n", opts->com_backend[unit],
+			    lpc_uarts[unit].name);
+			return (-1);
+		}
+		bhyve_register_uart(lpc_uarts[unit].base, uart);
+	}
+	return (0);
+}
+
+static int
+slot_order(const void *a, const void *b)
+{
+	const struct bhyve_slot *x = a, *y = b;
+
+	if (x->bus != y->bus)
+		return (x->bus - y->bus);
+	if (x->slot != y->slot)
+		return (x->slot - y->slot);
+	return (x->func - y->func);
+}
+
+/* init_pci: each slot's emulation, in bus, slot, function order. */
 int
 bhyve_init_devices(struct vmctx *ctx, const struct bhyve_opts *opts)
 {
+	struct bhyve_slot slots[BHYVE_MAX_SLOT_ARGS];
+	int i, lpc;
 
-	if (opts->fbuf && fbuf_init(ctx) != 0)
-		return (-1);
-	if (opts->bootrom != NULL && bootrom_load(ctx, opts->bootrom) != 0)
-		return (-1);
+	memcpy(slots, opts->slots, sizeof(slots[0]) * (size_t)opts->nslots);
+	qsort(slots, (size_t)opts->nslots, sizeof(slots[0]), slot_order);
+	lpc = 0;
+	for (i = 0; i < opts->nslots; i++) {
+		switch (slots[i].emul) {
+		case EMUL_HOSTBRIDGE:
+			break;
+		case EMUL_FBUF:
+			if (fbuf_init(ctx) != 0)
+				return (-1);
+			break;
+		case EMUL_LPC:
+			/* pci_lpc.c: pci_lpc_init */
+			if (lpc) {
+				fprintf(stderr, "Only one LPC bridge is "
+				    "allowed.\n");
+				return (-1);
+			}
+			if (slots[i].bus != 0) {
+				fprintf(stderr, "LPC bridge can be present "
+				    "only on bus 0.\n");
+				return (-1);
+			}
+			if (lpc_init(ctx, opts) != 0)
+				return (-1);
+			lpc = 1;
+			break;
+		}
+	}
+	if (opts->bootrom != NULL && !lpc)
+		fprintf(stderr, "bhyve (lab): -l bootrom without an LPC slot "
+		    "(-s 31,lpc): the ROM is not loaded, as in bhyve\n");
 	return (0);
 }

@@ -2,7 +2,10 @@
  * bhyve_pio.c: the lab's port I/O devices (docs/internals.md section 4),
  * dispatched the way bhyve's inout.c emulate_inout does (13.x, read id
  * 1046860995), with pm.c's handlers (13.x, id 297524762):
- *   0xE9   guest console: each byte written goes to stdout at once;
+ *   0xE9   the lab's debug console (no bhyve device: the console of
+ *          loader-booted lab guests): each byte written goes to stdout;
+ *   0x3F8-0x3FF, 0x2F8-0x2FF  COM1 and COM2 when the LPC device registered
+ *          them (pci_lpc.c lpc_init -> register_inout; bhyve_uart.c);
  *   0x404  ACPI PM1a control (pm.c: pm1_control_handler): 16-bit only;
  *          SLP_EN with SLP_TYP 5 (S5, e.g. 0x3400) -> vm_suspend(POWEROFF);
  *   0xCF9  reset control (pm.c: reset_handler): 8-bit only; RST_CPU
@@ -34,6 +37,41 @@ typedef int (*inout_func_t)(struct vmctx *ctx, int in, int port, int bytes,
 
 static uint16_t pm1_control;
 static uint8_t reset_control;
+
+/* uart_emul.c UART_IO_BAR_SIZE: eight registers per COM port. */
+#define	UART_IO_BAR_SIZE	8
+
+static struct {
+	int		base;
+	struct bhyve_uart *uart;
+} uart_ports[BHYVE_LPC_UARTS];
+static int nuart_ports;
+
+void
+bhyve_register_uart(int base, struct bhyve_uart *uart)
+{
+
+	assert(nuart_ports < BHYVE_LPC_UARTS);
+	uart_ports[nuart_ports].base = base;
+	uart_ports[nuart_ports].uart = uart;
+	nuart_ports++;
+}
+
+/* The COM port whose registers include `port`, or NULL. */
+static struct bhyve_uart *
+uart_at(int port, int *offset)
+{
+	int i;
+
+	for (i = 0; i < nuart_ports; i++) {
+		if (port >= uart_ports[i].base &&
+		    port < uart_ports[i].base + UART_IO_BAR_SIZE) {
+			*offset = port - uart_ports[i].base;
+			return (uart_ports[i].uart);
+		}
+	}
+	return (NULL);
+}
 
 static void
 suspend(struct vmctx *ctx, int how)
@@ -144,8 +182,9 @@ size2mask(int bytes)
 static int
 emulate_inout(struct vmctx *ctx, int vcpu, const struct vm_exit *vme)
 {
+	struct bhyve_uart *uart;
 	uint32_t eax, val;
-	int bytes, error, in, retval;
+	int bytes, error, in, offset, retval;
 
 	bytes = vme->u.inout.bytes;
 	in = vme->u.inout.in;
@@ -154,8 +193,12 @@ emulate_inout(struct vmctx *ctx, int vcpu, const struct vm_exit *vme)
 		return (0);
 	eax = vme->u.inout.eax;
 	val = eax & size2mask(bytes);
-	retval = port_handler(vme->u.inout.port)(ctx, in, vme->u.inout.port,
-	    bytes, &val);
+	uart = uart_at(vme->u.inout.port, &offset);
+	if (uart != NULL)
+		retval = bhyve_uart_io(uart, in, offset, bytes, &val);
+	else
+		retval = port_handler(vme->u.inout.port)(ctx, in,
+		    vme->u.inout.port, bytes, &val);
 	if (retval == 0 && in) {
 		eax &= ~size2mask(bytes);
 		eax |= val & size2mask(bytes);

@@ -94,8 +94,9 @@ bhyve_set_capabilities(struct vmctx *ctx, int cpu, int x2apic_mode)
 
 /*
  * bhyverun.c: main, from vm_setup_memory to the BSP's reset: guest memory,
- * device initialisation (init_pci: the framebuffer, the LPC boot ROM; the
- * lab's guest image), then for a ROM boot unrestricted guest on the BSP and
+ * device initialisation (init_pci: the framebuffer, the LPC bridge with the
+ * boot ROM and the COM ports; without a ROM the lab's vCPU count word), then
+ * for a ROM boot unrestricted guest on the BSP and
  * vcpu_reset, which starts it at the reset vector.  Without a ROM the BSP
  * keeps the registers its loader (bhyveload) set.
  */
@@ -115,7 +116,7 @@ bhyve_setup_guest(struct vmctx *ctx, const struct bhyve_opts *opts)
 		perror("device emulation initialization error");
 		exit(4);
 	}
-	bhyve_load_guest(ctx, opts);
+	bhyve_write_vcpu_count(ctx, opts);
 
 	if (bhyve_lpc_bootrom(opts)) {
 		if (vm_set_capability(ctx, BSP, VM_CAP_UNRESTRICTED_GUEST, 1)) {

@@ -209,7 +209,15 @@ connect_locked(struct vm_session *vs, char *why, size_t whylen)
 	put32(hello + VMC_PROTO_HDR_BYTES + VMC_HELLO_PID, (uint32_t)getpid());
 	put32(hello + VMC_PROTO_HDR_BYTES + VMC_HELLO_FLAGS, 0);
 	memcpy(hello + VMC_PROTO_HDR_BYTES + VMC_HELLO_VM, vs->name, strlen(vs->name));
-	memcpy(hello + VMC_PROTO_HDR_BYTES + VMC_HELLO_BHYVE, "13.1", 4);
+	/*
+	 * The bhyve's __FreeBSD_version ("1403000"), or "unknown".  Before
+	 * generations this field was the fixed "13.1"; a daemon only records it.
+	 */
+	if (shim_config.bhyve_version > 0)
+		snprintf((char *)hello + VMC_PROTO_HDR_BYTES + VMC_HELLO_BHYVE,
+		    VMC_HELLO_BHYVE_SIZE, "%d", shim_config.bhyve_version);
+	else
+		memcpy(hello + VMC_PROTO_HDR_BYTES + VMC_HELLO_BHYVE, "unknown", 7);
 	if (send_all(s, hello, sizeof(hello), 0) != 0) {
 		/*
 		 * A daemon over a limit answers at accept and closes at once,

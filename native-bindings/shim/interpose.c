@@ -56,6 +56,13 @@ static sysctlbyname_fn next_sysctlbyname;
 
 /* fd -> session; written at open/close (before/after vCPU threads use it). */
 static struct vm_session *_Atomic vmfd_table[VMC_FD_TABLE];
+/*
+ * A bhyve as new as its kernel: its fd never enters vmfd_table, so every
+ * ioctl on it costs the table lookup and nothing else; this table is only
+ * for close(), which ends its daemon link.
+ */
+static struct vm_session *_Atomic native_table[VMC_FD_TABLE];
+
 
 static void
 resolve_next(void)
@@ -110,16 +117,11 @@ shim_init(void)
 
 	resolve_next();
 	shim_read_environment();
+	/* Now, before bhyve's cap_enter: log.c. */
+	shim_log_open();
 }
 
 /* ---- compat actions, indexed by IOCNUM (request & 0xff) ---------------- */
-
-typedef int (*compat_handler)(struct vm_session *, int, unsigned long, void *);
-
-struct compat_action {
-	unsigned long	request;
-	compat_handler	handler;
-};
 
 static int on_set_topology(struct vm_session *, int, unsigned long, void *);
 static int on_vm_run(struct vm_session *, int, unsigned long, void *);
@@ -132,6 +134,7 @@ static int on_alloc_memseg(struct vm_session *, int, unsigned long, void *);
 static int on_get_memseg(struct vm_session *, int, unsigned long, void *);
 static int on_mmap_memseg(struct vm_session *, int, unsigned long, void *);
 static int on_mmap_getnext(struct vm_session *, int, unsigned long, void *);
+static int on_vm_run14(struct vm_session *, int, unsigned long, void *);
 
 #define	IOCNUM(req)	((req) & 0xff)
 
@@ -141,8 +144,14 @@ static int on_mmap_getnext(struct vm_session *, int, unsigned long, void *);
 
 static int vm_run_slow(struct vm_session *, struct vm_run *, int);
 
-static const struct compat_action compat_actions[256] = {
-	[IOCNUM(ABI13_VM_RUN)] = { ABI13_VM_RUN, on_vm_run },
+/*
+ * 13.x bhyve, and every bhyve whose release is not known.  The 144-byte
+ * VM_RUN never reaches the table (ioctl() takes it first), so its slot holds
+ * the 32-byte one: a bhyve of 14.0 or later without an ABI tag shows itself
+ * there.
+ */
+static const struct compat_action compat_actions[VMC_ACTIONS] = {
+	[IOCNUM(ABI14_VM_RUN)] = { ABI14_VM_RUN, on_vm_run14 },
 	[IOCNUM(ABI13_VM_SUSPEND)] = { ABI13_VM_SUSPEND, on_suspend },
 	[IOCNUM(ABI13_VM_REINIT)] = { ABI13_VM_REINIT, on_reinit },
 	[IOCNUM(ABI13_VM_SET_TOPOLOGY)] = { ABI13_VM_SET_TOPOLOGY,
@@ -153,6 +162,30 @@ static const struct compat_action compat_actions[256] = {
 	[IOCNUM(ABI13_VM_SET_CAPABILITY)] = { ABI13_VM_SET_CAPABILITY,
 	    on_set_capability },
 	/* Memory segments: translated only on a 15.0 kernel (memseg.c). */
+	[IOCNUM(ABI13_VM_ALLOC_MEMSEG)] = { ABI13_VM_ALLOC_MEMSEG,
+	    on_alloc_memseg },
+	[IOCNUM(ABI13_VM_GET_MEMSEG)] = { ABI13_VM_GET_MEMSEG, on_get_memseg },
+	[IOCNUM(ABI13_VM_MMAP_MEMSEG)] = { ABI13_VM_MMAP_MEMSEG,
+	    on_mmap_memseg },
+	[IOCNUM(ABI13_VM_MMAP_GETNEXT)] = { ABI13_VM_MMAP_GETNEXT,
+	    on_mmap_getnext },
+};
+
+/*
+ * A 14.x bhyve on a 15.0 kernel: it starts its own APs (never a plan, never
+ * eager activation) and speaks the 14.0 VM_RUN, 128-byte cpusets and the
+ * 32-byte memory-segment requests with 14.x's segment ids.  What it needs:
+ * the ids translated (in VM_MMAP_MEMSEG, out of VM_MMAP_GETNEXT, the 56-byte
+ * requests without COMPAT_FREEBSD14), and a destroy ended the way 15.0's
+ * bhyve ends it, with 4: 14.0's vmexit_suspend knows no VM_SUSPEND_DESTROY
+ * ("invalid reason", exit 100; bhyverun.c of 14.0) and its vm_loop asserts
+ * on VM_GET_CPUS, which ENXIO leaves unset.
+ */
+static const struct compat_action compat_actions_14_on_15[VMC_ACTIONS] = {
+	[IOCNUM(ABI14_VM_RUN)] = { ABI14_VM_RUN, on_vm_run14 },
+	[IOCNUM(ABI13_VM_GET_CPUS)] = { ABI13_VM_GET_CPUS, on_get_cpus },
+	[IOCNUM(ABI13_VM_SET_CAPABILITY)] = { ABI13_VM_SET_CAPABILITY,
+	    on_set_capability },
 	[IOCNUM(ABI13_VM_ALLOC_MEMSEG)] = { ABI13_VM_ALLOC_MEMSEG,
 	    on_alloc_memseg },
 	[IOCNUM(ABI13_VM_GET_MEMSEG)] = { ABI13_VM_GET_MEMSEG, on_get_memseg },
@@ -180,7 +213,7 @@ ioctl(int fd, unsigned long request, void *arg)
 	/* The hottest vmm request skips the table: a direct tail call. */
 	if (request == ABI13_VM_RUN)
 		return (on_vm_run(vs, fd, request, arg));
-	action = &compat_actions[IOCNUM(request)];
+	action = &vs->actions[IOCNUM(request)];
 	if (action->request != request || action->handler == NULL)
 		return (shim_next_ioctl(fd, request, arg));
 	return (action->handler(vs, fd, request, arg));
@@ -234,11 +267,11 @@ exit_destroyed(struct vm_session *vs, int vcpu, int how, const char *request)
 			pause();
 	link_event(vs, VMC_EV_VM_DESTROYED, vcpu, how);
 	if (how == VM15_SUSPEND_DESTROY)
-		shim_warn("VM %s was destroyed while running "
+		shim_error("VM %s was destroyed while running "
 		    "(VM_SUSPEND_DESTROY); bhyve exits with status 4, as a "
 		    "15.0 bhyve does", vs->name);
 	else
-		shim_warn("VM %s was destroyed while running (%s: ENXIO, the "
+		shim_error("VM %s was destroyed while running (%s: ENXIO, the "
 		    "device is gone); bhyve exits with status 4, as a 15.0 "
 		    "bhyve does", vs->name, request);
 	exit(4);
@@ -301,6 +334,9 @@ static __attribute__((noinline)) int
 vm_run_first(struct vm_session *vs, struct vm_run *vr)
 {
 
+	/* The 144-byte VM_RUN is 13.x userland's (vmm_dev.h at e17eca32). */
+	if (shim_config.bhyve_version == 0)
+		bhyve_learned(vs, BHYVE_VERSION_13);
 	if (vr->cpuid == 0 &&
 	    (atomic_load(&vs->bsp_attention) & BSP_NEEDS_PLAN) != 0)
 		plan_boot(vs);
@@ -334,6 +370,37 @@ on_vm_run(struct vm_session *vs, int fd, unsigned long request, void *arg)
 	if (__builtin_expect(error != 0 || (exitcode < 32 &&
 	    ((1u << exitcode) & COMPAT_EXITS) != 0), 0))
 		return (vm_run_slow(vs, vr, error));
+	return (error);
+}
+
+/*
+ * The 32-byte VM_RUN of a bhyve of 14.0 or later (sys/amd64/include/vmm_dev.h
+ * at e17eca32: cpuid, cpuset pointer and size, vm_exit pointer).  It starts
+ * its own APs, so nothing here plans or hands over; on a 15.0 kernel a
+ * destroy under it ends bhyve with 4 (exit_destroyed), as 15.0's bhyve ends.
+ */
+static int
+on_vm_run14(struct vm_session *vs, int fd, unsigned long request, void *arg)
+{
+	struct vm_run_14 *vr = arg;
+	int error, saved;
+
+	error = shim_next_ioctl(fd, request, arg);
+	if (__builtin_expect(shim_config.bhyve_version == 0 &&
+	    !atomic_load_explicit(&vs->generation_reported,
+	    memory_order_relaxed), 0)) {
+		saved = errno;
+		bhyve_learned(vs, BHYVE_VERSION_14);
+		errno = saved;
+	}
+	if (vr == NULL || !vs->memseg15)
+		return (error);
+	if (vm_destroyed_under_us(vs, error))
+		exit_destroyed(vs, vr->cpuid, -ENXIO, "VM_RUN");
+	if (error == 0 && vr->vm_exit != NULL &&
+	    vr->vm_exit->exitcode == VM_EXITCODE_SUSPENDED &&
+	    vr->vm_exit->u.suspended.how == VM15_SUSPEND_DESTROY)
+		exit_destroyed(vs, vr->cpuid, VM15_SUSPEND_DESTROY, "VM_RUN");
 	return (error);
 }
 
@@ -539,7 +606,8 @@ close(int fd)
 
 	ensure_resolved();
 	if ((unsigned)fd < VMC_FD_TABLE &&
-	    atomic_load_explicit(&vmfd_table[fd], memory_order_acquire) != NULL)
+	    (atomic_load_explicit(&vmfd_table[fd], memory_order_acquire) != NULL ||
+	    atomic_load_explicit(&native_table[fd], memory_order_acquire) != NULL))
 		session_detach(fd);
 	return (next_close(fd));
 }
@@ -548,7 +616,7 @@ close(int fd)
  * bhyverun.c do_open limits the vmm fd to libvmmapi's 13.1 ioctl list.  A
  * translation that needs another request number (the 14.0 VM_RUN) widens the
  * list by exactly that number; nothing else of the sandbox changes
- * (ARCHITECTURE.md section 4).
+ * (docs/design.md, "Security").
  */
 SHIM_EXPORT int
 cap_ioctls_limit(int fd, const cap_ioctl_t *cmds, size_t ncmds)
@@ -596,21 +664,34 @@ sysctlbyname(const char *name, void *oldp, size_t *oldlenp, const void *newp,
 	return (error);
 }
 
-/* session.c registers and unregisters through these two. */
+/* session.c registers and unregisters through these. */
 void
-vmfd_publish(int fd, struct vm_session *vs)
+vmfd_publish(int fd, struct vm_session *vs, enum bhyve_handling how)
+{
+
+	if ((unsigned)fd >= VMC_FD_TABLE)
+		return;
+	memcpy(vs->actions, how == BHYVE_14_ON_15 ? compat_actions_14_on_15 :
+	    compat_actions, sizeof(vs->actions));
+	atomic_store_explicit(&vmfd_table[fd], vs, memory_order_release);
+}
+
+void
+vmfd_publish_native(int fd, struct vm_session *vs)
 {
 
 	if ((unsigned)fd < VMC_FD_TABLE)
-		atomic_store_explicit(&vmfd_table[fd], vs,
+		atomic_store_explicit(&native_table[fd], vs,
 		    memory_order_release);
 }
 
 struct vm_session *
 vmfd_take(int fd)
 {
+	struct vm_session *vs;
 
 	if ((unsigned)fd >= VMC_FD_TABLE)
 		return (NULL);
-	return (atomic_exchange(&vmfd_table[fd], NULL));
+	vs = atomic_exchange(&vmfd_table[fd], NULL);
+	return (vs != NULL ? vs : atomic_exchange(&native_table[fd], NULL));
 }

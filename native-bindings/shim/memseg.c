@@ -13,6 +13,11 @@
  *     it, reissued as the 56-byte request with the id translated, no domain
  *     policy (DOMAINSET_POLICY_INVALID) and a NULL mask.
  *
+ * Only a bhyve that speaks the old ids is translated: one whose ABI tag is
+ * older than 15.0, or that sent a 32-byte memory-segment request (13.x and
+ * 14.x libvmmapi's vm_alloc_memseg asks VM_GET_MEMSEG before anything is
+ * mapped; 15.0's sends the 56-byte requests, with 15.0's ids).
+ *
  * The translation is adjust_segid's own arithmetic, so a bad id fails the
  * way the kernel's compat path would fail it.  The caller's struct is never
  * passed on modified: each request goes out from a copy.
@@ -57,6 +62,7 @@ memseg_alloc(struct vm_session *vs, int fd, unsigned long request,
 	struct vm_memseg_15 m;
 	int error;
 
+	atomic_store_explicit(&vs->old_segids, 1, memory_order_relaxed);
 	if (!vs->memseg15 || vs->memseg_compat14 || arg == NULL)
 		return (shim_next_ioctl(fd, request, arg));
 	memset(&m, 0, sizeof(m));
@@ -78,6 +84,7 @@ memseg_get(struct vm_session *vs, int fd, unsigned long request,
 	struct vm_memseg copy;
 	int error;
 
+	atomic_store_explicit(&vs->old_segids, 1, memory_order_relaxed);
 	if (!vs->memseg15 || arg == NULL)
 		return (shim_next_ioctl(fd, request, arg));
 	if (vs->memseg_compat14) {
@@ -107,7 +114,8 @@ memseg_mmap(struct vm_session *vs, int fd, unsigned long request,
 {
 	struct vm_memmap m;
 
-	if (!vs->memseg15 || arg == NULL || arg->segid == VM_SYSMEM)
+	if (!vs->memseg15 || arg == NULL || arg->segid == VM_SYSMEM ||
+	    !atomic_load_explicit(&vs->old_segids, memory_order_relaxed))
 		return (shim_next_ioctl(fd, request, arg));
 	m = *arg;
 	m.segid = segid_to_15(arg->segid);
@@ -121,7 +129,8 @@ memseg_getnext(struct vm_session *vs, int fd, unsigned long request,
 {
 	int error;
 
-	if (!vs->memseg15 || arg == NULL)
+	if (!vs->memseg15 || arg == NULL ||
+	    !atomic_load_explicit(&vs->old_segids, memory_order_relaxed))
 		return (shim_next_ioctl(fd, request, arg));
 	error = shim_next_ioctl(fd, request, arg);
 	if (error == 0 && arg->segid != segid_from_15(arg->segid)) {

@@ -47,23 +47,6 @@ monotonic_ns(void)
 	return ((uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec);
 }
 
-void
-shim_warn(const char *fmt, ...)
-{
-	char line[512];
-	va_list ap;
-	int n;
-
-	n = snprintf(line, sizeof(line), "vmm-compat[%d]: ", (int)getpid());
-	va_start(ap, fmt);
-	vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
-	va_end(ap);
-	n = (int)strlen(line);
-	line[n++] = '\n';
-	/* One write: lines from parker threads do not interleave. */
-	(void)write(STDERR_FILENO, line, (size_t)n);
-}
-
 /* "1-3,5,7-9": vCPU ids as ranges, cut with "..." when buf is full. */
 void
 format_vcpu_list(const struct vcpu_set *set, char *buf, size_t len)
@@ -221,6 +204,17 @@ shim_read_environment(void)
 		else
 			read_variant_cache();
 	}
+	/*
+	 * The bhyve's release: its ELF ABI tag; VMM_COMPAT_BHYVE_VERSION only
+	 * for a binary without one (a foreign or stripped build).
+	 */
+	shim_config.bhyve_version = bhyve_abi_tag();
+	if (shim_config.bhyve_version == 0) {
+		shim_config.bhyve_version = (int)env_uint(
+		    "VMM_COMPAT_BHYVE_VERSION", 0, 1000000, 9999999);
+		shim_config.bhyve_version_from_env =
+		    shim_config.bhyve_version != 0;
+	}
 	kernel = getenv("VMM_COMPAT_KERNEL");
 	if (kernel != NULL && *kernel != '\0') {
 		variant = variant_by_name(kernel);
@@ -253,7 +247,7 @@ session_init_facts(struct vm_session *vs, char *why, size_t whylen)
 
 	r = link_connect(vs, why, whylen);
 	if (r == LINK_REFUSED) {
-		shim_warn("vmm-compatd refused VM %s: %s", vs->name, why);
+		shim_error("vmm-compatd refused VM %s: %s", vs->name, why);
 		errno = EPERM;
 		return (-1);
 	}
@@ -267,7 +261,7 @@ session_init_facts(struct vm_session *vs, char *why, size_t whylen)
 		    "cannot reach vmm-compatd";
 
 		if (shim_config.require_daemon) {
-			shim_warn("%s (%s) and VMM_COMPAT_REQUIRE_DAEMON=1: not "
+			shim_error("%s (%s) and VMM_COMPAT_REQUIRE_DAEMON=1: not "
 			    "starting VM %s", state, why, vs->name);
 			errno = r == LINK_BUSY ? EAGAIN : ECONNREFUSED;
 			return (-1);
@@ -278,6 +272,51 @@ session_init_facts(struct vm_session *vs, char *why, size_t whylen)
 		    state, why, vs->name, vs->facts_known ?
 		    variant_name(vs->facts.variant) : "(unknown: pass-through)");
 	}
+	return (0);
+}
+
+/*
+ * The bhyve's generation decides what its fd gets (generation.c): the
+ * actions of its generation, nothing at all, or a refusal before the VM is
+ * touched (bhyve's vm_open fails: exit 4).
+ */
+static int
+session_publish(int fd, struct vm_session *vs)
+{
+	enum bhyve_handling how;
+	int version;
+
+	version = shim_config.bhyve_version;
+	atomic_store(&vs->old_segids, version > 0 && version < BHYVE_VERSION_15);
+	how = bhyve_handling(vs);
+	if (version > 0) {
+		atomic_store(&vs->generation_reported, 1);
+		link_event(vs, VMC_EV_BHYVE_GENERATION, -1, version);
+	}
+	switch (how) {
+	case BHYVE_REFUSED:
+		shim_warn("refusing VM %s: this bhyve was built for "
+		    "__FreeBSD_version %d, newer than the %s kernel; FreeBSD "
+		    "does not support a bhyve newer than its kernel, and "
+		    "vmm-compat cannot make one work: run the host release's "
+		    "bhyve or an older one", vs->name, version,
+		    variant_name(vs->facts_known ? vs->facts.variant :
+		    VMC_VARIANT_MAIN15));
+		link_event(vs, VMC_EV_BHYVE_REFUSED, -1, version);
+		if (vs->link_fd >= 0)
+			close(vs->link_fd);
+		free(vs);
+		errno = EOPNOTSUPP;
+		return (-1);
+	case BHYVE_NATIVE:
+		link_event(vs, VMC_EV_BHYVE_NATIVE, -1, version);
+		vmfd_publish_native(fd, vs);
+		return (0);
+	case BHYVE_14_ON_15:
+	case BHYVE_GENERIC:
+		break;
+	}
+	vmfd_publish(fd, vs, how);
 	return (0);
 }
 
@@ -327,8 +366,7 @@ session_attach(int fd, const char *name)
 		return (-1);
 	}
 	probe_kernel_abi(vs);
-	vmfd_publish(fd, vs);
-	return (0);
+	return (session_publish(fd, vs));
 }
 
 /*

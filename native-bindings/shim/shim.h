@@ -1,8 +1,8 @@
 /*
  * libvmmcompat.so: internal interfaces.  The interposer sits in a legacy
  * FreeBSD 13.1 bhyve (LD_PRELOAD) and acts only on the compat events of
- * ARCHITECTURE.md section 3; every other ioctl goes straight to the next
- * ioctl() (interpose.c).
+ * docs/design.md ("The compat sequence on a window kernel"); every other
+ * ioctl goes straight to the next ioctl() (interpose.c).
  */
 #ifndef _VMMCOMPAT_SHIM_H_
 #define _VMMCOMPAT_SHIM_H_
@@ -46,6 +46,31 @@ struct coalesced_kind {
 	atomic_uint		sent_at;	/* count when the last one went out */
 };
 
+/* Per-request compat actions, indexed by IOCNUM (interpose.c). */
+typedef int (*compat_handler)(struct vm_session *, int, unsigned long, void *);
+struct compat_action {
+	unsigned long	request;
+	compat_handler	handler;
+};
+#define	VMC_ACTIONS		256
+
+/*
+ * What the bhyve's generation needs on this kernel (generation.c):
+ * GENERIC is the 13.x set of actions (and every bhyve whose release is not
+ * known), 14_ON_15 a 14.x bhyve on a 15.0 kernel (segment ids, the destroy),
+ * NATIVE no action at all, REFUSED a bhyve newer than its kernel.
+ */
+enum bhyve_handling {
+	BHYVE_GENERIC,
+	BHYVE_14_ON_15,
+	BHYVE_NATIVE,
+	BHYVE_REFUSED,
+};
+/* __FreeBSD_version of the generations' first releases (sys/sys/param.h). */
+#define	BHYVE_VERSION_13	1300000
+#define	BHYVE_VERSION_14	1400000
+#define	BHYVE_VERSION_15	1500000
+
 struct parker {
 	pthread_t		thread;
 	struct vm_session	*vs;
@@ -55,6 +80,11 @@ struct parker {
 };
 
 struct vm_session {
+	/*
+	 * The actions of this bhyve's generation (interpose.c), first: the
+	 * ioctl path indexes it from the session pointer it already holds.
+	 */
+	struct compat_action	actions[VMC_ACTIONS];
 	char			name[VMC_VM_NAME_MAX + 1];
 	int			fd;
 	struct kernel_facts	facts;
@@ -94,6 +124,13 @@ struct vm_session {
 	/* VM_GET_CPUS: the cpusetsize that worked (0: the caller's). */
 	atomic_int		cpus_size;
 	atomic_int		memseg_translated;
+	/*
+	 * The bhyve speaks 13.x/14.x segment ids: its ABI tag says so, or it
+	 * sent a 32-byte memory-segment request (15.0's bhyve sends 56 bytes,
+	 * with 15.0's ids, which must not be translated).
+	 */
+	atomic_int		old_segids;
+	atomic_int		generation_reported;
 	pthread_mutex_t		plan_lock;	/* plan, handover, reinit */
 
 	/* Parkers sleep on park_cond between VM_RUN polls. */
@@ -121,6 +158,9 @@ struct shim_config {
 	unsigned	idle_poll_ms;
 	struct kernel_facts cached;		/* from kernel-variant file/env */
 	int		cached_known;
+	/* The bhyve's __FreeBSD_version (ELF ABI tag), 0 unknown. */
+	int		bhyve_version;
+	int		bhyve_version_from_env;
 };
 
 extern struct shim_config shim_config;
@@ -132,12 +172,16 @@ extern ioctl_fn shim_next_ioctl;
 /* session.c */
 int	session_attach(int fd, const char *name);
 void	session_detach(int fd);
-void	shim_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 uint64_t monotonic_ns(void);
 int	facts_for_variant(int variant, struct kernel_facts *facts);
 void	session_set_facts(struct vm_session *vs, const struct kernel_facts *facts);
 const char *variant_name(int variant);
 void	format_vcpu_list(const struct vcpu_set *set, char *buf, size_t len);
+
+/* log.c: stderr and syslog; shim_error for what ends or refuses a VM. */
+void	shim_log_open(void);
+void	shim_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void	shim_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* daemon_link.c */
 struct plan_reply {
@@ -222,8 +266,14 @@ void	refusal_note_open(const char *name, int error);
 void	refusal_note_create(const void *name, size_t len);
 int	refusal_blocks_destroy(const void *name, size_t len);
 
+/* generation.c */
+int	bhyve_abi_tag(void);
+enum bhyve_handling bhyve_handling(const struct vm_session *vs);
+void	bhyve_learned(struct vm_session *vs, int version);
+
 /* interpose.c */
-void	vmfd_publish(int fd, struct vm_session *vs);
+void	vmfd_publish(int fd, struct vm_session *vs, enum bhyve_handling how);
+void	vmfd_publish_native(int fd, struct vm_session *vs);
 struct vm_session *vmfd_take(int fd);
 
 #endif /* !_VMMCOMPAT_SHIM_H_ */

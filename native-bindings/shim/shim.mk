@@ -6,7 +6,8 @@
 # port's) are added to that build.
 SHIM_SRCS=	shim/interpose.c shim/session.c shim/daemon_link.c shim/kernel.c \
 		shim/plan.c shim/parker.c shim/handover.c shim/translate.c \
-		shim/kabi.c shim/memseg.c shim/refusal.c shim/coalesce.c
+		shim/kabi.c shim/memseg.c shim/refusal.c shim/generation.c shim/log.c \
+		shim/coalesce.c
 SHIM_HDRS=	shim/shim.h shim/vcpuset.h include/vmm13.h include/vmm_abi_gen.h include/fbsd_compat.h \
 		include/vmm_compat_proto_gen.h
 SHIM_CFLAGS=	-std=gnu11 -Wall -Wextra -Werror -fPIC -Iinclude -Ishim -pthread \
@@ -75,3 +76,11 @@ build/shim-tests/vcpuset_test: shim/tests/vcpuset_test.c shim/vcpuset.h include/
 	    -o $@ shim/tests/vcpuset_test.c
 
 ALL_TARGETS	+= build/shim-tests/vcpuset_test
+
+# Programs with a FreeBSD ABI tag of 14.3 and 13.1 (test/native/abi-tag.test.ts).
+build/shim-tests/abi_tag_open_1403000 build/shim-tests/abi_tag_open_1301000: shim/tests/abi_tag_open.c
+	@mkdir -p build/shim-tests
+	$(CC) -std=gnu11 -Wall -Wextra -Werror -O1 -g -DABI_TAG=$(@:build/shim-tests/abi_tag_open_%=%) \
+	    -o $@ shim/tests/abi_tag_open.c
+
+ALL_TARGETS	+= build/shim-tests/abi_tag_open_1403000 build/shim-tests/abi_tag_open_1301000

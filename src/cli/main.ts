@@ -8,6 +8,7 @@ import { registerWrapCommand } from './commands/wrap';
 import { registerDoctorCommand } from './commands/doctor';
 import { registerProbeCommand } from './commands/probe';
 import { registerJailSetupCommand } from './commands/jail-setup';
+import { registerGuestsCommand } from './commands/guests';
 import { UsageError } from './usage';
 import { ConfigError } from '../config/config';
 import { VERSION } from '../version';
@@ -16,7 +17,7 @@ export function buildProgram(): Command {
   const program = new Command();
   program
     .name('vmm-compat')
-    .description('Boot legacy FreeBSD 13.1 bhyve guests with every vCPU on newer vmm.ko kernels')
+    .description('Boot the bhyve of older FreeBSD releases (13.x, 14.x) with every vCPU on newer vmm.ko kernels')
     .version(VERSION)
     .showHelpAfterError()
     .exitOverride((err) => {
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   registerDoctorCommand(program);
   registerProbeCommand(program);
   registerJailSetupCommand(program);
+  registerGuestsCommand(program);
   return program;
 }
 

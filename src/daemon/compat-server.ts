@@ -1,6 +1,6 @@
 // The daemon's side of the compat protocol: one listener per socket directory (the host's and
 // one per jail), one session per legacy bhyve process. It decides each boot's plan, performs the
-// eager activation on its own fd, and records every compat event (ARCHITECTURE.md sections 2-4).
+// eager activation on its own fd, and records every compat event (docs/design.md).
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -19,6 +19,7 @@ import {
   type Message,
 } from './protocol';
 import { VARIANT_CODE, VARIANT_FACTS, type KernelVariant } from './kernel-variant';
+import type { IdentifiedBy } from './kernel-identification';
 import { formatVcpuList, maskOf, planForVm, LEGACY_MAX_VCPUS } from './plan';
 import type { VmmDevice } from './vmm-device';
 import { VmmError } from './vmm-device';
@@ -32,6 +33,8 @@ import { defaultConfig } from '../config/config';
 import { FairQueue } from './fair-queue';
 import { TokenBucket } from './token-bucket';
 import { BurstLog } from './burst-log';
+import { bhyveOnKernel, generationOf, parseHelloTag, releaseName, FREEBSD_14 } from './bhyve-generation';
+import type { BhyveRecord } from './registry';
 
 export const SOCKET_NAME = 'vmm-compatd.sock';
 /** Written beside each socket so that an interposer can act alone when the daemon is gone. */
@@ -45,6 +48,8 @@ export interface SocketDirectory {
 
 export interface CompatSettings {
   variant: KernelVariant;
+  /** How the variant was identified (written beside the socket with it). */
+  variantBy?: IdentifiedBy;
   /** Whether the kernel accepts the 144-byte VM_RUN (COMPAT_FREEBSD13, or a pre-e17eca32 kernel). */
   compatFreebsd13: boolean;
 }
@@ -64,7 +69,6 @@ export interface CompatServerOptions extends CompatSettings {
 }
 
 const EPERM = 1;
-const EINVAL = 22;
 const EBUSY = 16;
 /**
  * EAGAIN (FreeBSD sys/sys/errno.h: 35): the reply code of a connection refused over a limit. Not
@@ -152,7 +156,7 @@ export class CompatServer {
 
   constructor(private options: CompatServerOptions) {
     this.registry = options.registry ?? new VmRegistry();
-    this.settings = { variant: options.variant, compatFreebsd13: options.compatFreebsd13 };
+    this.settings = { variant: options.variant, variantBy: options.variantBy, compatFreebsd13: options.compatFreebsd13 };
     this.deviceDir = options.deviceDir ?? '/dev/vmm';
     this.counts = new SessionCounts(options.limits ?? deriveLimits(defaultConfig()));
     this.burstLog = new BurstLog(() => this.options.logger);
@@ -284,7 +288,8 @@ export class CompatServer {
     const text =
       `variant=${this.settings.variant}\n` +
       `cpuset_bytes=${facts.kernelCpusetBytes}\n` +
-      `vmrun_abi=${this.vmrunAbi()}\n`;
+      `vmrun_abi=${this.vmrunAbi()}\n` +
+      (this.settings.variantBy ? `identified_by=${this.settings.variantBy}\n` : '');
     fs.writeFileSync(`${file}.tmp`, text, { mode: 0o644 });
     fs.renameSync(`${file}.tmp`, file);
   }
@@ -612,7 +617,9 @@ export class CompatServer {
   private hello(session: Session, pid: number, vmName: string, bhyve: string): void | Promise<void> {
     if (session.vm || !session.beforeHello) throw new ProtocolError('HELLO sent twice on one connection');
     const nameProblem = vmNameProblem(vmName);
-    if (nameProblem) this.refuse(session, 'bad-name', EINVAL, `bad VM name: ${nameProblem}`);
+    // A refusal (EPERM), as docs/design.md promises: the interposer fails the open and bhyve
+    // exits 4 with this reason. Any other code would make it go on alone, unchecked.
+    if (nameProblem) this.refuse(session, 'bad-name', EPERM, `bad VM name: ${nameProblem}`);
     const creds = this.options.peers.credentials(session.socket);
     if (!creds) this.refuse(session, 'no-credentials', EPERM, 'cannot read the peer credentials of this connection (not a local socket?)', vmName);
     if (creds.pid !== pid) {
@@ -672,6 +679,7 @@ export class CompatServer {
     this.registry.addSession(vm, session.id);
     session.vm = vm;
     session.pid = pid;
+    vm.bhyve = this.bhyveFromHello(bhyve);
     session.beforeHello = false;
     this.counts.welcomed(session.jail);
     const protocol = session.reader.version ?? PROTOCOL_VERSION;
@@ -682,7 +690,7 @@ export class CompatServer {
       'session',
       null,
       null,
-      `pid ${pid}, bhyve ABI ${bhyve || 'unknown'}, protocol ${protocol}${deprecated ? ' (deprecated: an older libvmmcompat.so, which covers at most 16 vCPUs)' : ''}`,
+      `pid ${pid}, bhyve ${vm.bhyve.release}${vm.bhyve.source === 'older-interposer' ? ` (an older interposer's tag "${bhyve}")` : ''}, protocol ${protocol}${deprecated ? ' (deprecated: an older libvmmcompat.so, which covers at most 16 vCPUs)' : ''}`,
     );
     this.options.logger.info(
       { vm: vm.name, jail: session.jail, session: session.id, pid, bhyve, protocol },
@@ -712,6 +720,26 @@ export class CompatServer {
   private vmRecordsPerJail(jail: string): number {
     const limits = this.counts.current;
     return 2 * (limits.directories.get(jail) ?? limits.directories.get('host')!).maxSessions;
+  }
+
+  /** What the HELLO's bhyve field says about the bhyve (docs/internals.md section 5). */
+  private bhyveFromHello(tag: string): BhyveRecord {
+    const { version, fromOldInterposer } = parseHelloTag(tag);
+    if (version !== null) {
+      const verdict = bhyveOnKernel(version, this.settings.variant);
+      return { version, release: releaseName(version), generation: generationOf(version), source: 'abi-tag', handling: verdict.handling, why: verdict.why };
+    }
+    if (fromOldInterposer) {
+      return {
+        version: null,
+        release: 'unknown',
+        generation: null,
+        source: 'older-interposer',
+        handling: null,
+        why: 'the interposer predates bhyve generations (it reports every bhyve as "13.1"); install libvmmcompat.so of this release',
+      };
+    }
+    return { version: null, release: 'unknown', generation: null, source: 'unknown', handling: null, why: 'the binary carries no FreeBSD ABI tag; its first requests will tell' };
   }
 
   /** Identity of the VM's device node (devfs gives a re-created VM a new inode), or null. */
@@ -828,6 +856,35 @@ export class CompatServer {
         vm.parked = [];
         vm.handedOver = [];
         break;
+      case EventKind.BHYVE_GENERATION:
+        // The tag came with HELLO; without one, the first VM_RUN's size tells the generation.
+        if (vm.bhyve && vm.bhyve.version === null && (arg === 1300000 || arg === FREEBSD_14)) {
+          vm.bhyve = {
+            ...vm.bhyve,
+            release: arg === FREEBSD_14 ? '14.0 or later' : '13.x',
+            generation: arg === FREEBSD_14 ? '14.0+' : '13.x',
+            source: 'request',
+            handling: 'compat',
+            why: arg === FREEBSD_14 ? 'it sent the 32-byte VM_RUN of 14.0 and later' : "it sent 13.x's 144-byte VM_RUN",
+          };
+        }
+        break;
+      case EventKind.BHYVE_NATIVE: {
+        const reason = `no compat action: bhyve ${releaseName(arg)} is as new as the ${this.settings.variant} kernel (the interposer passes it through untouched)`;
+        vm.plan = { action: 'pass-through', reason, spinupBias: 0 };
+        if (vm.bhyve) vm.bhyve.handling = 'native';
+        this.registry.record(vm, session.id, 'plan', null, null, reason);
+        break;
+      }
+      case EventKind.BHYVE_REFUSED: {
+        const reason = `refused: bhyve ${releaseName(arg)} is newer than the ${this.settings.variant} kernel (FreeBSD does not support a bhyve newer than its kernel)`;
+        vm.plan = { action: 'pass-through', reason, spinupBias: 0 };
+        if (vm.bhyve) vm.bhyve.handling = 'refused';
+        this.count('refusals', session.jail);
+        this.registry.record(vm, session.id, 'plan', null, null, reason);
+        this.options.logger.warn({ vm: vm.name, jail: session.jail, session: session.id, reason }, 'bhyve refused');
+        break;
+      }
       case EventKind.NEW_PROTOCOL: {
         // 14.0 bhyverun.c fbsdrun_set_capabilities: VM_CAP_IPI_EXIT is not in 13.1's enum.
         const reason = 'no eager activation: bhyve enabled VM_CAP_IPI_EXIT (new-protocol bhyve starts its own APs)';

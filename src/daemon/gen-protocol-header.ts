@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { BODY_BYTES, EventKind, HEADER_BYTES, LAYOUT, MAX_BODY_BYTES, MessageType, PlanAction, PROTOCOL_VERSION, VCPU_SET_BYTES, type MessageTypeCode } from './protocol';
 import { VARIANT_CODE } from './kernel-variant';
+import { BHYVE_LIMITS } from './bhyve-generation';
 import { BUSY_CODE, SOCKET_NAME, VARIANT_CACHE_NAME } from './compat-server';
 
 /** ERROR code that is a refusal (EPERM): the interposer stops; any other code means "act alone". */
@@ -35,6 +36,10 @@ export function protocolDefines(): [string, string][] {
   }
   for (const [name, code] of Object.entries(EventKind)) defines.push([`VMC_EV_${name}`, String(code)]);
   for (const [name, code] of Object.entries(VARIANT_CODE)) defines.push([`VMC_VARIANT_${name.toUpperCase()}`, String(code)]);
+  for (const [name, limits] of Object.entries(BHYVE_LIMITS)) {
+    defines.push([`VMC_BHYVE_REFUSED_FROM_${name.toUpperCase()}`, String(limits.refusedFrom)]);
+    defines.push([`VMC_BHYVE_NATIVE_FROM_${name.toUpperCase()}`, String(limits.nativeFrom)]);
+  }
   for (const [name, code] of Object.entries(PlanAction)) defines.push([`VMC_PLAN_ACTION_${name}`, String(code)]);
   return defines;
 }

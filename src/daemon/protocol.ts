@@ -64,17 +64,27 @@ export const EventKind = {
    */
   KERNEL_ABI: 16,
   /**
+   * The bhyve's release as the interposer learned it (arg: __FreeBSD_version): from its ELF
+   * note NT_FREEBSD_ABI_TAG, else 1300000 or 1400000 from its first VM_RUN (144 or 32 bytes) or
+   * 1300000 from a 32-byte memory-segment request.
+   */
+  BHYVE_GENERATION: 17,
+  /** The bhyve (arg: __FreeBSD_version) is as new as the kernel: no compat action at all. */
+  BHYVE_NATIVE: 18,
+  /** The bhyve (arg: __FreeBSD_version) is newer than the kernel: its open was refused. */
+  BHYVE_REFUSED: 19,
+  /**
    * Events of kind `vcpu` that the interposer held back instead of sending (arg: how many since
    * the last one sent): a guest can repeat some without end (a re-sent SIPI is a
    * spinup-duplicate), so each boot sends a few, then one per power of two, then the count.
    */
-  EVENTS_COALESCED: 17,
+  EVENTS_COALESCED: 20,
   /**
    * A SPINUP_AP for vCPU `vcpu` (raised on `arg`), which this VM does not have (at or above its
    * topology's vCPU count): swallowed, as hardware drops an IPI to an absent APIC ID; 13.1 bhyve
    * would abort on spinup_ap's assert(newcpu < guest_ncpus). Coalesced like spinup-duplicate.
    */
-  SPINUP_ABSENT: 18,
+  SPINUP_ABSENT: 21,
 } as const;
 export type EventKindCode = (typeof EventKind)[keyof typeof EventKind];
 const EVENT_NAMES = new Map<number, string>(

@@ -1,6 +1,7 @@
 // The daemon's memory of every VM it has seen: sessions, plans and every compat event, for
 // `vmm-compat status` and the metrics. Bounded: old events roll off per VM.
 import { eventKindName } from './protocol';
+import type { BhyveGeneration, BhyveHandling } from './bhyve-generation';
 
 export interface VmEventRecord {
   time: string;
@@ -9,6 +10,20 @@ export interface VmEventRecord {
   arg: number | null;
   session: number;
   detail?: string;
+}
+
+/** The bhyve a VM runs, as its interposer reported it (src/daemon/bhyve-generation.ts). */
+export interface BhyveRecord {
+  /** __FreeBSD_version from the binary's ELF ABI tag; null when the tag is not known. */
+  version: number | null;
+  /** "14.3", or what is known without the tag ("14.0 or later", "unknown"). */
+  release: string;
+  generation: BhyveGeneration | '13.x' | '14.0+' | null;
+  /** abi-tag: the ELF note; request: what the binary asked; older-interposer: a libvmmcompat.so that reports no generation. */
+  source: 'abi-tag' | 'request' | 'older-interposer' | 'unknown';
+  /** What the interposer does for it on this kernel; null until known. */
+  handling: BhyveHandling | null;
+  why: string;
 }
 
 export interface VmRecord {
@@ -28,6 +43,8 @@ export interface VmRecord {
   sessionsTotal: number;
   connected: boolean;
   events: VmEventRecord[];
+  /** The bhyve of the latest session (absent from records of daemons before generations). */
+  bhyve?: BhyveRecord;
 }
 
 export interface Counters {

@@ -9,6 +9,12 @@ export interface ElfFacts {
   needed: string[];
   importedSymbols: Set<string>;
   osabi: number;
+  /**
+   * The release the program was built for: the ELF note NT_FREEBSD_ABI_TAG (type 1, name
+   * "FreeBSD", a 4-byte __FreeBSD_version) that crt1 links in (lib/csu/common/crtbrand.S,
+   * section .note.tag); null without one.
+   */
+  freebsdAbiTag: number | null;
 }
 
 const PT_INTERP = 3;
@@ -17,6 +23,26 @@ const DT_NEEDED = 1;
 const DT_STRTAB = 5;
 const PT_DYNAMIC = 2;
 const PT_LOAD = 1;
+const PT_NOTE = 4;
+const NT_FREEBSD_ABI_TAG = 1;
+
+/** The FreeBSD ABI tag among the notes of one PT_NOTE segment, or null. */
+function abiTagInNotes(buf: Buffer, start: number, size: number): number | null {
+  const end = Math.min(start + size, buf.length);
+  const align = (n: number): number => (n + 3) & ~3;
+  for (let off = start; off + 12 <= end; ) {
+    const namesz = buf.readUInt32LE(off);
+    const descsz = buf.readUInt32LE(off + 4);
+    const type = buf.readUInt32LE(off + 8);
+    const desc = off + 12 + align(namesz);
+    if (namesz > size || descsz > size || desc + descsz > end) return null;
+    if (type === NT_FREEBSD_ABI_TAG && namesz === 8 && descsz === 4 && buf.toString('latin1', off + 12, off + 20) === 'FreeBSD\0') {
+      return buf.readUInt32LE(desc);
+    }
+    off = desc + align(descsz);
+  }
+  return null;
+}
 
 export class ElfError extends Error {}
 
@@ -40,6 +66,7 @@ export function readElf(file: string): ElfFacts {
   let dynamicOffset = -1;
   let dynamicSize = 0;
   const loads: { vaddr: number; offset: number; filesz: number }[] = [];
+  let freebsdAbiTag: number | null = null;
   for (let i = 0; i < phnum; i++) {
     const ph = phoff + i * phentsize;
     if (ph + 56 > buf.length) throw new ElfError(`${file}: truncated program headers`);
@@ -53,6 +80,7 @@ export function readElf(file: string): ElfFacts {
       dynamicSize = filesz;
     }
     if (type === PT_LOAD) loads.push({ vaddr, offset, filesz });
+    if (type === PT_NOTE && freebsdAbiTag === null) freebsdAbiTag = abiTagInNotes(buf, offset, filesz);
   }
   const toOffset = (vaddr: number): number => {
     const seg = loads.find((l) => vaddr >= l.vaddr && vaddr < l.vaddr + l.filesz);
@@ -88,5 +116,5 @@ export function readElf(file: string): ElfFacts {
       if (name !== 0 && shndx === 0) importedSymbols.add(cString(buf, strOffset + name));
     }
   }
-  return { dynamic: interpreter !== null || needed.length > 0, interpreter, needed, importedSymbols, osabi };
+  return { dynamic: interpreter !== null || needed.length > 0, interpreter, needed, importedSymbols, osabi, freebsdAbiTag };
 }

@@ -7,12 +7,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { startKernelModel, type KernelModel } from './kernel/server';
 import { KERNEL_MODEL_VARIANTS, type KernelVariant } from './kernel/variant';
-import { standardGuest } from './guests';
-import { buildLabRom } from './guests/rom';
+import { standardGuest, standardGuestRom } from './guests';
+import { buildGuestRom } from './guests/rom';
 import { ARTIFACTS, requireArtifact } from '../native-paths';
 import { wrapEnvironment } from '../cli/commands/wrap';
 import { defaultConfig } from '../config/config';
 import { formatVcpuList } from '../daemon/plan';
+import { queryControl, type StatusReport } from '../daemon/control-server';
 
 /** The kernel model's variants (src/lab/kernel/variant.ts). */
 export const LAB_KERNELS = KERNEL_MODEL_VARIANTS;
@@ -26,6 +27,7 @@ export interface BootResult {
   apsStarted: number[];
   outcome: Outcome;
   bhyveExit: { status: number | null; signal: string | null };
+  /** What the guest printed: on the lab's debug port 0xE9 (bhyve's stdout), then on COM1. */
   guestOutput: string;
   bhyveStderr: string;
   elapsedMs: number;
@@ -39,6 +41,8 @@ export interface LabResult extends BootResult {
   /** Booted through a boot ROM at the reset vector (-l bootrom), not a loader (bhyveload13). */
   bootrom: boolean;
   apsExpected: number[];
+  /** With the shim: the variant vmm-compatd served and how it identified it (its status). */
+  daemonKernel?: { variant: string; by: string };
   boots?: BootResult[];
   daemonLog?: string;
 }
@@ -108,6 +112,36 @@ const BHYVE_ARTIFACT: Readonly<Record<LabBhyve, string>> = {
 /** The most vCPUs the lab runs: 13.x userland's cpuset_t (CPU_SETSIZE 256). */
 export const LAB_MAX_VCPUS = 256;
 
+export interface RomBootArgs {
+  vcpus: number;
+  /** bhyve -m (the lab's default 2M). */
+  memory?: string;
+  romFile: string;
+  vmName: string;
+  /** Add the framebuffer device in slot 29. */
+  fbuf?: boolean;
+}
+
+/**
+ * The bhyve command line of a ROM boot, as an operator (or vm-bhyve) gives it to a real bhyve:
+ * x2APIC, HLT and PAUSE exits, ACPI tables, a host bridge, the LPC bridge with the boot ROM and
+ * COM1 on stdio (whose output bhyve writes to its fd 0). The lab's bhyve models take exactly
+ * these arguments.
+ */
+export function romBootArgs(spec: RomBootArgs): string[] {
+  return [
+    '-c', String(spec.vcpus),
+    '-m', spec.memory ?? '2M',
+    '-x', '-H', '-P', '-A',
+    '-s', '0,hostbridge',
+    ...(spec.fbuf ? ['-s', '29,fbuf,tcp=0.0.0.0:5900'] : []),
+    '-s', '31,lpc',
+    '-l', 'com1,stdio',
+    '-l', `bootrom,${spec.romFile}`,
+    spec.vmName,
+  ];
+}
+
 export interface BhyveSpec {
   bhyve: LabBhyve;
   vcpus: number;
@@ -130,10 +164,14 @@ export interface BhyveSpec {
   /** bhyve -m (default 2M, the lab's guests are small). */
   memory?: string;
   /**
-   * Boot through a boot ROM (-l bootrom: the VM_BOOTROM segment, the reset vector); default
-   * true. false: bhyve runs what a loader (loadGuest, the lab's bhyveload) left in the VM.
+   * Boot through a boot ROM (romBootArgs: the VM_BOOTROM segment, the reset vector, COM1);
+   * default true. The ROM is `romFile` if given, else `guest` (or smp-boot printing on COM1)
+   * wrapped into a self-contained ROM for `vcpus` vCPUs. false: bhyve runs what a loader
+   * (loadGuest, the lab's bhyveload) left in the VM.
    */
   bootrom?: boolean;
+  /** With bootrom: this ROM file, booted as it is. */
+  romFile?: string;
   /** The framebuffer device (-s 29,fbuf): a VM_FRAMEBUFFER segment mapped at its BAR. */
   fbuf?: boolean;
 }
@@ -155,6 +193,7 @@ export interface LoaderSpec {
 export interface BhyveRun {
   child: ChildProcess;
   result: Promise<BootResult>;
+  /** The guest's output so far (debug port, then COM1). */
   stdout(): string;
 }
 
@@ -167,6 +206,8 @@ export interface BenchOptions {
   osreldate?: number;
   /** The host CPU count hw.vmm.maxcpu derives from (default LAB_DEFAULT_HOST_CPUS). */
   hostCpus?: number;
+  /** Refuse every VM creation with EPERM (the model's refuseVmCreate): no probe VM can be made. */
+  refuseVmCreate?: 'EPERM';
   keep?: boolean;
 }
 
@@ -198,6 +239,7 @@ export class LabBench {
       compatFreebsd14: options.compatFreebsd14 ?? true,
       ...(options.osreldate !== undefined ? { osreldate: options.osreldate } : {}),
       hostCpus: options.hostCpus,
+      ...(options.refuseVmCreate !== undefined ? { refuseVmCreate: options.refuseVmCreate } : {}),
     });
     const env: NodeJS.ProcessEnv = { ...process.env, VMMLAB_KERNEL_SOCK: socketPath, VMMLAB_ROOT: root };
     delete env.LD_PRELOAD;
@@ -208,13 +250,14 @@ export class LabBench {
     return this.options.kernel;
   }
 
-  /** Starts vmm-compatd for this bench's kernel, over the lab bridge; resolves once it listens. */
   /**
-   * opts.logLevel null: no --log-level (the file decides); opts.identify: no --kernel, so the
-   * daemon identifies the kernel itself (kern.osreldate through the bridge); opts.nodeFlags: for
-   * Node itself (the soak's --heapsnapshot-signal).
+   * Starts vmm-compatd over the lab bridge; resolves once it listens. By default the daemon
+   * identifies the kernel itself (its probe VM, kern.osreldate corroborating), keeping the probe's
+   * result in this bench's directory; opts.kernel forces a variant (--kernel). opts.logLevel null:
+   * no --log-level (the file decides); opts.nodeFlags: for Node itself (the soak's
+   * --heapsnapshot-signal).
    */
-  async startDaemon(extraArgs: string[] = [], opts: { logLevel?: string | null; identify?: boolean; nodeFlags?: string[] } = {}): Promise<ChildProcess> {
+  async startDaemon(extraArgs: string[] = [], opts: { logLevel?: string | null; kernel?: LabKernelName; nodeFlags?: string[] } = {}): Promise<ChildProcess> {
     const config = path.join(this.root, 'vmm-compat.conf');
     if (!fs.existsSync(config)) fs.writeFileSync(config, '# lab: everything comes from the command line\n');
     const out = fs.openSync(this.daemonLogFile, 'a');
@@ -223,7 +266,8 @@ export class LabBench {
       path.resolve(__dirname, '..', 'cli', 'main.js'),
       'daemon',
       '--config', config,
-      ...(opts.identify ? [] : ['--kernel', this.options.kernel]),
+      ...(opts.kernel !== undefined ? ['--kernel', opts.kernel] : []),
+      '--probe-cache', this.probeCachePath,
       '--socket-dir', this.socketDir,
       '--syscall-library', requireArtifact(ARTIFACTS.bridge),
       '--device-dir', path.join(this.root, 'dev', 'vmm'),
@@ -244,6 +288,28 @@ export class LabBench {
       throw new Error(`the lab daemon did not start: ${(err as Error).message}\n${this.daemonLog()}`);
     }
     return child;
+  }
+
+  /** Where the bench's daemon keeps its kernel probe's result (the lab's own directory). */
+  get probeCachePath(): string {
+    return path.join(this.root, 'kernel-probe.json');
+  }
+
+  /** The variant the running daemon serves and how it knows it (its status). */
+  async daemonKernel(): Promise<{ variant: string; by: string }> {
+    // The control socket follows the compat socket startDaemon waits for: ask until it answers.
+    const deadline = Date.now() + 10000;
+    let report: StatusReport;
+    for (;;) {
+      try {
+        report = (await queryControl(this.socketDir, 'status')) as StatusReport;
+        break;
+      } catch (err) {
+        if (Date.now() > deadline || this.daemonChild?.exitCode !== null) throw err;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+    return { variant: report.kernel?.variant ?? report.kernelVariant, by: report.kernel?.by ?? 'unknown' };
   }
 
   /** The configuration file the bench's daemon and wrap read. */
@@ -278,10 +344,10 @@ export class LabBench {
     return guestFile;
   }
 
-  /** The boot ROM image bhyve maps below 4 GB (src/lab/guests/rom.ts). */
-  private romFile(): string {
-    const file = path.join(this.root, 'bootrom.bin');
-    if (!fs.existsSync(file)) fs.writeFileSync(file, buildLabRom());
+  /** A boot ROM for a guest image (src/lab/guests/rom.ts): the guest, or smp-boot on COM1. */
+  private writeRom(guest: Uint8Array | undefined, vcpus: number): string {
+    const file = path.join(this.root, `bootrom-${this.guestCount++}.rom`);
+    fs.writeFileSync(file, guest === undefined ? standardGuestRom('smp-boot', vcpus) : buildGuestRom(guest, { vcpus }));
     return file;
   }
 
@@ -333,10 +399,16 @@ export class LabBench {
   spawnBhyve(spec: BhyveSpec): BhyveRun {
     const variant = spec.sanitized ? 'asan' : 'normal';
     const bhyveBinary = requireArtifact(BHYVE_ARTIFACT[spec.bhyve]);
-    const bhyveArgs = ['-c', String(spec.vcpus), '-x', '-m', spec.memory ?? '2M'];
-    if (spec.bootrom ?? true) bhyveArgs.push('-l', `bootrom,${this.romFile()}`, '-l', `guest,${this.writeGuest(spec.guest)}`);
-    if (spec.fbuf === true) bhyveArgs.push('-s', '29,fbuf,tcp=0.0.0.0:5900');
-    bhyveArgs.push(spec.vmName);
+    const romBoot = spec.bootrom ?? true;
+    let bhyveArgs: string[];
+    if (romBoot) {
+      const romFile = spec.romFile ?? this.writeRom(spec.guest, spec.vcpus);
+      bhyveArgs = romBootArgs({ vcpus: spec.vcpus, memory: spec.memory, romFile, vmName: spec.vmName, fbuf: spec.fbuf });
+    } else {
+      bhyveArgs = ['-c', String(spec.vcpus), '-x', '-m', spec.memory ?? '2M'];
+      if (spec.fbuf === true) bhyveArgs.push('-s', '29,fbuf,tcp=0.0.0.0:5900');
+      bhyveArgs.push(spec.vmName);
+    }
     const env: NodeJS.ProcessEnv = { ...this.env, ...spec.env };
     if (spec.bhyve === '14.0') env.VMMLAB_VMRUN_ABI = this.options.kernel === 'fixed14' || this.options.kernel === 'main15' ? '14' : '13';
     const bridge = requireArtifact(ARTIFACTS.bridge, variant);
@@ -388,7 +460,16 @@ export class LabBench {
     // boot (a reset, then bhyve again through VM_REINIT), only what it ran since counts.
     const before = this.model.guestStats(spec.vmName);
     const started = performance.now();
-    const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    // `-l com1,stdio`: bhyve writes COM1's output to its fd 0 (uart_emul.c), here a file.
+    const com1File = path.join(this.root, `com1-${this.guestCount++}.out`);
+    const com1Fd = fs.openSync(com1File, 'w+');
+    let child: ChildProcess;
+    try {
+      child = spawn(command, args, { env, stdio: [com1Fd, 'pipe', 'pipe'], detached: true });
+    } finally {
+      fs.closeSync(com1Fd);
+    }
+    const com1 = (): string => (fs.existsSync(com1File) ? fs.readFileSync(com1File, 'latin1') : '');
     let stdout = '';
     let stderr = '';
     child.stdout?.setEncoding('utf8').on('data', (s: string) => (stdout += s));
@@ -415,9 +496,9 @@ export class LabBench {
         const suspended = stats?.suspended ? SUSPEND_OUTCOME[stats.suspended] : undefined;
         outcome = suspended && exit.status === EXPECTED_STATUS[suspended] ? suspended : 'bhyve-error';
       }
-      return { apsStarted, outcome, bhyveExit: exit, guestOutput: stdout, bhyveStderr: stderr, elapsedMs };
+      return { apsStarted, outcome, bhyveExit: exit, guestOutput: stdout + com1(), bhyveStderr: stderr, elapsedMs };
     })();
-    return { child, result, stdout: () => stdout };
+    return { child, result, stdout: () => stdout + com1() };
   }
 
   /** Kills a bhyve run (and its threads) the way SIGKILL from an operator would. */
@@ -448,8 +529,10 @@ export interface LabOptions {
   vcpus: number;
   shim: boolean;
   timeoutMs: number;
-  /** Boot through the lab's boot ROM (default false: the loader, bhyveload13, then bhyve). */
+  /** Boot through a boot ROM (default false: the loader, bhyveload13, then bhyve). */
   bootrom?: boolean;
+  /** Boot this ROM file (implies bootrom; `guest` and `boots[].guest` are then not used). */
+  romFile?: string;
   /** Add the framebuffer device. */
   fbuf?: boolean;
   compatFreebsd14?: boolean;
@@ -472,6 +555,8 @@ export interface LabOptions {
   keep?: boolean;
   /** With shim: the libvmmcompat.so to preload (default: native-bindings/build's). */
   interposer?: string;
+  /** With shim: force vmm-compatd's kernel variant (default: it identifies the kernel itself). */
+  daemonKernel?: LabKernelName;
 }
 
 export async function runLab(opts: LabOptions): Promise<LabResult> {
@@ -484,14 +569,17 @@ export async function runLab(opts: LabOptions): Promise<LabResult> {
     hostCpus: opts.hostCpus,
     keep: opts.keep,
   });
-  const bootrom = opts.bootrom ?? false;
+  const bootrom = (opts.bootrom ?? false) || opts.romFile !== undefined;
   const vmName = opts.vmName ?? `lab-${process.pid}-${Date.now() % 100000}`;
   const boots: BootResult[] = [];
   let daemonLog: string | undefined;
+  let daemonKernel: { variant: string; by: string } | undefined;
   try {
     if (opts.shim) {
-      progress('starting vmm-compatd');
-      await bench.startDaemon();
+      progress(opts.daemonKernel ? `starting vmm-compatd (kernel variant forced: ${opts.daemonKernel})` : 'starting vmm-compatd (it identifies the kernel)');
+      await bench.startDaemon([], opts.daemonKernel !== undefined ? { kernel: opts.daemonKernel } : {});
+      daemonKernel = await bench.daemonKernel();
+      progress(`  vmm-compatd serves ${daemonKernel.variant} (by ${daemonKernel.by})`);
     }
     const specs = opts.boots && opts.boots.length > 0 ? opts.boots : [{ guest: opts.guest }];
     for (const [index, spec] of specs.entries()) {
@@ -522,6 +610,7 @@ export async function runLab(opts: LabOptions): Promise<LabResult> {
       }
       const run = bench.spawnBhyve({
         bootrom,
+        ...(opts.romFile !== undefined ? { romFile: opts.romFile } : {}),
         fbuf: opts.fbuf,
         bhyve: opts.bhyve,
         vcpus: opts.vcpus,
@@ -552,6 +641,7 @@ export async function runLab(opts: LabOptions): Promise<LabResult> {
     shim: opts.shim,
     bootrom,
     apsExpected: Array.from({ length: opts.vcpus - 1 }, (_, i) => i + 1),
+    ...(daemonKernel !== undefined ? { daemonKernel } : {}),
     ...last,
   };
   if (boots.length > 1) result.boots = boots;

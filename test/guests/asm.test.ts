@@ -15,6 +15,14 @@ function encode(build: (asm: Assembler) => void): number[] {
 test('each method emits the documented encoding', () => {
   const cases: [string, (asm: Assembler) => void, number[]][] = [
     ['mov ax, 0x1234', (a) => a.movImm16('ax', 0x1234), [0xb8, 0x34, 0x12]],
+    ['in al, dx', (a) => a.inAlDx(), [0xec]],
+    ['cpuid', (a) => a.cpuid(), [0x0f, 0xa2]],
+    ['movsb', (a) => a.movsb(), [0xa4]],
+    ['cs rep movsb', (a) => a.movsb({ cs: true, rep: true }), [0x2e, 0xf3, 0xa4]],
+    ['cs movsw', (a) => a.movsw({ cs: true }), [0x2e, 0xa5]],
+    ['rep movsd', (a) => a.movsd({ rep: true }), [0xf3, 0x66, 0xa5]],
+    ['lidt [0x20]', (a) => a.lidt(0x20), [0x0f, 0x01, 0x1e, 0x20, 0x00]],
+    ['cs lidt [0xf818]', (a) => a.lidt(0xf818, { cs: true }), [0x2e, 0x0f, 0x01, 0x1e, 0x18, 0xf8]],
     ['mov dx, 0x404', (a) => a.movImm16('dx', 0x404), [0xba, 0x04, 0x04]],
     ['mov ecx, 0x830', (a) => a.movImm32('ecx', 0x830), [0x66, 0xb9, 0x30, 0x08, 0x00, 0x00]],
     ['mov al, 6', (a) => a.movImm8('al', 6), [0xb0, 0x06]],

@@ -2,7 +2,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { standardGuest, standardGuestNames, standardGuests } from '../../src/lab/guests/index';
+import { standardGuest, standardGuestNames, standardGuestRom, standardGuests } from '../../src/lab/guests/index';
 import { FINAL_ACTION_CODES, SMP_BOOT_LAYOUT, buildSmpBoot } from '../../src/lab/guests/smp-boot';
 import { runMachine } from './lab-machine';
 
@@ -40,7 +40,27 @@ test('each standard guest ends the way its name says', () => {
   for (const name of standardGuestNames()) {
     const result = runMachine({ vcpus: 3, image: standardGuest(name) });
     assert.deepEqual([result.outcome, result.console], expected[name], name);
+    // The same guest printing on COM1, in its boot ROM, from the reset vector; on bhyve -x and on
+    // a real CPU that starts in xAPIC mode.
+    for (const apic of ['x2apic', 'xapic'] as const) {
+      const rom = runMachine({ vcpus: 3, rom: standardGuestRom(name, 3), apic, com1BusyReads: 1 });
+      assert.deepEqual([rom.outcome, rom.com1], expected[name], `${name} ROM, ${apic}`);
+      assert.equal(rom.portWrites.filter((w) => w.port === 0xe9).length, 0, 'nothing on the debug port');
+    }
   }
+});
+
+test('the COM1 build of each standard guest keeps the image layout: same size, same data block, different code', () => {
+  for (const name of standardGuestNames()) {
+    const debug = standardGuest(name);
+    const com1 = standardGuest(name, 'com1');
+    assert.equal(com1.length, debug.length, name);
+    assert.deepEqual(com1.subarray(0, SMP_BOOT_LAYOUT.bsp), debug.subarray(0, SMP_BOOT_LAYOUT.bsp), `${name}: data block`);
+    assert.deepEqual(com1.subarray(SMP_BOOT_LAYOUT.trampoline), debug.subarray(SMP_BOOT_LAYOUT.trampoline), `${name}: trampoline and startMaskHigh`);
+    assert.notDeepEqual(com1, debug);
+  }
+  assert.deepEqual(standardGuest('smp-boot', 'debug-port'), standardGuest('smp-boot'));
+  assert.throws(() => buildSmpBoot({ console: 'com2' as never }), /console 'com2' is not one of debug-port, com1/);
 });
 
 test('an unknown name is an error that lists the standard guests', () => {

@@ -1,4 +1,4 @@
-// Hostile guests through the real interposer and daemon (docs/lab-guests.md section 5): an IPI
+// Hostile guests through the real interposer and daemon (docs/lab-guests.md section 7): an IPI
 // storm, STARTUP without INIT, a tight reboot loop. With the shim 13.1 bhyve ends as it does on a
 // kernel that needs no shim (legacy13, no shim), and what each VM costs the daemon stays bounded:
 // the interposer coalesces the events such a guest makes it send.

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { REQ13, REQ14 } from '../../src/abi/ioctls';
 import { nativeArtifact } from '../../src/native-paths';
-import { buildLabRom } from '../../src/lab/guests/rom';
+import { guestRomBytes } from '../../src/lab/guests/rom';
 import {
   APIC_DELMODE_INIT,
   APIC_DELMODE_STARTUP,
@@ -127,7 +127,7 @@ describe('bhyve13 and bhyve14 command lines', { skip }, () => {
       assert.equal(badc.status, 64);
       assert.match(badc.stderr, /invalid cpu topology/);
       assert.equal((await run(bin, ['-m', '12q', 'vm'], env)).status, 64);
-      assert.equal((await run(bin, ['-l', 'com1,stdio', 'vm'], env)).status, 64);
+      assert.equal((await run(bin, ['-l', 'com3,stdio', 'vm'], env)).status, 64);
       // calc_topolopgy: an explicit cpus must equal sockets*cores*threads: status 4.
       assert.equal((await run(bin, ['-c', 'cpus=3,sockets=2', 'vm'], env)).status, 4);
     });
@@ -180,11 +180,13 @@ describe('bhyve13: the 13.1 vCPU life cycle', { skip }, () => {
     assert.equal(ioctlsOf(kernel, 'VM_SET_TOPOLOGY')[0]!.toString('hex'), '0200010001000000', 'sockets 2, cores 1, threads 1, maxcpus 0');
     const suspend = ioctlsOf(kernel, 'VM_SUSPEND');
     assert.equal(suspend[0]!.readInt32LE(0), 2, 'VM_SUSPEND(POWEROFF) from the PM1a write');
-    // Guest memory: the image at 0x10000 and the vCPU count at 0x500.
+    // A ROM boot: bhyve writes nothing into guest memory (the ROM copies its image and vCPU count
+    // itself, and no guest code runs against the fake kernel); the ROM is in the bootrom segment.
     const mem = fs.readFileSync(kernel.vms.get('vm13')!.memFile);
     assert.equal(mem.length, 2 * 1024 * 1024);
-    assert.equal(mem.readUInt16LE(0x500), 2);
-    assert.equal(mem.subarray(0x10000, 0x10004).toString('hex'), 'faf4ebfd');
+    assert.equal(mem.readUInt16LE(0x500), 0);
+    assert.equal(mem.subarray(0x10000, 0x10004).toString('hex'), '00000000');
+    assert.deepEqual(fs.readFileSync(kernel.vms.get('vm13')!.devmem.get(1)!.file), fs.readFileSync(`${image}.rom`));
     // vmmapi.c vcpu_reset: the x86 reset state, CS selector 0xF000 base 0xFFFF0000, RIP 0xFFF0.
     const vm13 = kernel.vms.get('vm13')!;
     const cs = vm13.descs.get(`0:${VM_REG_GUEST_CS}`)!;
@@ -439,7 +441,7 @@ describe('bhyve13: where the lab followed FreeBSD 13.1 more loosely before', { s
     const mmaps = kernel
       .framesOf(T.MMAP)
       .map((f) => ({ offset: f.body.readBigUInt64LE(8), len: f.body.readBigUInt64LE(16) }))
-      .filter((m) => m.len !== BigInt(buildLabRom().length));
+      .filter((m) => m.len !== BigInt(guestRomBytes(4)));
     assert.deepEqual(mmaps, [{ offset: 4n * GB, len: GB }, { offset: 0n, len: 3n * GB }]);
     const small = await lab({ script: new Map([[0, consoleThenPoweroff('')]]) });
     await run(bhyve13, ['-m', '3G', ...romBoot(small.image), 'lowonly'], small.env);
@@ -564,4 +566,89 @@ describe('bhyve135: 13.2-13.5 bhyve, the old AP protocol without VM_MAXCPU', { s
     assert.deepEqual(ioctlsOf(kernel, 'VM_ACTIVATE_CPU').map((a) => a.readInt32LE(0)), [0, 30]);
     assert.ok(kernel.ioctls.some((x) => x.name === 'VM_RUN' && x.vcpu === 30));
   });
+});
+
+/** The RAX values bhyve wrote on the BSP after an IN (VM_SET_REGISTER with regnum VM_REG_GUEST_RAX). */
+function raxWrites(k: FakeKernel): bigint[] {
+  return ioctlsOf(k, 'VM_SET_REGISTER', 0)
+    .filter((a) => a.readInt32LE(4) === 0)
+    .map((a) => a.readBigUInt64LE(8));
+}
+
+const inout = (port: number, bytes: number, eax: number, out = true): ExitSpec => ({ exitcode: EXIT.INOUT, port, bytes, eax, out });
+
+describe('bhyve13 and bhyve14: PCI slots, the LPC bridge, COM1 and COM2 (pci_emul.c, pci_lpc.c, uart_emul.c)', { skip }, () => {
+  for (const bin of [bhyve13, bhyve14]) {
+    const name = path.basename(bin);
+
+    it(`${name}: -s help and -l help list what the lab emulates; a bad slot exits 4, an unknown device is ignored with a note`, async () => {
+      const env = { ...process.env, LD_PRELOAD: bridge };
+      const s = await run(bin, ['-s', 'help'], env);
+      assert.equal(s.status, 0);
+      assert.equal(s.stdout, 'hostbridge\nlpc\nfbuf\n');
+      const l = await run(bin, ['-l', 'help'], env);
+      assert.equal(l.status, 0);
+      assert.equal(l.stdout, 'bootrom\ncom1\ncom2\n');
+      const bad = await run(bin, ['-s', 'lpc', 'vm'], env);
+      assert.equal(bad.status, 4);
+      assert.match(bad.stderr, /Invalid PCI slot info field "lpc"/);
+      const twice = await run(bin, ['-s', '31,lpc', '-s', '0:31:0,hostbridge', 'vm'], env);
+      assert.equal(twice.status, 4);
+      assert.match(twice.stderr, /pci slot 0:31:0 already occupied!/);
+      const range = await run(bin, ['-s', '32,lpc', 'vm'], env);
+      assert.equal(range.status, 4, 'MAXSLOTS is 32');
+      const { image, env: labEnv } = await lab({ script: new Map([[0, consoleThenPoweroff('')]]) });
+      const r = await run(bin, ['-s', '0,hostbridge', '-s', '2:0,virtio-blk,/dev/zero', ...romBoot(image), `unknown-${name}`], labEnv);
+      assert.equal(r.status, 1, status(r));
+      assert.equal(r.stderr, 'bhyve (lab): pci slot 0:2:0: device "virtio-blk" is not modelled; ignored\n');
+    });
+
+    it(`${name}: -l com1,stdio: LSR reads THRE | TEMT, THR bytes go to fd 0 (not stdout), a 4-byte access is unhandled`, async () => {
+      const script = new Map<number, ExitSpec[]>([
+        [0, [inout(0x3fd, 1, 0x1234_5678, false), inout(0x3f8, 1, 0x68), inout(0x3f8, 1, 0x69), inout(0x3fd, 2, 0, false), ...consoleThenPoweroff('')]],
+      ]);
+      const { kernel, image, env, root } = await lab({ script });
+      const com1 = path.join(root, 'com1.out');
+      const fd = fs.openSync(com1, 'w+');
+      const r = await run(bin, ['-s', '31,lpc', '-l', 'com1,stdio', ...romBoot(image).slice(2), `com-${name}`], env, 15000, fd);
+      fs.closeSync(fd);
+      assert.equal(r.status, 1, status(r));
+      assert.equal(fs.readFileSync(com1, 'latin1'), 'hi', 'uart_emul.c stdio backend: fd 0');
+      assert.equal(r.stdout, '');
+      // inout.c: the handler's byte merged into the exit's eax; a 2-byte read is LSR then MSR (DCD | DSR).
+      assert.deepEqual(raxWrites(kernel).slice(-2), [0x1234_5660n, 0xa060n]);
+      const wide = await lab({ script: new Map([[0, [{ ...inout(0x3f8, 4, 0x41), rip: 0x77n }]]]) });
+      const w = await run(bin, ['-s', '31,lpc', ...romBoot(wide.image).slice(2), `wide-${name}`], wide.env);
+      assert.equal(w.signal, 'SIGABRT', status(w));
+      assert.match(w.stderr, /Unhandled outl 0x03f8 at 0x77/);
+    });
+
+    it(`${name}: COM ports exist only with the LPC bridge; without a backend output is dropped; a bad backend exits 4`, async () => {
+      const script = new Map<number, ExitSpec[]>([[0, [inout(0x2fd, 1, 0, false), inout(0x2f8, 1, 0x41), ...consoleThenPoweroff('')]]]);
+      const nobackend = await lab({ script });
+      const fd = fs.openSync(path.join(nobackend.root, 'in'), 'w+');
+      const r = await run(bin, ['-s', '31,lpc', '-l', 'com1,stdio', ...romBoot(nobackend.image).slice(2), `com2-${name}`], nobackend.env, 15000, fd);
+      fs.closeSync(fd);
+      assert.equal(r.status, 1, status(r));
+      assert.deepEqual(raxWrites(nobackend.kernel).slice(-1), [0x60n], 'COM2 is there without -l com2: THRE | TEMT');
+      assert.equal(fs.readFileSync(path.join(nobackend.root, 'in'), 'latin1'), '', 'COM2 has no backend: dropped');
+      const nolpc = await lab({ script: new Map([[0, [inout(0x3fd, 1, 0, false), ...consoleThenPoweroff('')]]]) });
+      const n = await run(bin, ['-l', 'com1,stdio', 'nolpc'], nolpc.env);
+      assert.equal(n.status, 4, 'no ROM and a fresh VM: "virtual machine cannot be booted"');
+      nolpc.kernel.createVm('nolpc2');
+      const rom = romBoot(nolpc.image)[3]!;
+      const n2 = await run(bin, ['-l', 'com1,stdio', '-l', rom, 'nolpc2'], nolpc.env);
+      assert.equal(n2.status, 1, status(n2));
+      assert.match(n2.stderr, /-l bootrom without an LPC slot \(-s 31,lpc\): the ROM is not loaded/);
+      assert.deepEqual(raxWrites(nolpc.kernel).slice(-1), [0xffn], 'no COM1 without the LPC bridge: inout.c default_inout');
+      assert.equal(nolpc.kernel.vms.get('nolpc2')!.devmem.size, 0, 'no VM_BOOTROM segment');
+      const tty = await lab({});
+      const b = await run(bin, ['-s', '31,lpc', '-l', 'com1,/nonexistent/tty', ...romBoot(tty.image).slice(2), `tty-${name}`], tty.env);
+      assert.equal(b.status, 4);
+      assert.match(b.stderr, /Unable to initialize backend '\/nonexistent\/tty' for LPC device com1\ndevice emulation initialization error/);
+      const lpc1 = await run(bin, ['-s', '1:31:0,lpc', ...romBoot(tty.image).slice(2), `lpcbus-${name}`], tty.env);
+      assert.equal(lpc1.status, 4);
+      assert.match(lpc1.stderr, /LPC bridge can be present only on bus 0\./);
+    });
+  }
 });

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { buildLabRom } from '../../src/lab/guests/rom';
+import { buildGuestRom } from '../../src/lab/guests/rom';
 import { spawn } from 'node:child_process';
 import { REQ13, REQ14, ioctlByRequest } from '../../src/abi/ioctls';
 import { FrameType, encodeCopyin, encodeCopyout, encodeFrame, encodeReply } from '../../src/lab/kernel/protocol';
@@ -590,14 +590,14 @@ export interface RunResult {
   stderr: string;
 }
 
-/** Runs a program with env, collecting output; kills it after timeoutMs. */
-export function run(file: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 15000): Promise<RunResult> {
+/** Runs a program with env, collecting output; kills it after timeoutMs. `stdin`: a descriptor to give it as fd 0. */
+export function run(file: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 15000, stdin: 'ignore' | number = 'ignore'): Promise<RunResult> {
   return new Promise((resolve) => {
-    const child = spawn(file, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(file, args, { env, stdio: [stdin, 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    child.stdout?.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+    child.stderr?.setEncoding('utf8').on('data', (s: string) => (stderr += s));
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.on('close', (status, signal) => {
       clearTimeout(timer);
@@ -607,11 +607,11 @@ export function run(file: string, args: string[], env: NodeJS.ProcessEnv, timeou
 }
 
 /**
- * bhyve's arguments for a boot through the lab's boot ROM (written beside the guest image) with
- * the guest image as the lab's boot disk: `-l bootrom,ROM -l guest,IMAGE`.
+ * bhyve's arguments for a boot through a self-contained boot ROM made from the guest image
+ * (written beside it, IMAGE.rom): the LPC bridge, which loads it, and the ROM.
  */
 export function romBoot(image: string): string[] {
-  const rom = path.join(path.dirname(image), 'bootrom.bin');
-  if (!fs.existsSync(rom)) fs.writeFileSync(rom, buildLabRom());
-  return ['-l', `bootrom,${rom}`, '-l', `guest,${image}`];
+  const rom = `${image}.rom`;
+  if (!fs.existsSync(rom)) fs.writeFileSync(rom, buildGuestRom(fs.readFileSync(image)));
+  return ['-s', '31,lpc', '-l', `bootrom,${rom}`];
 }

@@ -49,6 +49,10 @@ test('npm pack carries sources, dist/src and docs, and no build output', () => {
     // Generated from dist/ at build time; shipped so that building the C parts needs no node.
     'native-bindings/include/vmm_abi_gen.h', 'native-bindings/include/vmm_compat_proto_gen.h',
     'scripts/install-native.js',
+    // The licence notice BSD-2-Clause requires (the port's LICENSE_FILE is ${WRKSRC}/LICENSE).
+    'LICENSE',
+    // The standard guests' boot ROMs (npm run build: vmm-compat guests --write dist/guests).
+    'dist/guests/smp-boot.rom', 'dist/guests/smp-boot-halt.rom',
   ]) {
     assert.ok(packed.includes(wanted), `${wanted} is not in the package`);
   }
@@ -114,7 +118,7 @@ test('the tarball builds and installs as the port does: FreeBSD\'s make, with ne
   const stage = path.join(work, 'stage');
   const install = await run(bmake, ['-C', wrksrc, ...noNode, 'install', `DESTDIR=${stage}`, 'INSTALL_RC_SCRIPT=no', `NODE_MODULES=${path.join(app, 'node_modules')}`], { timeoutMs: 120000 });
   assert.equal(install.code, 0, describeRun('bmake install', install));
-  for (const rel of ['lib/vmm-compat/libvmmcompat.so', 'libexec/vmm-compat/dist/src/cli/main.js', 'libexec/vmm-compat/node_modules/koffi/package.json', 'share/man/man8/vmm-compat.8.gz']) {
+  for (const rel of ['lib/vmm-compat/libvmmcompat.so', 'libexec/vmm-compat/dist/src/cli/main.js', 'libexec/vmm-compat/node_modules/koffi/package.json', 'share/man/man8/vmm-compat.8.gz', 'share/vmm-compat/guests/smp-boot.rom']) {
     assert.ok(fs.existsSync(path.join(stage, 'usr', 'local', rel)), rel);
   }
 });

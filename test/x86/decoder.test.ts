@@ -41,7 +41,8 @@ test('the tables have 256 entries each, indexed by their own opcode byte', () =>
   for (const byte of [0x31, 0x8c, 0x8e, 0xa1, 0xa3, 0xc7, 0xff, 0x81, 0x3d, 0x41, 0x49, 0x74, 0x75, 0xeb, 0xe2, 0x90, 0xfa, 0xfb, 0xf4, 0xee, 0xef]) {
     assert.notEqual(ONE_BYTE_OPCODES[byte].opType, OpType.UNSUPPORTED, `0x${byte.toString(16)} is in the required subset`);
   }
-  for (const byte of [0x30, 0x31, 0x32]) assert.notEqual(TWO_BYTE_OPCODES[byte].opType, OpType.UNSUPPORTED);
+  for (const byte of [0xa4, 0xa5, 0xec]) assert.notEqual(ONE_BYTE_OPCODES[byte].opType, OpType.UNSUPPORTED, `0x${byte.toString(16)}: the boot ROMs need it`);
+  for (const byte of [0x01, 0x30, 0x31, 0x32, 0xa2]) assert.notEqual(TWO_BYTE_OPCODES[byte].opType, OpType.UNSUPPORTED);
   assert.equal(TWO_BYTE_OPCODES[0x0b].opType, OpType.UNSUPPORTED, 'ud2 stays outside');
 });
 
@@ -58,7 +59,7 @@ test('ud2 (0F 0B) at 1000:0042: "triple fault at 1000:0042, opcode 0x0f 0x0b (no
 test('every byte outside the one-byte table faults with its opcode named', () => {
   for (let byte = 0; byte < 256; byte++) {
     if (ONE_BYTE_OPCODES[byte].opType !== OpType.UNSUPPORTED) continue;
-    if ([0x66, 0xf0, 0xf3, 0x0f].includes(byte)) continue; // prefixes and the escape
+    if ([0x66, 0xf0, 0xf3, 0x2e, 0x0f].includes(byte)) continue; // prefixes and the escape
     const s = snippet([byte, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00], { ip: 0x10 });
     const hex = byte.toString(16).padStart(2, '0');
     expectFault(s, `triple fault at 1000:0010, opcode 0x${hex} (not in the lab's x86 subset)`, byte);
@@ -79,11 +80,18 @@ test('addressing modes other than registers and [disp16] fault', () => {
   expectFault(snippet([0x01, 0x80, 0x00, 0x00]), /ModRM 0x80/); // [bx+si+disp16]
 });
 
-test('prefixes: lock only on inc/dec of memory, rep only as pause, 0x66 not on branches', () => {
+test('prefixes: lock only on inc/dec of memory, rep only as pause and on movs, cs only on movs and lidt, 0x66 not on branches', () => {
   expectFault(snippet([0xf0, 0xff, 0xc0]), /lock prefix 0xf0 is allowed only on inc\/dec of a memory operand/); // lock inc ax
   expectFault(snippet([0xf0, 0x89, 0x06, 0x00, 0x00]), /opcode 0x89: lock prefix/);
   expectFault(snippet([0xf0, 0x90]), /lock prefix/);
-  expectFault(snippet([0xf3, 0xa1, 0x00, 0x00]), /rep prefix 0xf3 is in the subset only as pause/);
+  expectFault(snippet([0xf3, 0xa1, 0x00, 0x00]), "triple fault at 1000:0000, opcode 0xa1: rep prefix 0xf3 is in the subset only as pause (f3 90) and on movs");
+  expectFault(snippet([0xf3, 0xec]), /rep prefix 0xf3/);
+  expectFault(snippet([0x2e, 0xa1, 0x00, 0x00]), "triple fault at 1000:0000, opcode 0xa1: segment override prefix 0x2e (cs) is in the subset only on movs and lidt");
+  expectFault(snippet([0x2e, 0x90]), /segment override prefix 0x2e/);
+  expectFault(snippet([0x2e, 0x0f, 0xa2]), /opcode 0x0f 0xa2: segment override prefix 0x2e/);
+  expectFault(snippet([0xf0, 0xa4]), /lock prefix/);
+  expectFault(snippet([0x26, 0xa4]), "triple fault at 1000:0000, opcode 0x26 (not in the lab's x86 subset)", 0x26); // es override
+  expectFault(snippet([0x3e, 0xa4]), /opcode 0x3e \(not in the lab's x86 subset\)/); // ds override
   expectFault(snippet([0x66, 0xeb, 0x00]), /operand-size prefix 0x66 on a branch/);
   expectFault(snippet([0x66, 0xe9, 0x00, 0x00, 0x00, 0x00]), /operand-size prefix/);
   expectFault(snippet([0x66, 0x0f, 0x84, 0x00, 0x00]), /operand-size prefix/);

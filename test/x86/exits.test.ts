@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Flag, Gpr } from '../../src/lab/x86/cpu';
-import { completeRdmsr, run } from '../../src/lab/x86/interpreter';
+import { completeCpuid, completeIn, completeRdmsr, run } from '../../src/lab/x86/interpreter';
 import { execute, snippet } from './snippet';
 
 test('hlt (F4): exit with rip and instLength, IP past it, counted', () => {
@@ -41,6 +41,37 @@ test('out imm8, al / out imm8, ax (E6, E7)', () => {
   assert.deepEqual(execute(s), { kind: 'out', port: 0xe9, bytes: 1, value: 0xef, rip: 0, instLength: 2 });
   assert.deepEqual(execute(s), { kind: 'out', port: 0x80, bytes: 2, value: 0xbeef, rip: 2, instLength: 2 });
   assert.equal(s.cpu.ip, 4);
+});
+
+test('in al, dx (EC): exit in (1 byte) from port DX, IP past it, counted; completeIn merges AL into EAX', () => {
+  const s = snippet([0xec, 0x66, 0xec, 0xf4], { ip: 0x20 });
+  s.cpu.gpr[Gpr.EDX] = 0xabcd_03fd;
+  s.cpu.gpr[Gpr.EAX] = 0x1234_5678;
+  assert.deepEqual(execute(s, 5), { kind: 'in', port: 0x3fd, bytes: 1, rip: 0x20, instLength: 1 });
+  assert.equal(s.cpu.ip, 0x21);
+  assert.equal(s.cpu.instructions, 1);
+  assert.equal(s.cpu.gpr[Gpr.EAX], 0x1234_5678, 'EAX unchanged until the caller completes the exit');
+  completeIn(s.cpu, 1, 0x60);
+  assert.equal(s.cpu.gpr[Gpr.EAX], 0x1234_5660, 'bhyve inout.c: only the low byte is replaced');
+  // 0x66 does not widen in al, dx (a byte form): the same 1-byte exit.
+  assert.deepEqual(execute(s, 5), { kind: 'in', port: 0x3fd, bytes: 1, rip: 0x21, instLength: 2 });
+  completeIn(s.cpu, 2, 0xffff_beef);
+  assert.equal(s.cpu.gpr[Gpr.EAX], 0x1234_beef);
+  completeIn(s.cpu, 4, 0xffff_beef);
+  assert.equal(s.cpu.gpr[Gpr.EAX], 0xffff_beef);
+});
+
+test('cpuid (0F A2): exit with leaf EAX and subleaf ECX, IP past it; completeCpuid sets all four registers', () => {
+  const s = snippet([0x0f, 0xa2, 0xf4], { ip: 0x40 });
+  s.cpu.gpr[Gpr.EAX] = 1;
+  s.cpu.gpr[Gpr.ECX] = 7;
+  s.cpu.gpr[Gpr.EBX] = 0xdead;
+  assert.deepEqual(execute(s, 5), { kind: 'cpuid', leaf: 1, subleaf: 7, rip: 0x40, instLength: 2 });
+  assert.equal(s.cpu.ip, 0x42);
+  assert.equal(s.cpu.instructions, 1);
+  completeCpuid(s.cpu, [0x600, 0x0300_0800, 0x8020_0000, 0xffff_ffff]);
+  assert.deepEqual([Gpr.EAX, Gpr.EBX, Gpr.ECX, Gpr.EDX].map((r) => s.cpu.gpr[r]), [0x600, 0x0300_0800, 0x8020_0000, 0xffff_ffff]);
+  assert.equal(execute(s, 5).kind, 'hlt');
 });
 
 test('wrmsr (0F 30): msr = ECX, value = EDX:EAX (an x2APIC ICR write)', () => {

@@ -3,7 +3,8 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { LAB_BHYVES, LAB_KERNELS, LAB_MAX_VCPUS, labSucceeded, runLab, type LabBhyve, type LabKernelName, type LabResult } from '../../lab/run';
 import { standardGuest, standardGuestNames } from '../../lab/guests';
-import { usageError } from '../usage';
+import { MAX_ROM_IMAGE_BYTES } from '../../lab/guests/rom';
+import { UsageError, usageError } from '../usage';
 import { formatVcpuList } from '../../daemon/plan';
 import { LAB_DEFAULT_HOST_CPUS, LAB_MAX_HOST_CPUS } from '../../lab/kernel/server';
 
@@ -20,11 +21,13 @@ interface LabCliOptions {
   compatFreebsd14: boolean;
   osreldate?: string;
   bootrom?: boolean;
+  rom?: string;
   fbuf?: boolean;
   hostCpus: string;
   demo?: boolean;
   keep?: boolean;
   interposer?: string;
+  daemonKernel?: LabKernelName;
 }
 
 function positiveInt(value: string, flag: string, max: number): number {
@@ -41,6 +44,7 @@ export function summarize(r: LabResult): string {
     `  APs started: ${r.apsStarted.length > 0 ? `${formatVcpuList(r.apsStarted)}${r.apsStarted.length > 3 ? ` (${r.apsStarted.length})` : ''}` : 'none'}${missing.length > 0 ? ` (never started: ${formatVcpuList(missing)})` : ''}`,
     `  outcome: ${r.outcome} (bhyve exit ${r.bhyveExit.status ?? `signal ${r.bhyveExit.signal}`}) after ${r.elapsedMs} ms`,
   ];
+  if (r.daemonKernel) lines.splice(1, 0, `  vmm-compatd: kernel variant ${r.daemonKernel.variant} (by ${r.daemonKernel.by})`);
   if (r.outcome === 'bhyve-error' && r.bhyveStderr.trim()) lines.push(`  bhyve said: ${r.bhyveStderr.trim().split('\n').slice(-3).join(' | ')}`);
   return lines.join('\n');
 }
@@ -98,12 +102,17 @@ export function registerLabCommand(program: Command): void {
     .option('--no-compat-freebsd13', 'fixed14/main15 kernel without COMPAT_FREEBSD13 (no 144-byte VM_RUN)')
     .option('--no-compat-freebsd14', 'main15 kernel without COMPAT_FREEBSD14 (no 32-byte VM_ALLOC/GET_MEMSEG)')
     .option('--osreldate <n>', 'kern.osreldate the kernel reports (default: the variant\'s; main15 1500068)')
-    .option('--bootrom', 'boot through a boot ROM (VM_BOOTROM segment, the x86 reset vector) instead of a loader')
+    .option('--bootrom', 'boot through a boot ROM (VM_BOOTROM segment, the x86 reset vector, COM1) instead of a loader')
+    .option('--rom <file>', 'boot this ROM file as it is (implies --bootrom), e.g. one written by vmm-compat guests --write')
     .option('--fbuf', 'add the framebuffer device (a VM_FRAMEBUFFER segment)')
     .option('--host-cpus <n>', `host CPU count hw.vmm.maxcpu defaults to (1..${LAB_MAX_HOST_CPUS}; legacy13 stays at 16)`, String(LAB_DEFAULT_HOST_CPUS))
     .option('--demo', 'the npm start demo: the bug, then the fix')
     .option('--keep', 'keep the lab directory for inspection')
     .option('--interposer <lib>', 'with --shim: the libvmmcompat.so to preload (default: the one built in native-bindings/build), e.g. an installed one')
+    .addOption(
+      new Option('--daemon-kernel <variant>', 'with --shim: tell vmm-compatd the kernel variant instead of letting it identify the kernel with its probe VM')
+        .choices([...LAB_KERNELS]),
+    )
     .action(async (opts: LabCliOptions) => {
       if (opts.demo) {
         process.exitCode = await demo();
@@ -114,6 +123,19 @@ export function registerLabCommand(program: Command): void {
       const hostCpus = positiveInt(opts.hostCpus, '--host-cpus', LAB_MAX_HOST_CPUS);
       const osreldate = opts.osreldate === undefined ? undefined : positiveInt(opts.osreldate, '--osreldate', 0x7fffffff);
       if (opts.guest && opts.guestName) throw usageError('--guest and --guest-name cannot be combined');
+      if (opts.rom !== undefined && (opts.guest || opts.guestName)) throw usageError('--rom boots a ROM as it is: it cannot be combined with --guest or --guest-name');
+      let romFile: string | undefined;
+      if (opts.rom !== undefined) {
+        romFile = path.resolve(opts.rom);
+        try {
+          fs.accessSync(romFile, fs.constants.R_OK);
+          if (!fs.statSync(romFile).isFile()) throw usageError(`--rom ${opts.rom} is not a file`);
+        } catch (err) {
+          if (err instanceof UsageError) throw err;
+          throw usageError(`cannot read --rom ${opts.rom}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+        }
+      }
+      if (opts.daemonKernel !== undefined && !opts.shim) throw usageError('--daemon-kernel needs --shim (without the shim no vmm-compatd runs)');
       if (opts.interposer !== undefined) {
         if (!opts.shim) throw usageError('--interposer needs --shim (without the shim nothing is preloaded)');
         if (!fs.existsSync(opts.interposer)) throw usageError(`--interposer ${opts.interposer} not found`);
@@ -128,11 +150,15 @@ export function registerLabCommand(program: Command): void {
         if (guest.length === 0 || guest.length > 0x70000) {
           throw usageError(`--guest ${opts.guest} is ${guest.length} bytes; a guest image must be 1..${0x70000} bytes (loaded at 0x10000)`);
         }
+        if (opts.bootrom && guest.length > MAX_ROM_IMAGE_BYTES) {
+          throw usageError(`--guest ${opts.guest} is ${guest.length} bytes; with --bootrom it must fit a boot ROM: 1..${MAX_ROM_IMAGE_BYTES} bytes`);
+        }
       } else if (opts.guestName) {
         if (!standardGuestNames().includes(opts.guestName)) {
           throw usageError(`unknown --guest-name ${opts.guestName}; known: ${standardGuestNames().join(', ')}`);
         }
-        guest = standardGuest(opts.guestName);
+        // Through a boot ROM the standard guests print on COM1, as they do in their ROMs.
+        guest = standardGuest(opts.guestName, opts.bootrom ? 'com1' : 'debug-port');
       }
       const progress = opts.json ? undefined : (line: string): void => void process.stderr.write(`lab: ${line}\n`);
       const result = await runLab({
@@ -145,12 +171,14 @@ export function registerLabCommand(program: Command): void {
         compatFreebsd13: opts.compatFreebsd13,
         compatFreebsd14: opts.compatFreebsd14,
         ...(osreldate !== undefined ? { osreldate } : {}),
-        bootrom: Boolean(opts.bootrom),
+        bootrom: Boolean(opts.bootrom) || romFile !== undefined,
+        ...(romFile !== undefined ? { romFile } : {}),
         fbuf: Boolean(opts.fbuf),
         hostCpus,
         progress,
         keep: opts.keep,
         interposer: opts.interposer === undefined ? undefined : path.resolve(opts.interposer),
+        daemonKernel: opts.daemonKernel,
       });
       process.stdout.write(opts.json ? JSON.stringify(result) + '\n' : summarize(result) + '\n');
       process.exitCode = labSucceeded(result) ? 0 : 1;

@@ -3,6 +3,7 @@ import { queryControl, type StatusReport } from '../../daemon/control-server';
 import { DEFAULT_CONFIG_PATH, loadConfig } from '../../config/config';
 import type { VmEventRecord, VmRecord } from '../../daemon/registry';
 import { formatVcpuList } from '../../daemon/plan';
+import { releaseName } from '../../daemon/bhyve-generation';
 
 const SUSPEND_HOW = ['none', 'reset', 'poweroff', 'halt', 'triplefault'];
 
@@ -24,9 +25,19 @@ function eventArg(kind: string, arg: number | null): string {
       return ` (kernel cpuset ${arg} bytes)`;
     case 'vmrun-translated':
       return ` (through the ${arg}.0 VM_RUN)`;
+    case 'bhyve-generation':
+    case 'bhyve-native':
+    case 'bhyve-refused':
+      return ` (bhyve ${arg === 1300000 ? '13.x' : arg === 1400000 ? '14.0 or later' : releaseName(arg)})`;
     default:
       return '';
   }
+}
+
+/** The BHYVE column: release and what the interposer does for it ("14.3 compat", "15.0 native"). */
+function bhyveColumn(vm: VmRecord): string {
+  if (!vm.bhyve) return '-';
+  return `${vm.bhyve.release.replace(/ /g, '_')}${vm.bhyve.handling ? ` ${vm.bhyve.handling}` : ''}`;
 }
 
 /** A list longer than this is cut (the JSON report has every id). */
@@ -115,8 +126,12 @@ function formatLimits(limits: NonNullable<StatusReport['limits']>): string[] {
 }
 
 export function formatStatus(report: StatusReport): string {
+  const k = report.kernel;
   const lines = [
-    `vmm-compatd ${report.version} (pid ${report.pid}, protocol ${report.protocolVersion}), kernel variant ${report.kernelVariant}, up since ${report.startedAt}`,
+    `vmm-compatd ${report.version} (pid ${report.pid}, protocol ${report.protocolVersion}), kernel variant ${report.kernelVariant}${k ? ` (by ${k.by})` : ''}, up since ${report.startedAt}`,
+    ...(k ? [`kernel: ${k.why}${k.experiment?.cached ? ` (probed ${k.experiment.probedAt}, kept for this kernel)` : k.experiment ? ` (probed in ${k.experiment.elapsedMs} ms)` : ''}`] : []),
+    ...(k?.disagreement ? [`warning: ${k.disagreement}`] : []),
+    ...(k?.by === 'osreldate' && k.experimentSkipped ? [`warning: no experiment decided: ${k.experimentSkipped}`] : []),
     `socket directories: ${report.socketDirectories.map((d) => `${d.jail}=${d.path}`).join(' ')}`,
     `counters: ${Object.entries(report.counters).map(([k, v]) => `${k}=${v}`).join(' ')}`,
   ];
@@ -127,14 +142,15 @@ export function formatStatus(report: StatusReport): string {
     return lines.join('\n') + '\n';
   }
   lines.push('');
-  lines.push(['VM', 'JAIL', 'VCPUS', 'PLAN', 'PRE-ACTIVATED', 'PARKED', 'HANDED-OVER', 'CONNECTED'].join('\t'));
+  lines.push(['VM', 'JAIL', 'VCPUS', 'PLAN', 'PRE-ACTIVATED', 'PARKED', 'HANDED-OVER', 'CONNECTED', 'BHYVE'].join('\t'));
   for (const vm of vms) {
     lines.push(
-      [vm.name, vm.jail, vm.vcpus ?? '-', vm.plan?.action ?? '-', vcpuList(vm.preActivated), vcpuList(vm.parked), vcpuList(vm.handedOver), vm.connected ? 'yes' : 'no'].join('\t'),
+      [vm.name, vm.jail, vm.vcpus ?? '-', vm.plan?.action ?? '-', vcpuList(vm.preActivated), vcpuList(vm.parked), vcpuList(vm.handedOver), vm.connected ? 'yes' : 'no', bhyveColumn(vm)].join('\t'),
     );
   }
   for (const vm of vms) {
     lines.push('', `${vm.name}: ${vm.plan?.reason ?? 'no plan yet'}`);
+    if (vm.bhyve) lines.push(`  bhyve ${vm.bhyve.release}${vm.bhyve.generation && vm.bhyve.generation !== vm.bhyve.release ? ` (${vm.bhyve.generation})` : ''}: ${vm.bhyve.handling ?? 'not yet known'}; ${vm.bhyve.why}`);
     for (const group of groupEvents(vm.events).slice(-EVENT_LINES)) lines.push(formatGroup(group));
   }
   return lines.join('\n') + '\n';

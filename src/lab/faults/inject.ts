@@ -124,6 +124,7 @@ function triggerFor(c: FaultCase): Trigger {
 }
 
 interface BootSpec {
+  /** A flat image printing on COM1: bhyve boots it through a boot ROM (LabBench.spawnBhyve). */
   guest: Uint8Array;
   /** How this boot ends by itself. */
   expect: Outcome;
@@ -142,7 +143,7 @@ const AP_WAIT_MS = 4000;
 
 /** The smp-boot guest powering off (or resetting) after every AP checked in. */
 function smpBoot(vcpus: number, finalAction: 'poweroff' | 'reset' = 'poweroff'): BootSpec {
-  return { guest: buildSmpBoot({ apWaitMs: AP_WAIT_MS, finalAction }), expect: finalAction, aps: allAps(vcpus), output: `online=${vcpus}\n` };
+  return { guest: buildSmpBoot({ apWaitMs: AP_WAIT_MS, finalAction, console: 'com1' }), expect: finalAction, aps: allAps(vcpus), output: `online=${vcpus}\n` };
 }
 
 function bootsFor(scenario: Scenario, vcpus: number): BootSpec[] {
@@ -150,14 +151,14 @@ function bootsFor(scenario: Scenario, vcpus: number): BootSpec[] {
     case 'boot':
       return [smpBoot(vcpus)];
     case 'ap-starts-ap':
-      return [{ guest: buildApStartsAp(), expect: 'poweroff', aps: [...AP_STARTS_AP_STARTED], output: `online=${AP_STARTS_AP_STARTED.length + 1}\n` }];
+      return [{ guest: buildApStartsAp('com1'), expect: 'poweroff', aps: [...AP_STARTS_AP_STARTED], output: `online=${AP_STARTS_AP_STARTED.length + 1}\n` }];
     case 'restart-ap':
       // The wait for a re-run that never comes (the swallowed SIPI) is the whole apWaitMs.
-      return [{ guest: buildSmpBoot({ apWaitMs: 1000, restartAp: 1 }), expect: 'poweroff', aps: allAps(vcpus), output: `online=${vcpus}\nrestart=0\n` }];
+      return [{ guest: buildSmpBoot({ apWaitMs: 1000, restartAp: 1, console: 'com1' }), expect: 'poweroff', aps: allAps(vcpus), output: `online=${vcpus}\nrestart=0\n` }];
     case 'reset-then-boot':
       return [smpBoot(vcpus, 'reset'), smpBoot(vcpus)];
     case 'destroy-while-running':
-      return [{ guest: buildSmpBoot({ apWaitMs: AP_WAIT_MS }), expect: 'destroyed', aps: null, output: null }];
+      return [{ guest: buildSmpBoot({ apWaitMs: AP_WAIT_MS, console: 'com1' }), expect: 'destroyed', aps: null, output: null }];
   }
 }
 

@@ -5,14 +5,15 @@
 // The BSP starts AP 1 only, waits for two check-ins, prints `online=N` and powers off.
 
 import { Assembler } from './asm';
-import { ICR_INIT_ASSERT, ICR_STARTUP, PM1A_CONTROL_PORT, POWEROFF_VALUE } from './conventions';
+import { ICR_INIT_ASSERT, ICR_STARTUP, PM1A_CONTROL_PORT, POWEROFF_VALUE, type GuestConsole } from './conventions';
 import { jumpWhileWaitingMem, printDecimalBx, printString, sendIpi, startTscWait, waitNanoseconds } from './macros';
 import { SMP_BOOT_SIPI_VECTOR } from './smp-boot';
 
 /** The APs that run guest code: the BSP starts AP 1, AP 1 starts AP 2. */
 export const AP_STARTS_AP_STARTED = [1, 2] as const;
 
-export function buildApStartsAp(): Uint8Array {
+/** `console`: where it prints (the debug port 0xE9 by default; COM1 inside a boot ROM). */
+export function buildApStartsAp(console: GuestConsole = 'debug-port'): Uint8Array {
   const a = new Assembler(0);
   a.jmpNear('bsp');
   a.padTo(0x10).label('online').dw(0);
@@ -30,10 +31,10 @@ export function buildApStartsAp(): Uint8Array {
   a.label('poll').load('ax', 'online').aluImm('cmp', 'ax', 2).jae('done').pause();
   jumpWhileWaitingMem(a, 'wait', 'limit', 'poll');
   a.label('done');
-  printString(a, 'online=');
+  printString(a, 'online=', console);
   a.load('bx', 'online').incReg('bx');
-  printDecimalBx(a);
-  printString(a, '\n');
+  printDecimalBx(a, console);
+  printString(a, '\n', console);
   a.movImm16('dx', PM1A_CONTROL_PORT).movImm16('ax', POWEROFF_VALUE).outDxAx();
   a.label('bsp.park').cli().hlt().jmp('bsp.park');
   a.padTo(0x1000).label('trampoline');

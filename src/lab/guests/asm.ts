@@ -3,6 +3,8 @@
 // Encodings are fixed per method (no silent short/long choice), so a test can state the bytes
 // a method produces. Anything the subset lacks is deliberately missing here too, except ud2
 // (0F 0B), which guests use on purpose to leave the subset and triple-fault.
+//
+// Prefixes are emitted in the order 2E (CS override), F3 (rep), 66 (operand size), opcode.
 
 import { AluOp, Condition } from '../x86/opcodes';
 
@@ -27,6 +29,18 @@ const SEGMENT_REGS: readonly SegmentReg[] = ['es', 'cs', 'ss', 'ds'];
 const ALU_CODES = { add: AluOp.ADD, or: AluOp.OR, and: AluOp.AND, sub: AluOp.SUB, xor: AluOp.XOR, cmp: AluOp.CMP } as const;
 
 const OPERAND_SIZE_PREFIX = 0x66;
+const CS_OVERRIDE_PREFIX = 0x2e;
+const REP_PREFIX = 0xf3;
+
+/** Prefix options of the string move and lidt. */
+export interface SourceOptions {
+  /** 2E: read the source through CS (from the reset vector's CS base: the boot ROM). */
+  readonly cs?: boolean;
+}
+export interface StringMoveOptions extends SourceOptions {
+  /** F3: repeat CX times. */
+  readonly rep?: boolean;
+}
 /** ModRM mod = 00, r/m = 110: a 16-bit displacement follows. */
 const MODRM_DISP16 = 0b00_000_110;
 const MODRM_REGISTER = 0b11_000_000;
@@ -312,7 +326,34 @@ export class Assembler {
     return this.db(0xe2).branch('rel8', label, 'loop');
   }
 
+  // ---- String moves ----
+
+  /** [2E] [F3] A4: movsb (ES:DI = DS:SI, or CS:SI). */
+  movsb(options: StringMoveOptions = {}): this {
+    return this.stringPrefixes(options).db(0xa4);
+  }
+
+  /** [2E] [F3] A5: movsw. */
+  movsw(options: StringMoveOptions = {}): this {
+    return this.stringPrefixes(options).db(0xa5);
+  }
+
+  /** [2E] [F3] 66 A5: movsd. */
+  movsd(options: StringMoveOptions = {}): this {
+    return this.stringPrefixes(options).db(OPERAND_SIZE_PREFIX, 0xa5);
+  }
+
   // ---- Processor control, I/O, MSRs ----
+
+  /** [2E] 0F 01 /3: lidt [m16] (limit word, then a 24-bit base). */
+  lidt(mem: Mem, options: SourceOptions = {}): this {
+    if (options.cs) this.db(CS_OVERRIDE_PREFIX);
+    this.db(0x0f);
+    return this.memoryForm(0x01, 3, mem, 'lidt [m16]');
+  }
+
+  /** 0F A2: EAX, EBX, ECX, EDX = CPUID leaf EAX (subleaf ECX). */
+  cpuid(): this { return this.db(0x0f, 0xa2); }
 
   nop(): this { return this.db(0x90); }
   /** F3 90. */
@@ -329,6 +370,8 @@ export class Assembler {
   /** 0F 0B: outside the subset on purpose; the lab turns it into a triple fault. */
   ud2(): this { return this.db(0x0f, 0x0b); }
 
+  /** EC: in al, dx. */
+  inAlDx(): this { return this.db(0xec); }
   /** EE: out dx, al. */
   outDxAl(): this { return this.db(0xee); }
   /** EF: out dx, ax. */
@@ -394,6 +437,12 @@ export class Assembler {
   private imm32(value: number, what: string): this {
     const v = checkImmediate(value, 32, what);
     this.code.push(v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, v >>> 24);
+    return this;
+  }
+
+  private stringPrefixes(options: StringMoveOptions): this {
+    if (options.cs) this.db(CS_OVERRIDE_PREFIX);
+    if (options.rep) this.db(REP_PREFIX);
     return this;
   }
 

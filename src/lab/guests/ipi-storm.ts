@@ -6,7 +6,7 @@
 // (IPI_STORM_LAYOUT), as smp-boot's do. docs/lab-guests.md describes the behaviour and layout.
 
 import { Assembler } from './asm';
-import { GUEST_LOAD_ADDRESS, ICR_INIT_ASSERT, ICR_STARTUP, PM1A_CONTROL_PORT, POWEROFF_VALUE, VCPU_COUNT_ADDRESS } from './conventions';
+import { GUEST_CONSOLES, GUEST_LOAD_ADDRESS, ICR_INIT_ASSERT, ICR_STARTUP, PM1A_CONTROL_PORT, POWEROFF_VALUE, VCPU_COUNT_ADDRESS, type GuestConsole } from './conventions';
 import { jumpWhileWaitingMem, printDecimalBx, printString, sendIpi, startTscWait, waitNanoseconds } from './macros';
 import { INIT_WAIT_NS, MAX_AP_WAIT_MS, SMP_BOOT_SIPI_VECTOR, STARTUP_WAIT_NS } from './smp-boot';
 
@@ -19,6 +19,8 @@ export interface IpiStormOptions {
   self?: boolean;
   /** Bounded wait for the first check-ins, in ms of TSC time; default 1000, at most 4294. */
   apWaitMs?: number;
+  /** Where it prints: the lab's debug port 0xE9 (default) or COM1 (in a boot ROM); the layout is the same. */
+  console?: GuestConsole;
 }
 
 export const IPI_STORM_LAYOUT = {
@@ -70,6 +72,7 @@ function resolve(opts: IpiStormOptions): { rounds: number; missingIds: number; f
 /** Builds the ipi-storm image (load it at 0x10000). */
 export function buildIpiStorm(opts: IpiStormOptions = {}): Uint8Array {
   const o = resolve(opts);
+  const console = consoleOf(opts);
   const a = new Assembler(0);
   a.jmpNear('bsp');
   a.padTo(L.signature);
@@ -110,7 +113,7 @@ export function buildIpiStorm(opts: IpiStormOptions = {}): Uint8Array {
   a.pause();
   jumpWhileWaitingMem(a, 'waitStart', 'apWaitNs', 'checkin.poll');
   a.label('checkin.done');
-  emitPrintOnline(a);
+  emitPrintOnline(a, console);
 
   // The storm: INIT then STARTUP, no wait between them, to IDs firstId .. count+missingIds-1.
   a.load('ax', 'vcpuCount').aluFromMem('add', 'ax', 'missingIds').store('endId', 'ax');
@@ -126,13 +129,13 @@ export function buildIpiStorm(opts: IpiStormOptions = {}): Uint8Array {
   a.label('storm.roundDone');
   a.incMem16('roundsDone').jmpNear('storm.round');
   a.label('storm.done');
-  printString(a, 'storm=');
+  printString(a, 'storm=', console);
   a.load('bx', 'roundsDone');
-  printDecimalBx(a);
-  printString(a, '\n');
+  printDecimalBx(a, console);
+  printString(a, '\n', console);
   // A trampoline run again would have counted by now (the storm's last IPIs were its own wait).
   waitNanoseconds(a, STARTUP_WAIT_NS, 'waitStart');
-  emitPrintOnline(a);
+  emitPrintOnline(a, console);
   a.movImm16('dx', PM1A_CONTROL_PORT).movImm16('ax', POWEROFF_VALUE).outDxAx();
   a.label('park').cli().hlt().jmp('park');
 
@@ -145,11 +148,17 @@ export function buildIpiStorm(opts: IpiStormOptions = {}): Uint8Array {
 }
 
 /** `online=N\n`, N = 1 (the BSP) + the check-ins. Clobbers AX, BX, CX. */
-function emitPrintOnline(a: Assembler): void {
-  printString(a, 'online=');
+function emitPrintOnline(a: Assembler, console: GuestConsole): void {
+  printString(a, 'online=', console);
   a.load('bx', 'online').incReg('bx');
-  printDecimalBx(a);
-  printString(a, '\n');
+  printDecimalBx(a, console);
+  printString(a, '\n', console);
+}
+
+function consoleOf(opts: { console?: GuestConsole }): GuestConsole {
+  const console = opts.console ?? 'debug-port';
+  if (!GUEST_CONSOLES.includes(console)) throw new RangeError(`ipi-storm: console '${String(console)}' is not one of ${GUEST_CONSOLES.join(', ')}`);
+  return console;
 }
 
 function checkLayout(a: Assembler): void {

@@ -6,7 +6,7 @@
 // do. docs/lab-guests.md describes the behaviour and layout.
 
 import { Assembler } from './asm';
-import { GUEST_LOAD_ADDRESS, ICR_INIT_ASSERT, ICR_STARTUP, PM1A_CONTROL_PORT, POWEROFF_VALUE, VCPU_COUNT_ADDRESS } from './conventions';
+import { GUEST_CONSOLES, GUEST_LOAD_ADDRESS, ICR_INIT_ASSERT, ICR_STARTUP, PM1A_CONTROL_PORT, POWEROFF_VALUE, VCPU_COUNT_ADDRESS, type GuestConsole } from './conventions';
 import { jumpWhileWaitingMem, printDecimalBx, printString, sendIpi, startTscWait, waitNanoseconds } from './macros';
 import { INIT_WAIT_NS, MAX_AP_WAIT_MS, SMP_BOOT_SIPI_VECTOR, STARTUP_WAIT_NS } from './smp-boot';
 
@@ -15,6 +15,8 @@ export interface SipiWithoutInitOptions {
   strayWaitMs?: number;
   /** Bounded wait for the proper start's check-ins, in ms of TSC time; default 1000, at most 4294. */
   apWaitMs?: number;
+  /** Where it prints: the lab's debug port 0xE9 (default) or COM1 (in a boot ROM); the layout is the same. */
+  console?: GuestConsole;
 }
 
 export const SIPI_WITHOUT_INIT_LAYOUT = {
@@ -50,6 +52,7 @@ function waitNs(ms: number | undefined, fallback: number, what: string): number 
 
 /** Builds the sipi-without-init image (load it at 0x10000). */
 export function buildSipiWithoutInit(opts: SipiWithoutInitOptions = {}): Uint8Array {
+  const console = consoleOf(opts);
   const a = new Assembler(0);
   a.jmpNear('bsp');
   a.padTo(L.signature);
@@ -82,7 +85,7 @@ export function buildSipiWithoutInit(opts: SipiWithoutInitOptions = {}): Uint8Ar
   a.label('stray.poll');
   a.pause();
   jumpWhileWaitingMem(a, 'waitStart', 'strayWaitNs', 'stray.poll');
-  emitPrintOnline(a);
+  emitPrintOnline(a, console);
 
   // Now as it should be: INIT, STARTUP, STARTUP.
   a.storeImm16('apId', 1).storeImm16('expected', 0);
@@ -102,7 +105,7 @@ export function buildSipiWithoutInit(opts: SipiWithoutInitOptions = {}): Uint8Ar
   a.pause();
   jumpWhileWaitingMem(a, 'waitStart', 'apWaitNs', 'checkin.poll');
   a.label('checkin.done');
-  emitPrintOnline(a);
+  emitPrintOnline(a, console);
   a.movImm16('dx', PM1A_CONTROL_PORT).movImm16('ax', POWEROFF_VALUE).outDxAx();
   a.label('park').cli().hlt().jmp('park');
 
@@ -117,9 +120,15 @@ export function buildSipiWithoutInit(opts: SipiWithoutInitOptions = {}): Uint8Ar
   return a.bytes();
 }
 
-function emitPrintOnline(a: Assembler): void {
-  printString(a, 'online=');
+function emitPrintOnline(a: Assembler, console: GuestConsole): void {
+  printString(a, 'online=', console);
   a.load('bx', 'online').incReg('bx');
-  printDecimalBx(a);
-  printString(a, '\n');
+  printDecimalBx(a, console);
+  printString(a, '\n', console);
+}
+
+function consoleOf(opts: { console?: GuestConsole }): GuestConsole {
+  const console = opts.console ?? 'debug-port';
+  if (!GUEST_CONSOLES.includes(console)) throw new RangeError(`sipi-without-init: console '${String(console)}' is not one of ${GUEST_CONSOLES.join(', ')}`);
+  return console;
 }

@@ -15,6 +15,8 @@ import {
   RESET_CONTROL_PORT,
   RESET_VALUE,
   VCPU_COUNT_ADDRESS as LAB_VCPU_COUNT_ADDRESS,
+  GUEST_CONSOLES,
+  type GuestConsole,
 } from './conventions';
 import { jumpWhileWaitingMem, printDecimalBx, printString, sendIpi, startTscWait, waitNanoseconds } from './macros';
 
@@ -38,6 +40,12 @@ export interface SmpBootOptions {
   restartAp?: number;
   /** Run this long (ms of TSC time) before starting any AP, like firmware and an early kernel; default 0. */
   startDelayMs?: number;
+  /**
+   * Where the guest prints: the lab's debug port 0xE9 (default: what a loader boot's console
+   * is) or COM1 (what a boot ROM's guest prints on, on bhyve and on real machines). Only the
+   * code changes; every documented offset stays where it is.
+   */
+  console?: GuestConsole;
 }
 
 /** Image offsets (= DS offsets, since DS base = load address) of the smp-boot data and code. */
@@ -113,6 +121,7 @@ interface ResolvedOptions {
   apWaitNs: number;
   restartAp: number;
   startDelayNs: number;
+  console: GuestConsole;
 }
 
 function resolveOptions(opts: SmpBootOptions): ResolvedOptions {
@@ -140,7 +149,10 @@ function resolveOptions(opts: SmpBootOptions): ResolvedOptions {
   if (!Number.isFinite(startDelayMs) || startDelayMs < 0 || startDelayMs > MAX_AP_WAIT_MS) {
     throw new RangeError(`smp-boot: startDelayMs ${startDelayMs} is outside 0..${MAX_AP_WAIT_MS}`);
   }
+  const console = opts.console ?? 'debug-port';
+  if (!GUEST_CONSOLES.includes(console)) throw new RangeError(`smp-boot: console '${String(console)}' is not one of ${GUEST_CONSOLES.join(', ')}`);
   return {
+    console,
     startMask,
     finalAction: FINAL_ACTION_CODES[finalAction],
     apWaitNs: Math.round(apWaitMs * 1e6),
@@ -176,7 +188,10 @@ function emitStartAp(asm: Assembler): void {
   }
 }
 
-function emitBsp(asm: Assembler): void {
+function emitBsp(asm: Assembler, console: GuestConsole): void {
+  // COM1's output code is longer than the debug port's: a few branches over it need rel16 there
+  // (the debug-port image keeps its rel8 encodings byte for byte).
+  const long = console === 'com1';
   asm.padTo(L.bsp).label('bsp');
 
   // The vCPU count is at guest-physical 0x0500: read it through DS = 0, then DS = CS again.
@@ -220,10 +235,10 @@ function emitBsp(asm: Assembler): void {
   asm.pause();
   jumpWhileWaitingMem(asm, 'waitStart', 'apWaitNs', 'checkin.poll');
   asm.label('checkin.done');
-  printString(asm, 'online=');
+  printString(asm, 'online=', console);
   asm.load('bx', 'online').incReg('bx'); // the BSP counts too
-  printDecimalBx(asm);
-  printString(asm, '\n');
+  printDecimalBx(asm, console);
+  printString(asm, '\n', console);
 
   // Optional restart: INIT+SIPI an AP that already checked in, and watch for a new check-in.
   asm.load('ax', 'restartAp').aluImm('cmp', 'ax', NO_RESTART_AP).jccNear('E', 'final');
@@ -232,13 +247,16 @@ function emitBsp(asm: Assembler): void {
   emitStartAp(asm);
   startTscWait(asm, 'waitStart');
   asm.label('restart.poll');
-  asm.load('ax', 'online').aluFromMem('cmp', 'ax', 'onlineBeforeRestart').jne('restart.seen');
+  asm.load('ax', 'online').aluFromMem('cmp', 'ax', 'onlineBeforeRestart');
+  if (long) asm.jccNear('NE', 'restart.seen');
+  else asm.jne('restart.seen');
   asm.pause();
   jumpWhileWaitingMem(asm, 'waitStart', 'apWaitNs', 'restart.poll');
-  printString(asm, 'restart=0\n');
-  asm.jmp('final');
+  printString(asm, 'restart=0\n', console);
+  if (long) asm.jmpNear('final');
+  else asm.jmp('final');
   asm.label('restart.seen');
-  printString(asm, 'restart=1\n');
+  printString(asm, 'restart=1\n', console);
 
   // The final action; an unknown code powers off.
   asm.label('final');
@@ -278,7 +296,7 @@ export function buildSmpBoot(opts: SmpBootOptions = {}): Uint8Array {
   const asm = new Assembler(0); // DS base = load address, so image offsets are DS offsets
   asm.jmpNear('bsp');
   emitDataBlock(asm, options);
-  emitBsp(asm);
+  emitBsp(asm, options.console);
   emitTrampoline(asm);
   emitStartMaskHigh(asm, options);
   checkLayout(asm);

@@ -34,12 +34,16 @@ export function suspendedExit(rip: number, how: number): VcpuExit {
   return { exitcode: VmExitcode.SUSPENDED, instLength: 0, rip: BigInt(rip), u: encodeSuspended({ how }) };
 }
 
-export function inoutExit(rip: number, instLength: number, port: number, bytes: number, value: number): VcpuExit {
+/**
+ * vmx.c EXIT_REASON_INOUT: bytes, in (1 for an IN), port, and eax = the guest's EAX (for an OUT
+ * the value written; for an IN what userland merges its result into before VM_SET_REGISTER(RAX)).
+ */
+export function inoutExit(rip: number, instLength: number, port: number, bytes: number, eax: number, direction: 'in' | 'out' = 'out'): VcpuExit {
   return {
     exitcode: VmExitcode.INOUT,
     instLength,
     rip: BigInt(rip),
-    u: encodeInout({ bytes, in: 0, string: 0, rep: 0, port, eax: value >>> 0 }),
+    u: encodeInout({ bytes, in: direction === 'in' ? 1 : 0, string: 0, rep: 0, port, eax: eax >>> 0 }),
   };
 }
 

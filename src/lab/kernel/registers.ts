@@ -96,6 +96,8 @@ function checkDescriptorRegister(reg: number): void {
 
 export function getSegDesc(vcpu: Vcpu, reg: number): SegDesc {
   checkDescriptorRegister(reg);
+  // IDTR is the interpreter's (lidt loads it); its access rights are not modelled.
+  if (reg === VmReg.IDTR) return { base: BigInt(vcpu.cpu.idtr.base), limit: vcpu.cpu.idtr.limit, access: vcpu.otherDescriptors.get(reg)?.access ?? 0 };
   const seg = SEGMENT_OF_REG.get(reg);
   if (seg !== undefined) {
     const s: Segment = vcpu.cpu[seg];
@@ -106,6 +108,12 @@ export function getSegDesc(vcpu: Vcpu, reg: number): SegDesc {
 
 export function setSegDesc(vcpu: Vcpu, reg: number, desc: SegDesc): void {
   checkDescriptorRegister(reg);
+  if (reg === VmReg.IDTR) {
+    vcpu.cpu.idtr.base = Number(desc.base & LOW32);
+    vcpu.cpu.idtr.limit = desc.limit >>> 0;
+    vcpu.otherDescriptors.set(reg, { ...desc });
+    return;
+  }
   const seg = SEGMENT_OF_REG.get(reg);
   if (seg !== undefined) {
     const s: Segment = vcpu.cpu[seg];

@@ -214,7 +214,20 @@ function icrWriteIpiExit(vm: Vm, sender: Vcpu, icr: Icr, windowBug: boolean): Ic
   }
 }
 
-/** lapic_rdmsr for the MSRs the lab's guests read; every other MSR reads as 0. */
+/**
+ * vmm_lapic.c lapic_wrmsr(MSR_APICBASE) -> vlapic.c vlapic_set_apicbase: the value can only be
+ * written as it is ("Changing APIC_BASE MSR ... not supported", -1). False when the write
+ * changes it, which vmx.c turns into a VM_EXITCODE_WRMSR exit to userland.
+ */
+export function setApicBase(vcpu: Vcpu, value: bigint): boolean {
+  return value === readLapicMsr(vcpu, MSR_APICBASE);
+}
+
+/**
+ * lapic_rdmsr for the MSRs the lab's guests read; every other MSR reads as 0. IA32_APIC_BASE is
+ * vlapic->msr_apicbase: vlapic_init's DEFAULT_APIC_BASE | APICBASE_ENABLED (| APICBASE_BSP on
+ * vCPU 0), with APICBASE_X2APIC set and cleared by vlapic_set_x2apic_state.
+ */
 export function readLapicMsr(vcpu: Vcpu, msr: number): bigint {
   if (msr === MSR_APICBASE) {
     let value = DEFAULT_APIC_BASE | APICBASE_ENABLED;

@@ -8,20 +8,23 @@
 // (vcpu_should_yield / VM_EXITCODE_BOGUS is the model's slice boundary: yield and continue.)
 //
 // The guest runs in slices (slicing.ts: at most `sliceInstructions`, less when many vCPUs run);
-// between slices the vCPU yields to the event loop so that other vCPUs and requests progress. Exits: `out` -> VM_EXITCODE_INOUT to userland;
-// `hlt` -> vm_handle_hlt; `rdmsr`/`wrmsr` -> the lapic MSRs (the ICR write may become
-// VM_EXITCODE_IPI -> vm_handle_ipi, or SPINUP_AP, or a WRMSR exit); a fault outside the x86 subset
-// -> vm_suspend(TRIPLEFAULT) (as vm_entry_intinfo does for a triple fault).
+// between slices the vCPU yields to the event loop so that other vCPUs and requests progress. Exits: `out` and `in` ->
+// VM_EXITCODE_INOUT to userland (in = 1 for an IN; bhyve writes the result to RAX); `cpuid` ->
+// x86_emulate_cpuid in the kernel (cpuid.ts); `hlt` -> vm_handle_hlt; `rdmsr`/`wrmsr` -> the lapic
+// MSRs (the ICR write may become VM_EXITCODE_IPI -> vm_handle_ipi, or SPINUP_AP, or a WRMSR exit;
+// an IA32_APIC_BASE write that changes the value is a WRMSR exit, vlapic_set_apicbase); a fault
+// outside the x86 subset -> vm_suspend(TRIPLEFAULT) (as vm_entry_intinfo does for a triple fault).
 
 import { VmExitcode, VmSuspendHow } from '../../abi/enums';
-import { Flag } from '../x86/cpu';
-import { completeRdmsr, run, type Exit, type Platform } from '../x86/interpreter';
+import { Flag, Gpr } from '../x86/cpu';
+import { completeCpuid, completeRdmsr, run, type Exit, type Platform } from '../x86/interpreter';
+import { emulateCpuid } from './cpuid';
 import { Errno, KernelError, fail } from './errno';
 import { inoutExit, ipiExit, plainExit, spinupApExit, suspendedExit, wrmsrExit } from './exit';
 import { handleIpi } from './ipi';
 import { handleRendezvous } from './rendezvous';
 import { handleSuspend } from './suspend';
-import { MSR_X2APIC_ICR, readLapicMsr, writeIcr } from './vlapic';
+import { MSR_APICBASE, MSR_X2APIC_ICR, readLapicMsr, setApicBase, writeIcr } from './vlapic';
 import type { Vcpu } from './vcpu';
 import type { Vm } from './vm';
 import { checkAlive, type CallContext } from './wait';
@@ -112,6 +115,12 @@ async function handleExit(vm: Vm, vcpu: Vcpu, exit: Exclude<Exit, { kind: 'budge
       // No port the lab's guests use is emulated in the kernel: bhyve handles them (vm_handle_inout).
       vcpu.exit = inoutExit(exit.rip, exit.instLength, exit.port, exit.bytes, exit.value);
       return true;
+    case 'in':
+      vcpu.exit = inoutExit(exit.rip, exit.instLength, exit.port, exit.bytes, vcpu.cpu.gpr[Gpr.EAX], 'in');
+      return true;
+    case 'cpuid':
+      completeCpuid(vcpu.cpu, emulateCpuid(vm, vcpu, exit.leaf));
+      return false;
     case 'hlt':
       await handleHlt(vm, vcpu, (vcpu.cpu.flags & Flag.IF) === 0, ctx);
       return false;
@@ -119,7 +128,13 @@ async function handleExit(vm: Vm, vcpu: Vcpu, exit: Exclude<Exit, { kind: 'budge
       completeRdmsr(vcpu.cpu, readLapicMsr(vcpu, exit.msr));
       return false;
     case 'wrmsr':
-      return exit.msr === MSR_X2APIC_ICR ? handleIcrWrite(vm, vcpu, exit, ctx) : false;
+      if (exit.msr === MSR_X2APIC_ICR) return handleIcrWrite(vm, vcpu, exit, ctx);
+      if (exit.msr === MSR_APICBASE && !setApicBase(vcpu, exit.value)) {
+        // emulate_wrmsr failed: vmx.c hands the write to userland as VM_EXITCODE_WRMSR.
+        vcpu.exit = wrmsrExit(exit.rip, exit.instLength, exit.msr, exit.value);
+        return true;
+      }
+      return false;
     case 'fault':
       vm.lastFault = exit.reason;
       suspendQuietly(vm, VmSuspendHow.TRIPLEFAULT);

@@ -1,6 +1,7 @@
-// The reboot soak: one VM rebooted again and again the way vm-bhyve reboots a 13.1 guest (the
-// guest resets, bhyve exits 0, vm-bhyve starts bhyve again on the same VM, whose do_open finds
-// it existing and calls VM_REINIT), under the interposer and one long-running daemon. Every
+// The reboot soak: one VM rebooted again and again the way vm-bhyve reboots a 13.1 UEFI guest
+// (vm-bhyve destroys the VM between runs only for loader guests; lib/vm-run): the guest resets,
+// bhyve exits 0, vm-bhyve starts bhyve again on the same VM, whose do_open finds it existing and
+// calls VM_REINIT, under the interposer and one long-running daemon. Every
 // boot must start every AP; bhyve's threads, descriptors and RSS and the daemon's RSS,
 // descriptors, heap and status record must stay flat.
 //
@@ -208,7 +209,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     const inspector = await InspectorClient.connect(url);
     // After every tenth of the run: ten full collections, the RSS samples between them natural.
     const measureAt = new Set(Array.from({ length: 10 }, (_, i) => Math.max(1, Math.round(((i + 1) * options.boots) / 10))));
-    const guest = buildSmpBoot({ apWaitMs: 4000, finalAction: 'reset' });
+    // Booted through a boot ROM (spawnBhyve's default): it prints on COM1.
+    const guest = buildSmpBoot({ apWaitMs: 4000, finalAction: 'reset', console: 'com1' });
     const expected = Array.from({ length: options.vcpus - 1 }, (_, i) => i + 1).join(',');
     // Filled by the tap at this boot's VM_SUSPEND (a holder: the tap assigns it, not this scope).
     const pending: { sample: Omit<SoakSample, 'boot'> | null } = { sample: null };

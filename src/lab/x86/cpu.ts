@@ -32,6 +32,8 @@ export const Flag = {
   ZF: 1 << 6,
   SF: 1 << 7,
   IF: 1 << 9,
+  /** Direction: string instructions (movs) step SI and DI down instead of up. */
+  DF: 1 << 10,
   OF: 1 << 11,
 } as const;
 
@@ -47,6 +49,12 @@ function realModeSegment(access: number): Segment {
   return { selector: 0, base: 0, limit: REAL_MODE_LIMIT, access };
 }
 
+/** A descriptor-table register (IDTR): what lidt loads. */
+export interface TableRegister {
+  base: number;
+  limit: number;
+}
+
 export class CpuState {
   /** EAX..EDI in x86 encoding order (index with Gpr). */
   readonly gpr: Uint32Array = new Uint32Array(8);
@@ -58,6 +66,12 @@ export class CpuState {
   ds: Segment = realModeSegment(REAL_MODE_DATA_ACCESS);
   es: Segment = realModeSegment(REAL_MODE_DATA_ACCESS);
   ss: Segment = realModeSegment(REAL_MODE_DATA_ACCESS);
+  /**
+   * IDTR: base 0, limit 0xFFFF at power-on (the real-mode interrupt vector table). The lab never
+   * delivers an exception through it (every exception is a triple fault); lidt loads it so that a
+   * guest can make real CPUs agree (limit 0: any exception shuts the machine down).
+   */
+  idtr: TableRegister = { base: 0, limit: REAL_MODE_LIMIT };
   /** Instructions completed: the lab's ground truth that this vCPU ran guest code. */
   instructions = 0;
 }
@@ -72,6 +86,8 @@ export function resetCpuState(cpu: CpuState): void {
   cpu.flags = Flag.RESERVED_ONE;
   Object.assign(cpu.cs, realModeSegment(REAL_MODE_CODE_ACCESS));
   for (const seg of [cpu.ds, cpu.es, cpu.ss]) Object.assign(seg, realModeSegment(REAL_MODE_DATA_ACCESS));
+  cpu.idtr.base = 0;
+  cpu.idtr.limit = REAL_MODE_LIMIT;
 }
 
 /**

@@ -1,5 +1,5 @@
 // The lab's vCPU: runs the documented real-mode subset (opcodes.ts) on a CpuState until an
-// instruction needs the caller (hlt, out, wrmsr, rdmsr), the instruction budget is used up, or
+// instruction needs the caller (hlt, in, out, wrmsr, rdmsr, cpuid), the instruction budget is used up, or
 // the guest does something outside the subset (a fault, which the kernel model turns into a
 // triple-fault suspend).
 //
@@ -16,8 +16,9 @@ import { AluOp, OpFlag, OpType, ONE_BYTE_OPCODES, OpcodeEntry, Prefix, TWO_BYTE_
 export interface GuestMemory {
   readonly bytes: Uint8Array;
   /**
-   * A read-only region outside `bytes` that instructions may be fetched from: the boot ROM
-   * mapped so that it ends at 4 GB, where the reset vector (CS base 0xFFFF0000, IP 0xFFF0) is.
+   * A read-only region outside `bytes`: the boot ROM mapped so that it ends at 4 GB, where the
+   * reset vector (CS base 0xFFFF0000, IP 0xFFF0) is. Instructions are fetched from it, and a
+   * CS-relative read (the 2E prefix on movs and lidt) reads it; nothing writes it.
    */
   readonly high?: { readonly base: number; readonly bytes: Uint8Array } | null;
 }
@@ -31,9 +32,11 @@ export interface Platform {
 export type Exit =
   | { kind: 'budget' }
   | { kind: 'hlt'; rip: number; instLength: number }
+  | { kind: 'in'; port: number; bytes: 1 | 2 | 4; rip: number; instLength: number }
   | { kind: 'out'; port: number; bytes: 1 | 2 | 4; value: number; rip: number; instLength: number }
   | { kind: 'wrmsr'; msr: number; value: bigint; rip: number; instLength: number }
   | { kind: 'rdmsr'; msr: number; rip: number; instLength: number }
+  | { kind: 'cpuid'; leaf: number; subleaf: number; rip: number; instLength: number }
   | { kind: 'fault'; rip: number; opcode: number; reason: string };
 
 export type FaultExit = Extract<Exit, { kind: 'fault' }>;
@@ -72,8 +75,10 @@ let modrmRegField = 0;
 /** Whether the ModRM r/m operand is a register (mod = 11) or memory ([disp16]). */
 let rmIsRegister = false;
 let rmRegister = 0;
-/** Linear address of a memory operand, already checked against the DS limit and guest memory. */
+/** Linear address of a memory operand, already checked against the segment limit and guest memory. */
 let rmLinear = 0;
+/** The 2E prefix: the memory source is read through CS (which may reach the boot ROM). */
+let csOverride = false;
 
 function fault(detail: string): never {
   throw new GuestFault(detail);
@@ -125,18 +130,47 @@ function fetchRel16(): number {
 // ---- Operands ----
 
 /**
- * Checks a DS-relative data access of `size` bytes and returns its linear address. Real mode
- * still checks the segment limit (an access past it is #GP on x86); there is no A20 wrap.
+ * Checks a data access of `size` bytes at `offset` in segment `seg` (named `segName` in faults)
+ * and returns its linear address. Real mode still checks the segment limit (an access past it
+ * is #GP on x86); there is no A20 wrap.
  */
-function dataAddress(ds: Segment, offset: number, size: number): number {
-  if (offset + size - 1 > ds.limit) {
-    fault(`data access at DS offset 0x${hex(offset, 4)} (${size} bytes) beyond the DS limit 0x${hex(ds.limit, 4)}`);
+function dataAddress(seg: Segment, offset: number, size: number, segName = 'DS'): number {
+  if (offset + size - 1 > seg.limit) {
+    fault(`data access at ${segName} offset 0x${hex(offset, 4)} (${size} bytes) beyond the ${segName} limit 0x${hex(seg.limit, 4)}`);
   }
-  const linear = ds.base + offset;
+  const linear = seg.base + offset;
   if (linear + size > memory.length) {
     fault(`data access at linear 0x${hex(linear, 5)} (${size} bytes) outside guest memory (0x${hex(memory.length, 5)} bytes)`);
   }
   return linear;
+}
+
+/**
+ * A read through CS (the 2E prefix): like dataAddress, but the bytes may also lie in the boot ROM
+ * at the top of the 4 GB space, which real mode reaches only through the reset vector's CS base.
+ */
+function sourceAddress(cpu: CpuState, offset: number, size: number): number {
+  if (!csOverride) return dataAddress(cpu.ds, offset, size);
+  const cs = cpu.cs;
+  if (offset + size - 1 > cs.limit) {
+    fault(`data access at CS offset 0x${hex(offset, 4)} (${size} bytes) beyond the CS limit 0x${hex(cs.limit, 4)}`);
+  }
+  const linear = cs.base + offset;
+  if (linear + size <= memory.length) return linear;
+  const romOffset = linear - highBase;
+  if (romOffset < 0 || romOffset + size > highMemory.length) {
+    fault(`data access at linear 0x${hex(linear, 5)} (${size} bytes) outside guest memory (0x${hex(memory.length, 5)} bytes) and the boot ROM`);
+  }
+  return linear;
+}
+
+/** Reads what sourceAddress checked: guest memory or, above it, the boot ROM. */
+function readSource(linear: number, size: number): number {
+  if (linear + size <= memory.length) return readMemory(linear, size);
+  const at = linear - highBase;
+  if (size === 1) return highMemory[at];
+  if (size === 2) return highMemory[at] | (highMemory[at + 1] << 8);
+  return (highMemory[at] | (highMemory[at + 1] << 8) | (highMemory[at + 2] << 16) | (highMemory[at + 3] << 24)) >>> 0;
 }
 
 /**
@@ -152,11 +186,12 @@ function decodeModRM(cpu: CpuState, entry: OpcodeEntry, size: number): void {
   const mod = modrm >> 6;
   const rm = modrm & 7;
   if (mod === 3) {
+    if ((entry.opFlags & OpFlag.MEMORY_ONLY) !== 0) fault(`${opcodeText()} /${modrmRegField} needs a memory operand (#UD on x86)`);
     rmIsRegister = true;
     rmRegister = rm;
   } else if (mod === 0 && rm === 6) {
     rmIsRegister = false;
-    rmLinear = dataAddress(cpu.ds, fetch16(), size);
+    rmLinear = sourceAddress(cpu, fetch16(), size);
   } else {
     fault(`${opcodeText()}, ModRM 0x${hex(modrm, 2)}: addressing mode not in the lab's x86 subset (registers and [disp16] only)`);
   }
@@ -258,11 +293,13 @@ function step(cpu: CpuState, platform: Platform): Exit | null {
   let operandSize32 = false;
   let lock = false;
   let rep = false;
+  csOverride = false;
   let opByte = fetch8();
   for (;;) {
     if (opByte === Prefix.OPERAND_SIZE) operandSize32 = true;
     else if (opByte === Prefix.LOCK) lock = true;
     else if (opByte === Prefix.REP) rep = true;
+    else if (opByte === Prefix.CS_OVERRIDE) csOverride = true;
     else break;
     opByte = fetch8();
   }
@@ -282,9 +319,11 @@ function step(cpu: CpuState, platform: Platform): Exit | null {
   if (operandSize32 && (opFlags & OpFlag.NO_OPSIZE) !== 0) {
     fault('operand-size prefix 0x66 on a branch is not in the lab\'s x86 subset');
   }
-  if (rep && entry.opType !== OpType.NOP) fault('rep prefix 0xf3 is in the subset only as pause (f3 90)');
+  if (rep && (opFlags & OpFlag.REPEATABLE) === 0) fault('rep prefix 0xf3 is in the subset only as pause (f3 90) and on movs');
+  if (csOverride && (opFlags & OpFlag.CS_OVERRIDE) === 0) fault('segment override prefix 0x2e (cs) is in the subset only on movs and lidt');
   const size = (opFlags & OpFlag.BYTE) !== 0 ? 1 : (opFlags & OpFlag.OPSIZE) !== 0 && operandSize32 ? 4 : 2;
-  if ((opFlags & OpFlag.MODRM) !== 0) decodeModRM(cpu, entry, size);
+  // lidt reads a 6-byte pseudo-descriptor: a limit word and a base dword (24 bits without 66).
+  if ((opFlags & OpFlag.MODRM) !== 0) decodeModRM(cpu, entry, entry.opType === OpType.LIDT ? 6 : size);
   if (lock && ((opFlags & OpFlag.LOCKABLE) === 0 || rmIsRegister || (opFlags & OpFlag.MODRM) === 0)) {
     fault('lock prefix 0xf0 is allowed only on inc/dec of a memory operand (#UD on x86)');
   }
@@ -411,6 +450,24 @@ function step(cpu: CpuState, platform: Platform): Exit | null {
     case OpType.HLT:
       commit(cpu, fetchIp);
       return { kind: 'hlt', rip: instructionStart, instLength: fetchIp - instructionStart };
+    case OpType.IN_DX: {
+      const port = gpr[Gpr.EDX] & 0xffff;
+      commit(cpu, fetchIp);
+      return { kind: 'in', port, bytes: 1, rip: instructionStart, instLength: fetchIp - instructionStart };
+    }
+    case OpType.MOVS:
+      moveString(cpu, size, rep);
+      break;
+    case OpType.LIDT: {
+      const limit = readSource(rmLinear, 2);
+      const base = readSource(rmLinear + 2, 4);
+      cpu.idtr.limit = limit;
+      cpu.idtr.base = operandSize32 ? base : base & 0xffffff;
+      break;
+    }
+    case OpType.CPUID:
+      commit(cpu, fetchIp);
+      return { kind: 'cpuid', leaf: gpr[Gpr.EAX], subleaf: gpr[Gpr.ECX], rip: instructionStart, instLength: fetchIp - instructionStart };
     case OpType.OUT_IMM8:
     case OpType.OUT_DX: {
       const port = entry.opType === OpType.OUT_IMM8 ? fetch8() : gpr[Gpr.EDX] & 0xffff;
@@ -436,15 +493,44 @@ function step(cpu: CpuState, platform: Platform): Exit | null {
   return null;
 }
 
+/**
+ * movs with 16-bit addressing: copies `size` bytes from DS:SI (CS:SI with 2E) to ES:DI and steps
+ * SI and DI by `size` (down with DF), once or, with rep, CX times (CX ends at 0). Every element
+ * is checked before the first is written, so a fault changes nothing; the copy then goes element
+ * by element in order, as x86 does (overlapping ranges behave as on x86).
+ */
+function moveString(cpu: CpuState, size: number, rep: boolean): void {
+  const gpr = cpu.gpr;
+  const step = (cpu.flags & Flag.DF) !== 0 ? -size : size;
+  const count = rep ? gpr[Gpr.ECX] & 0xffff : 1;
+  let si = gpr[Gpr.ESI] & 0xffff;
+  let di = gpr[Gpr.EDI] & 0xffff;
+  for (let i = 0, s = si, d = di; i < count; i++) {
+    sourceAddress(cpu, s, size);
+    dataAddress(cpu.es, d, size, 'ES');
+    s = (s + step) & 0xffff;
+    d = (d + step) & 0xffff;
+  }
+  for (let i = 0; i < count; i++) {
+    writeMemory(cpu.es.base + di, size, readSource((csOverride ? cpu.cs.base : cpu.ds.base) + si, size));
+    si = (si + step) & 0xffff;
+    di = (di + step) & 0xffff;
+  }
+  writeRegister(gpr, Gpr.ESI, 2, si);
+  writeRegister(gpr, Gpr.EDI, 2, di);
+  if (rep) writeRegister(gpr, Gpr.ECX, 2, 0);
+}
+
 function commit(cpu: CpuState, nextIp: number): void {
   cpu.ip = nextIp;
   cpu.instructions++;
 }
 
 /**
- * Runs up to `budget` instructions. hlt, out, wrmsr and rdmsr complete their own architectural
- * effect (IP past the instruction, counted in `instructions`) and return so that the caller can
- * apply the side effect; a fault leaves IP at the faulting instruction and does not count it.
+ * Runs up to `budget` instructions. hlt, in, out, wrmsr, rdmsr and cpuid complete their own
+ * architectural effect (IP past the instruction, counted in `instructions`) and return so that
+ * the caller can apply the side effect (for in, rdmsr and cpuid: the result registers); a fault
+ * leaves IP at the faulting instruction and does not count it.
  */
 export function run(cpu: CpuState, mem: GuestMemory, platform: Platform, budget: number): Exit {
   memory = mem.bytes;
@@ -463,6 +549,23 @@ export function run(cpu: CpuState, mem: GuestMemory, platform: Platform, budget:
     highMemory = NO_MEMORY;
   }
   return BUDGET_EXIT;
+}
+
+/**
+ * Completes an in exit: the low `bytes` of EAX = value, the rest kept (bhyve's inout.c writes
+ * RAX that way after the port handler).
+ */
+export function completeIn(cpu: CpuState, bytes: 1 | 2 | 4, value: number): void {
+  const mask = bytes === 4 ? 0xffffffff : bytes === 2 ? 0xffff : 0xff;
+  cpu.gpr[Gpr.EAX] = ((cpu.gpr[Gpr.EAX] & ~mask) | (value & mask)) >>> 0;
+}
+
+/** Completes a cpuid exit: EAX, EBX, ECX, EDX = the leaf's four registers. */
+export function completeCpuid(cpu: CpuState, regs: readonly [number, number, number, number]): void {
+  cpu.gpr[Gpr.EAX] = regs[0] >>> 0;
+  cpu.gpr[Gpr.EBX] = regs[1] >>> 0;
+  cpu.gpr[Gpr.ECX] = regs[2] >>> 0;
+  cpu.gpr[Gpr.EDX] = regs[3] >>> 0;
 }
 
 /** Completes an rdmsr exit: EDX:EAX = value (the MSR's 64 bits). */

@@ -66,6 +66,14 @@ export const OpType = {
   RDMSR: 33,
   /** EA: jmp ptr16:16 (far jump: reloads CS, base = selector << 4 in real mode). */
   JMP_FAR: 34,
+  /** EC: in AL, DX (an exit: the caller supplies the byte). */
+  IN_DX: 35,
+  /** A4 / A5: movsb / movsw / movsd, ES:DI = DS:SI (CS:SI with 2E), optionally rep. */
+  MOVS: 36,
+  /** 0F A2: cpuid (an exit: the caller supplies EAX, EBX, ECX, EDX). */
+  CPUID: 37,
+  /** 0F 01 /3: lidt m16&32. */
+  LIDT: 38,
 } as const;
 export type OpType = (typeof OpType)[keyof typeof OpType];
 
@@ -81,6 +89,12 @@ export const OpFlag = {
   LOCKABLE: 1 << 3,
   /** The operand is 8 bits wide. */
   BYTE: 1 << 4,
+  /** 0xF3 rep is allowed (pause is F3 90; rep movs repeats CX times). */
+  REPEATABLE: 1 << 5,
+  /** 0x2E (CS segment override) is allowed: the memory source is read through CS. */
+  CS_OVERRIDE: 1 << 6,
+  /** The ModRM operand must be memory (a register is #UD on x86). */
+  MEMORY_ONLY: 1 << 7,
 } as const;
 
 /** ALU operations, numbered as the /digit of 81/83 and bits 5..3 of opcodes 00..3F. */
@@ -127,7 +141,7 @@ const aluOfOpcode = (opByte: number): number => (opByte >> 3) & 7;
 const registerOfOpcode = (opByte: number): number => opByte & 7;
 const conditionOfOpcode = (opByte: number): number => opByte & 0xf;
 
-const { MODRM, OPSIZE, NO_OPSIZE, LOCKABLE, BYTE } = OpFlag;
+const { MODRM, OPSIZE, NO_OPSIZE, LOCKABLE, BYTE, REPEATABLE, CS_OVERRIDE, MEMORY_ONLY } = OpFlag;
 
 /** The subset, one row per instruction form, in opcode order. */
 export const SUBSET_FORMS: readonly InstructionForm[] = [
@@ -158,7 +172,7 @@ export const SUBSET_FORMS: readonly InstructionForm[] = [
   { table: 'one-byte', opBytes: [0x8e], encoding: '8E /r', mnemonic: 'mov sreg, r/m16',
     effect: 'ES/SS/DS = r/m16, base = selector << 4 (CS is #UD on x86)', opType: OpType.MOV_SREG_RM, opFlags: MODRM, regFieldMask: 0b1101 },
   { table: 'one-byte', opBytes: [0x90], encoding: '90 / F3 90', mnemonic: 'nop / pause',
-    effect: 'nothing (pause does not exit)', opType: OpType.NOP, opFlags: 0 },
+    effect: 'nothing (pause does not exit)', opType: OpType.NOP, opFlags: REPEATABLE },
   { table: 'one-byte', opBytes: [0xa0], encoding: 'A0 ow', mnemonic: 'mov al, [m16]',
     effect: 'AL = byte at DS:m16', opType: OpType.MOV_ACC_MOFFS, opFlags: BYTE },
   { table: 'one-byte', opBytes: [0xa1], encoding: 'A1 ow', mnemonic: 'mov ax, [m16]',
@@ -167,6 +181,10 @@ export const SUBSET_FORMS: readonly InstructionForm[] = [
     effect: 'byte at DS:m16 = AL', opType: OpType.MOV_MOFFS_ACC, opFlags: BYTE },
   { table: 'one-byte', opBytes: [0xa3], encoding: 'A3 ow', mnemonic: 'mov [m16], ax',
     effect: 'word/dword at DS:m16 = AX/EAX', opType: OpType.MOV_MOFFS_ACC, opFlags: OPSIZE },
+  { table: 'one-byte', opBytes: [0xa4], encoding: '[2E] [F3] A4', mnemonic: '[cs] [rep] movsb',
+    effect: 'byte at ES:DI = byte at DS:SI (CS:SI with 2E, which reaches the boot ROM); SI, DI += 1 (-= 1 with DF); F3: CX times, CX = 0', opType: OpType.MOVS, opFlags: BYTE | REPEATABLE | CS_OVERRIDE },
+  { table: 'one-byte', opBytes: [0xa5], encoding: '[2E] [F3] A5', mnemonic: '[cs] [rep] movsw',
+    effect: 'as movsb for a word (dword with 66): SI, DI += 2 (4)', opType: OpType.MOVS, opFlags: OPSIZE | REPEATABLE | CS_OVERRIDE },
   { table: 'one-byte', opBytes: range(0xb0, 8), encoding: 'B0+r ib', mnemonic: 'mov r8, imm8',
     effect: 'AL CL DL BL AH CH DH BH = imm8', opType: OpType.MOV_REG8_IMM, opFlags: BYTE, subcode: registerOfOpcode },
   { table: 'one-byte', opBytes: range(0xb8, 8), encoding: 'B8+r iw/id', mnemonic: 'mov r, imm',
@@ -187,6 +205,8 @@ export const SUBSET_FORMS: readonly InstructionForm[] = [
     effect: 'CS = sw (base = sw << 4), IP = iw: leaves the reset vector\'s CS base 0xFFFF0000', opType: OpType.JMP_FAR, opFlags: NO_OPSIZE },
   { table: 'one-byte', opBytes: [0xeb], encoding: 'EB cb', mnemonic: 'jmp rel8',
     effect: 'IP += rel8', opType: OpType.JMP_REL8, opFlags: NO_OPSIZE },
+  { table: 'one-byte', opBytes: [0xec], encoding: 'EC', mnemonic: 'in al, dx',
+    effect: 'exit in (1 byte) from port DX; the caller stores AL', opType: OpType.IN_DX, opFlags: BYTE },
   { table: 'one-byte', opBytes: [0xee], encoding: 'EE', mnemonic: 'out dx, al',
     effect: 'exit out (1 byte) to port DX', opType: OpType.OUT_DX, opFlags: BYTE },
   { table: 'one-byte', opBytes: [0xef], encoding: 'EF', mnemonic: 'out dx, ax',
@@ -199,6 +219,8 @@ export const SUBSET_FORMS: readonly InstructionForm[] = [
     effect: 'IF = 1', opType: OpType.STI, opFlags: 0 },
   { table: 'one-byte', opBytes: [0xff], encoding: 'FF /0 /1', mnemonic: 'inc/dec r/m',
     effect: 'r/m += 1 or -= 1; CF kept; F0 lock allowed with a memory operand', opType: OpType.INC_DEC_RM, opFlags: MODRM | OPSIZE | LOCKABLE, regFieldMask: 0b11 },
+  { table: 'two-byte', opBytes: [0x01], encoding: '[2E] 0F 01 /3', mnemonic: 'lidt [m16]',
+    effect: 'IDTR = limit (word) and base (the next 3 bytes; 4 with 66) at DS:m16 (CS:m16 with 2E)', opType: OpType.LIDT, opFlags: MODRM | MEMORY_ONLY | CS_OVERRIDE, regFieldMask: 0b1000 },
   { table: 'two-byte', opBytes: [0x30], encoding: '0F 30', mnemonic: 'wrmsr',
     effect: 'exit wrmsr: MSR ECX = EDX:EAX', opType: OpType.WRMSR, opFlags: 0 },
   { table: 'two-byte', opBytes: [0x31], encoding: '0F 31', mnemonic: 'rdtsc',
@@ -207,6 +229,8 @@ export const SUBSET_FORMS: readonly InstructionForm[] = [
     effect: 'exit rdmsr: MSR ECX; the caller stores EDX:EAX with completeRdmsr', opType: OpType.RDMSR, opFlags: 0 },
   { table: 'two-byte', opBytes: range(0x80, 16), encoding: '0F 80+cc cw', mnemonic: 'jcc rel16',
     effect: 'IP += rel16 if the condition holds (conditions as 70+cc)', opType: OpType.JCC_REL16, opFlags: NO_OPSIZE, subcode: conditionOfOpcode },
+  { table: 'two-byte', opBytes: [0xa2], encoding: '0F A2', mnemonic: 'cpuid',
+    effect: 'exit cpuid: leaf EAX, subleaf ECX; the caller stores EAX, EBX, ECX, EDX with completeCpuid', opType: OpType.CPUID, opFlags: 0 },
 ];
 
 const UNSUPPORTED_FLAGS = 0;
@@ -239,7 +263,7 @@ export const ONE_BYTE_OPCODES: readonly OpcodeEntry[] = buildTable('one-byte');
 export const TWO_BYTE_OPCODES: readonly OpcodeEntry[] = buildTable('two-byte');
 
 /** Prefix bytes the subset accepts (everything else that x86 calls a prefix is an unsupported opcode). */
-export const Prefix = { OPERAND_SIZE: 0x66, LOCK: 0xf0, REP: 0xf3, TWO_BYTE_ESCAPE: 0x0f } as const;
+export const Prefix = { OPERAND_SIZE: 0x66, LOCK: 0xf0, REP: 0xf3, CS_OVERRIDE: 0x2e, TWO_BYTE_ESCAPE: 0x0f } as const;
 
 /** Condition codes of jcc (low nibble of 70+cc / 0F 80+cc), for the assembler. */
 export const Condition = {
