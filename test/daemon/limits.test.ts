@@ -368,3 +368,37 @@ test("a jail's plans: a burst of its max_sessions, then max_sessions / 2 a secon
     other.end();
   });
 });
+
+test('the global max_sessions_before_hello: connections before HELLO of every jail together', async () => {
+  await withServer({ global: 'max_sessions_before_hello = 3' }, async (rig) => {
+    const silent = [await CompatClient.connect(rig.dir('a')), await CompatClient.connect(rig.dir('a')), await CompatClient.connect(rig.dir('b'))];
+    await until(() => rig.server.openTotals().beforeHello === 3, 'three before HELLO');
+    await assertBusy(await CompatClient.connect(rig.dir('b')), /vmm-compatd has 3 connections waiting for their HELLO \(max_sessions_before_hello\)/);
+    assert.deepEqual(rig.server.refusedSessions(), { b: { 'global-before-hello': 1 } });
+    silent[2]!.send(hello(rig.vm('gbh')));
+    assert.equal((await silent[2]!.next())?.type, MessageType.WELCOME);
+    const more = await CompatClient.connect(rig.dir('b'));
+    await sleep(50);
+    assert.equal(more.closed, false, 'room again after a HELLO');
+    for (const c of [...silent, more]) c.end();
+  });
+});
+
+test('message handling stops after MESSAGE_BUDGET_MS in a turn of the event loop and goes on in the next: thousands of events are not handled in one go', async () => {
+  await withServer({ global: 'session_events_per_second = 100000\nsession_event_burst = 100000' }, async (rig) => {
+    const c = await session(rig, 'a', 'budget');
+    const event = encode({ type: MessageType.EVENT, kind: EventKind.SPINUP_DUPLICATE, vcpu: 1, arg: 0, monotonicNs: 0n });
+    const count = 3000;
+    c.send(Buffer.concat(Array.from({ length: count }, () => event)));
+    const recorded = (): number => rig.server.registry.find('budget')!.events.filter((e) => e.kind === 'spinup-duplicate').length;
+    let deferredWith = -1;
+    await until(() => {
+      const waiting = rig.server.sessionBuffers().find((b) => b.jail === 'a')?.waiting;
+      if (waiting === 'turn' && deferredWith < 0) deferredWith = recorded();
+      return recorded() >= Math.min(count, 500);
+    }, 'events handled');
+    await until(() => recorded() >= 500 && rig.server.sessionBuffers().every((b) => b.waiting === null), 'every event', 5000);
+    assert.ok(deferredWith >= 0 && deferredWith < count, `the session waited for the next turn (with ${deferredWith} of ${count} events handled)`);
+    c.end();
+  });
+});
