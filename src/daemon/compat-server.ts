@@ -28,7 +28,7 @@ import { VmRegistry, type Counters, type VmRecord } from './registry';
 import type { DaemonMetrics } from '../metrics/prometheus';
 import { KernelClock } from './kernel-clock';
 import { vmNameProblem } from './vm-name';
-import { BEFORE_HELLO_PER_DIRECTORY, SessionCounts, deriveLimits, directoryPlanRate, refusalMessage, type Limits, type RefusalReason } from './limits';
+import { BEFORE_HELLO_PER_DIRECTORY, SessionCounts, deriveLimits, directoryPlanRate, refusalMessage, type DirectoryLimits, type Limits, type RefusalReason } from './limits';
 import { defaultConfig } from '../config/config';
 import { FairQueue } from './fair-queue';
 import { TokenBucket } from './token-bucket';
@@ -169,6 +169,7 @@ export class CompatServer {
   /** New limits (SIGHUP): new connections and events follow them; open sessions stay. */
   setLimits(limits: Limits): void {
     this.counts.setLimits(limits);
+    for (const { server, dir } of this.listeners.values()) this.setConnectionCap(server, dir.jail);
     for (const bucket of this.jailEvents.values()) bucket.setRate(limits.directoryEvents.perSecond, limits.directoryEvents.burst);
     for (const [jail, bucket] of this.jailPlans) {
       const rate = directoryPlanRate(limits.directories.get(jail) ?? limits.directories.get('host')!);
@@ -236,7 +237,21 @@ export class CompatServer {
     const socketPath = path.join(dir.path, SOCKET_NAME);
     fs.mkdirSync(dir.path, { recursive: true, mode: 0o755 });
     await removeStaleSocket(socketPath);
-    const server = net.createServer((socket) => this.accept(dir, socket));
+    // Not read until admitted: a connection refused over a limit is written to and closed,
+    // never read (no read buffer, no reset to report).
+    const server = net.createServer({ pauseOnConnect: true }, (socket) => this.accept(dir, socket));
+    this.setConnectionCap(server, dir.jail);
+    // Past the cap Node closes a connection as it accepts it, before any socket object exists:
+    // the cheapest refusal there is, for a jail that keeps connecting while it is full. It gets
+    // no reply (the interposer reads the close as an absent daemon: the same failure policy).
+    server.on('drop', () => {
+      const mine = this.directoryLimits(dir.jail);
+      // Full of sessions, or of sessions and refusals being answered (before HELLO).
+      const full = (this.counts.openByJail().get(dir.jail) ?? 0) >= mine.maxSessions;
+      const refused: RefusalReason = full ? 'max-sessions' : 'before-hello';
+      const limit = full ? mine.maxSessions : mine.maxSessionsBeforeHello;
+      this.noteRefused(dir.jail, refused, refusalMessage({ refused, limit, scope: `jail ${dir.jail}` }), limit);
+    });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       // A short listen queue: the connections one event-loop turn accepts (and refuses, in a
@@ -255,10 +270,22 @@ export class CompatServer {
     this.options.logger.info({ jail: dir.jail, socket: socketPath }, 'listening');
   }
 
-  private listenBacklog(jail: string): number {
+  private directoryLimits(jail: string): DirectoryLimits {
     const limits = this.counts.current;
-    const mine = limits.directories.get(jail) ?? limits.directories.get('host')!;
-    return Math.max(BEFORE_HELLO_PER_DIRECTORY, mine.maxSessionsBeforeHello);
+    return limits.directories.get(jail) ?? limits.directories.get('host')!;
+  }
+
+  /**
+   * Node's own cap on a listener's open connections: the directory's max_sessions and one more,
+   * the connection being refused with ERROR (so each refusal in a flood is answered in turn,
+   * and the ones that arrive meanwhile are dropped at accept).
+   */
+  private setConnectionCap(server: net.Server, jail: string): void {
+    server.maxConnections = this.directoryLimits(jail).maxSessions + 1;
+  }
+
+  private listenBacklog(jail: string): number {
+    return Math.max(BEFORE_HELLO_PER_DIRECTORY, this.directoryLimits(jail).maxSessionsBeforeHello);
   }
 
   async unlisten(dirPath: string): Promise<void> {
@@ -328,6 +355,7 @@ export class CompatServer {
     socket.on('data', (chunk: Buffer) => this.receive(session, chunk));
     socket.on('error', () => socket.destroy());
     socket.on('close', () => this.drop(session));
+    socket.resume();
   }
 
   /** Counts and logs (once per burst) a connection refused over a limit. */
