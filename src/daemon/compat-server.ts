@@ -122,6 +122,8 @@ interface Session {
   /** Ends a wait for tokens. */
   wakeTimer: NodeJS.Timeout | null;
   events: TokenBucket;
+  /** When the held plan request was read (performance.now()), for the plan's `waitedMs`. */
+  planReadAt: number;
 }
 
 export class CompatServer {
@@ -151,6 +153,7 @@ export class CompatServer {
   /** When this turn's message handling began (null: none yet), and who waits for the next turn. */
   private budgetStart: number | null = null;
   private readonly nextTurn: Session[] = [];
+  private readonly refusalFrames = new Map<string, Buffer>();
   private nextSession = 1;
   private readonly deviceDir: string;
 
@@ -348,6 +351,7 @@ export class CompatServer {
       helloTimer: null,
       wakeTimer: null,
       events: new TokenBucket(limits.sessionEvents.perSecond, limits.sessionEvents.burst),
+      planReadAt: 0,
     };
     session.helloTimer = setTimeout(() => this.silent(session), limits.helloTimeoutMs);
     this.sessions.add(session);
@@ -380,10 +384,24 @@ export class CompatServer {
     socket.on('error', () => socket.destroy());
     const timer = setTimeout(() => socket.destroy(), REFUSAL_WRITE_MS);
     timer.unref();
-    socket.write(encode({ type: MessageType.ERROR, code: BUSY_CODE, message }), () => {
+    socket.write(this.refusalFrame(message), () => {
       clearTimeout(timer);
       socket.destroy();
     });
+  }
+
+  /**
+   * The ERROR frame of a refusal, encoded once per message: in a flood the same few messages
+   * go out thousands of times a second (one per jail and reason, and limit).
+   */
+  private refusalFrame(message: string): Buffer {
+    let frame = this.refusalFrames.get(message);
+    if (!frame) {
+      if (this.refusalFrames.size >= 64) this.refusalFrames.clear();
+      frame = encode({ type: MessageType.ERROR, code: BUSY_CODE, message });
+      this.refusalFrames.set(message, frame);
+    }
+    return frame;
   }
 
   /** hello_timeout_ms passed without a whole frame: the connection goes. */
@@ -443,6 +461,7 @@ export class CompatServer {
         }
         if (!msg) break;
         session.held = msg;
+        if (msg.type === MessageType.PLAN_REQUEST) session.planReadAt = performance.now();
         if (session.helloTimer) {
           clearTimeout(session.helloTimer);
           session.helloTimer = null;
@@ -789,6 +808,8 @@ export class CompatServer {
       throw new ProtocolError(`vCPU count ${ncpus} is outside 1..${maxVcpus} (13.x userland's CPU_SETSIZE${maxVcpus < LEGACY_MAX_VCPUS ? ` in protocol ${session.reader.version}` : ''})`);
     }
     const started = process.hrtime.bigint();
+    // How long the request waited in the daemon (its jail's rate, its turn) before this plan.
+    const waitedMs = performance.now() - session.planReadAt;
     const variant = this.settings.variant;
     const facts = VARIANT_FACTS[variant];
     const log = this.options.logger.child({ vm: vm.name, jail: session.jail, session: session.id });
@@ -846,7 +867,10 @@ export class CompatServer {
       this.count('apsActivated', session.jail, parked.length);
     }
     this.registry.record(vm, session.id, 'plan', null, ncpus, reason);
-    log.info({ vcpus: ncpus, boot, parked: formatVcpuList(parked), spinupBias, planMs: Number(elapsedMs.toFixed(3)), kernelMs: Number((kernel.seconds * 1000).toFixed(3)), reason }, 'plan');
+    log.info(
+      { vcpus: ncpus, boot, parked: formatVcpuList(parked), spinupBias, planMs: Number(elapsedMs.toFixed(3)), kernelMs: Number((kernel.seconds * 1000).toFixed(3)), waitedMs: Number(waitedMs.toFixed(3)), reason },
+      'plan',
+    );
     const parkedSet = maskOf(parked);
     this.send(session, {
       type: MessageType.PLAN,

@@ -16,7 +16,7 @@ import { buildSmpBoot } from '../guests/smp-boot';
 import { ARTIFACTS, requireArtifact } from '../../native-paths';
 import { Driver, Observer, freeLoopbackPort, spread, type Spread } from '../scale/run';
 import type { FloodSpec, FloodStats } from './flood';
-import type { ScrapeProbe } from '../scale/messages';
+import type { ResourceSample, ScrapeProbe } from '../scale/messages';
 import { percentile, processCpuNs } from '../measure';
 
 export const VICTIM_VCPUS = 4;
@@ -44,6 +44,8 @@ export interface VictimPhase {
   /** Of that, the plan inside the daemon, and the part of it in the kernel's ioctls. */
   daemonPlanMs: Spread;
   kernelMs: Spread;
+  /** And the wait inside the daemon before the plan: read to started (its jail's turn). */
+  waitedInDaemonMs: Spread;
   bootMs: Spread;
   /** Boots in which every AP ran guest code and the guest powered off. */
   bootsWithEveryAp: number;
@@ -62,6 +64,8 @@ export interface HostileResult {
   refusedSessions: number;
   refusedByReason: Record<string, number>;
   daemonPeakRssMiB: number;
+  /** The daemon's largest RSS sample in each phase (VmRSS, every 100 ms), in MiB. */
+  daemonRssMiB: { quiet: number; flooded: number; afterFlood: number };
   daemonFds: { beforeFlood: number; peak: number; afterFlood: number };
   status: {
     probes: number;
@@ -98,12 +102,14 @@ interface VictimPlanTimes {
   /** The daemon's `plan` line: the plan inside the daemon, and the part in the kernel's ioctls. */
   daemonMs?: number;
   kernelMs?: number;
+  /** The daemon's `waitedMs`: from reading the request to starting the plan (its turn). */
+  waitedMs?: number;
 }
 
 /** The victim's plan times per VM, read line by line (the log may be large). */
 async function victimPlanTimes(logFile: string, vmPrefix: string): Promise<Map<string, VictimPlanTimes>> {
   const out = new Map<string, VictimPlanTimes>();
-  const daemonSide = new Map<string, { daemonMs: number; kernelMs: number }>();
+  const daemonSide = new Map<string, { daemonMs: number; kernelMs: number; waitedMs?: number }>();
   const lines = readline.createInterface({ input: fs.createReadStream(logFile), crlfDelay: Infinity });
   for await (const line of lines) {
     if (!line.includes(`"vm":"${vmPrefix}`)) continue;
@@ -111,8 +117,8 @@ async function victimPlanTimes(logFile: string, vmPrefix: string): Promise<Map<s
       const l = JSON.parse(line) as { vm: string; arg: number };
       out.set(l.vm, { heldMs: l.arg / 1000 });
     } else if (line.includes('"msg":"plan"')) {
-      const l = JSON.parse(line) as { vm: string; planMs?: number; kernelMs?: number };
-      if (typeof l.planMs === 'number' && typeof l.kernelMs === 'number') daemonSide.set(l.vm, { daemonMs: l.planMs, kernelMs: l.kernelMs });
+      const l = JSON.parse(line) as { vm: string; planMs?: number; kernelMs?: number; waitedMs?: number };
+      if (typeof l.planMs === 'number' && typeof l.kernelMs === 'number') daemonSide.set(l.vm, { daemonMs: l.planMs, kernelMs: l.kernelMs, ...(typeof l.waitedMs === 'number' ? { waitedMs: l.waitedMs } : {}) });
     }
   }
   for (const [vm, times] of out) Object.assign(times, daemonSide.get(vm) ?? {});
@@ -160,6 +166,12 @@ function worstLag(scrapes: ScrapeProbe[], from: number, to: number): number {
   return lags.length > 0 ? Number(Math.max(...lags).toFixed(1)) : NaN;
 }
 
+/** The largest RSS the daemon had in samples taken between `from` and `to` (epoch ms), in MiB. */
+function peakRss(samples: ResourceSample[], from: number, to: number): number {
+  const rss = samples.filter((s) => s.at >= from && s.at <= to && Number.isFinite(s.rssKiB)).map((s) => s.rssKiB);
+  return rss.length > 0 ? Number((Math.max(...rss) / 1024).toFixed(1)) : NaN;
+}
+
 export async function runHostile(opts: HostileOptions): Promise<HostileResult> {
   const progress = opts.progress ?? (() => {});
   const bench = await LabBench.start({ kernel: 'window' });
@@ -190,7 +202,7 @@ export async function runHostile(opts: HostileOptions): Promise<HostileResult> {
       controlDir: bench.socketDir,
       metricsUrl,
       sampleMs: 100,
-      statusEveryMs: 50,
+      statusEveryMs: 100,
       scrapeEveryMs: 500,
     });
     const guest = buildSmpBoot({ apWaitMs: 3000 });
@@ -258,6 +270,7 @@ export async function runHostile(opts: HostileOptions): Promise<HostileResult> {
         planMs: spread(times.map((t) => t.heldMs)),
         daemonPlanMs: spread(times.map((t) => t.daemonMs ?? NaN).filter(Number.isFinite)),
         kernelMs: spread(times.map((t) => t.kernelMs ?? NaN).filter(Number.isFinite)),
+        waitedInDaemonMs: spread(times.map((t) => t.waitedMs ?? NaN).filter(Number.isFinite)),
         bootMs: spread(p.results.map((r) => r.elapsedMs)),
         bootsWithEveryAp: p.results.filter((r) => r.apsStarted.length === VICTIM_VCPUS - 1 && r.outcome === 'poweroff').length,
         outcomes,
@@ -281,6 +294,11 @@ export async function runHostile(opts: HostileOptions): Promise<HostileResult> {
       refusedSessions: Object.values(refusedByReason).reduce((a, b) => a + b, 0),
       refusedByReason,
       daemonPeakRssMiB: Number((peakHwm / 1024).toFixed(1)),
+      daemonRssMiB: {
+        quiet: peakRss(report.samples, t0 + timeline.quietMs, t0 + timeline.floodMs),
+        flooded: peakRss(report.samples, t0 + timeline.floodMs, t0 + timeline.floodStopMs),
+        afterFlood: peakRss(report.samples, t0 + timeline.floodStopMs, Infinity),
+      },
       daemonFds: { beforeFlood: beforeFlood.fds, peak: Math.max(...report.samples.map((s) => s.fds).filter(Number.isFinite)), afterFlood: afterFlood.fds },
       status: {
         probes: report.status.length,
