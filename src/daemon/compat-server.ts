@@ -88,6 +88,12 @@ export const WRITE_BUFFER_BOUND = 16 * 1024;
  * `status` and new connections never wait for a whole round of many jails.
  */
 export const PLAN_TURN_BUDGET_MS = 5;
+/**
+ * Refusals over max_sessions answered with ERROR, per jail and second (and at once); the rest of
+ * a flood's are closed unanswered, at accept (setConnectionCap). An interposer follows the same
+ * failure policy either way; the answer only says why.
+ */
+export const REFUSAL_REPLIES_PER_SECOND = 50;
 /** A refused connection whose ERROR cannot be written at once is closed after this long anyway. */
 const REFUSAL_WRITE_MS = 1000;
 
@@ -154,6 +160,9 @@ export class CompatServer {
   private budgetStart: number | null = null;
   private readonly nextTurn: Session[] = [];
   private readonly refusalFrames = new Map<string, Buffer>();
+  /** Answered refusals per jail (REFUSAL_REPLIES_PER_SECOND), and the jails whose listeners drop. */
+  private readonly refusalReplies = new Map<string, TokenBucket>();
+  private readonly dropping = new Set<string>();
   private nextSession = 1;
   private readonly deviceDir: string;
 
@@ -284,7 +293,35 @@ export class CompatServer {
    * and the ones that arrive meanwhile are dropped at accept).
    */
   private setConnectionCap(server: net.Server, jail: string): void {
-    server.maxConnections = this.directoryLimits(jail).maxSessions + 1;
+    server.maxConnections = this.directoryLimits(jail).maxSessions + (this.dropping.has(jail) ? 0 : 1);
+  }
+
+  /**
+   * A full jail that keeps connecting gets REFUSAL_REPLIES_PER_SECOND answered refusals a second;
+   * past that its listener's cap drops to max_sessions, so Node closes its further connections
+   * as it accepts them, until a reply token is back.
+   */
+  private refusalReplyAllowed(jail: string): boolean {
+    let bucket = this.refusalReplies.get(jail);
+    if (!bucket) {
+      bucket = new TokenBucket(REFUSAL_REPLIES_PER_SECOND, REFUSAL_REPLIES_PER_SECOND);
+      this.refusalReplies.set(jail, bucket);
+    }
+    const allowed = bucket.take();
+    if (!bucket.has() && !this.dropping.has(jail)) {
+      this.dropping.add(jail);
+      this.capListenersOf(jail);
+      const timer = setTimeout(() => {
+        this.dropping.delete(jail);
+        this.capListenersOf(jail);
+      }, Math.max(1, bucket.waitMs()));
+      timer.unref();
+    }
+    return allowed;
+  }
+
+  private capListenersOf(jail: string): void {
+    for (const { server, dir } of this.listeners.values()) if (dir.jail === jail) this.setConnectionCap(server, jail);
   }
 
   private listenBacklog(jail: string): number {
@@ -381,6 +418,10 @@ export class CompatServer {
    */
   private refuseConnection(jail: string, socket: net.Socket, reason: RefusalReason, message: string, limit: number): void {
     this.noteRefused(jail, reason, message, limit);
+    if (reason === 'max-sessions' && !this.refusalReplyAllowed(jail)) {
+      socket.destroy();
+      return;
+    }
     socket.on('error', () => socket.destroy());
     const timer = setTimeout(() => socket.destroy(), REFUSAL_WRITE_MS);
     timer.unref();

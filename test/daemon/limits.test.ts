@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import { BUSY_CODE, CompatServer, WRITE_BUFFER_BOUND } from '../../src/daemon/compat-server';
+import { BUSY_CODE, CompatServer, REFUSAL_REPLIES_PER_SECOND, WRITE_BUFFER_BOUND } from '../../src/daemon/compat-server';
 import { EventKind, MessageType, encode, type Message } from '../../src/daemon/protocol';
 import { parseConfig } from '../../src/config/config';
 import { deriveLimits } from '../../src/daemon/limits';
@@ -400,5 +400,22 @@ test('message handling stops after MESSAGE_BUDGET_MS in a turn of the event loop
     await until(() => recorded() >= 500 && rig.server.sessionBuffers().every((b) => b.waiting === null), 'every event', 5000);
     assert.ok(deferredWith >= 0 && deferredWith < count, `the session waited for the next turn (with ${deferredWith} of ${count} events handled)`);
     c.end();
+  });
+});
+
+test('a full jail that keeps connecting: REFUSAL_REPLIES_PER_SECOND refusals answered with ERROR, the rest closed unanswered at accept; every one counted', async () => {
+  await withServer({ a: 'max_sessions = 1' }, async (rig) => {
+    const held = await session(rig, 'a', 'full');
+    const tries = REFUSAL_REPLIES_PER_SECOND + 30;
+    const clients = await Promise.all(Array.from({ length: tries }, () => CompatClient.connect(rig.dir('a')).catch(() => null)));
+    const answers = await Promise.all(clients.map((c) => (c ? c.next().catch(() => null) : Promise.resolve(null))));
+    const answered = answers.filter((m) => m?.type === MessageType.ERROR).length;
+    assert.ok(answered >= 1 && answered <= REFUSAL_REPLIES_PER_SECOND, `${answered} of ${tries} refusals answered`);
+    await until(() => clients.every((c) => c === null || c.closed), 'every one closed by the daemon');
+    await until(() => (rig.server.refusedSessions().a?.['max-sessions'] ?? 0) === clients.filter((c) => c !== null).length, 'every refusal counted');
+    // A second later the jail's refusals are answered again.
+    await sleep(1100);
+    await assertBusy(await CompatClient.connect(rig.dir('a')), /max_sessions/);
+    held.end();
   });
 });
