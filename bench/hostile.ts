@@ -44,7 +44,7 @@ export async function benchHostile(quick: boolean, say: (line: string) => void):
       slowReaders: 8,
       churnLoops: 4,
       eventSessions: 8,
-      paceMs: 1,
+      paceMs: 2,
     },
     progress: (line) => say(`  ${line}`),
   });

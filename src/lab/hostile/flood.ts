@@ -383,9 +383,11 @@ export class Flood {
         wanted--;
         this.silentOpen++;
         this.stats.silentOpenMax = Math.max(this.stats.silentOpenMax, this.silentOpen);
-        if (++opened % 50 === 0) await sleep(this.spec.paceMs);
+        // At first in batches (the connections beyond the limit pile up at once), then as
+        // fast as the daemon closes them, a pause apart like every other loop.
+        if (++opened % 50 === 0 || this.stats.silentClosedByDaemon > 0) await sleep(this.spec.paceMs);
       }
-      await sleep(20);
+      await sleep(this.spec.paceMs);
     }
   }
 }
