@@ -26,7 +26,7 @@ export interface BootResult {
   apsStarted: number[];
   outcome: Outcome;
   bhyveExit: { status: number | null; signal: string | null };
-  /** What the guest printed: on the lab's debug port 0xE9 (bhyve's stdout), then on COM1. */
+  /** What the guest printed, in order: bhyve's stdout, where the lab's debug port 0xE9 and COM1 (`-l com1,stdio`) write. */
   guestOutput: string;
   bhyveStderr: string;
   elapsedMs: number;
@@ -92,6 +92,28 @@ function exited(child: ChildProcess): Promise<{ status: number | null; signal: s
   return new Promise((resolve) => child.once('exit', (status, signal) => resolve({ status, signal })));
 }
 
+/**
+ * After the exit: closes bhyve's fd 0 and waits until its stdout and stderr have been read to the
+ * end (the guest's last bytes can arrive after the exit event), at most `ms`.
+ */
+export function outputDrained(child: ChildProcess, ms = 2000): Promise<void> {
+  child.stdin?.destroy();
+  const open = [child.stdout, child.stderr].filter((s) => s !== null && !s.readableEnded && !s.destroyed);
+  if (open.length === 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    let pending = open.length;
+    for (const s of open) {
+      s!.once('close', () => {
+        if (--pending === 0) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    }
+  });
+}
+
 async function waitFor(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
@@ -122,8 +144,8 @@ export interface RomBootArgs {
 /**
  * The bhyve command line of a ROM boot, as an operator (or vm-bhyve) gives it to a real bhyve:
  * x2APIC, HLT and PAUSE exits, ACPI tables, a host bridge, the LPC bridge with the boot ROM and
- * COM1 on stdio (whose output bhyve writes to its fd 0). The lab's bhyve models take exactly
- * these arguments.
+ * COM1 on stdio (bhyve reads fd 0 and writes the guest's output to fd 1). The lab's bhyve models
+ * take exactly these arguments, and `vmm-compat selftest` gives them to a real bhyve.
  */
 export function romBootArgs(spec: RomBootArgs): string[] {
   return [
@@ -190,7 +212,7 @@ export interface LoaderSpec {
 export interface BhyveRun {
   child: ChildProcess;
   result: Promise<BootResult>;
-  /** The guest's output so far (debug port, then COM1). */
+  /** The guest's output so far (bhyve's stdout: the debug port and COM1). */
   stdout(): string;
 }
 
@@ -430,20 +452,15 @@ export class LabBench {
     // boot (a reset, then bhyve again through VM_REINIT), only what it ran since counts.
     const before = this.model.guestStats(spec.vmName);
     const started = performance.now();
-    // `-l com1,stdio`: bhyve writes COM1's output to its fd 0 (uart_emul.c), here a file.
-    const com1File = path.join(this.root, `com1-${this.guestCount++}.out`);
-    const com1Fd = fs.openSync(com1File, 'w+');
-    let child: ChildProcess;
-    try {
-      child = spawn(command, args, { env, stdio: [com1Fd, 'pipe', 'pipe'], detached: true });
-    } finally {
-      fs.closeSync(com1Fd);
-    }
-    const com1 = (): string => (fs.existsSync(com1File) ? fs.readFileSync(com1File, 'latin1') : '');
+    // `-l com1,stdio`: bhyve reads COM1's input from fd 0 and writes its output to fd 1
+    // (uart_emul.c uart_stdio_backend, since r346550), where the lab's debug port 0xE9 prints too.
+    // fd 0 is a pipe kept open and silent for the whole run, as a terminal nobody types on.
+    const child = spawn(command, args, { env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     let stdout = '';
     let stderr = '';
-    child.stdout?.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+    child.stdout?.setEncoding('latin1').on('data', (s: string) => (stdout += s));
     child.stderr?.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    child.stdin?.on('error', () => {}); // EPIPE once bhyve is gone
     const result = (async (): Promise<BootResult> => {
       let timedOut = false;
       const timer = setTimeout(() => {
@@ -454,6 +471,7 @@ export class LabBench {
       clearTimeout(timer);
       const elapsedMs = Math.round(performance.now() - started);
       killTree(child);
+      await outputDrained(child);
       const stats = this.model.guestStats(spec.vmName);
       const earlier = before !== undefined && stats !== undefined && before.created === stats.created ? before.instructions : [];
       const apsStarted = (stats?.instructions ?? [])
@@ -466,9 +484,9 @@ export class LabBench {
         const suspended = stats?.suspended ? SUSPEND_OUTCOME[stats.suspended] : undefined;
         outcome = suspended && exit.status === EXPECTED_STATUS[suspended] ? suspended : 'bhyve-error';
       }
-      return { apsStarted, outcome, bhyveExit: exit, guestOutput: stdout + com1(), bhyveStderr: stderr, elapsedMs };
+      return { apsStarted, outcome, bhyveExit: exit, guestOutput: stdout, bhyveStderr: stderr, elapsedMs };
     })();
-    return { child, result, stdout: () => stdout + com1() };
+    return { child, result, stdout: () => stdout };
   }
 
   /** Kills a bhyve run (and its threads) the way SIGKILL from an operator would. */
