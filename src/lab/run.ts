@@ -13,6 +13,7 @@ import { ARTIFACTS, requireArtifact } from '../native-paths';
 import { wrapEnvironment } from '../cli/commands/wrap';
 import { defaultConfig } from '../config/config';
 import { formatVcpuList } from '../daemon/plan';
+import { queryControl, type StatusReport } from '../daemon/control-server';
 
 /** The kernel model's variants (src/lab/kernel/variant.ts). */
 export const LAB_KERNELS = KERNEL_MODEL_VARIANTS;
@@ -40,6 +41,8 @@ export interface LabResult extends BootResult {
   /** Booted through a boot ROM at the reset vector (-l bootrom), not a loader (bhyveload13). */
   bootrom: boolean;
   apsExpected: number[];
+  /** With the shim: the variant vmm-compatd served and how it identified it (its status). */
+  daemonKernel?: { variant: string; by: string };
   boots?: BootResult[];
   daemonLog?: string;
 }
@@ -225,6 +228,8 @@ export interface BenchOptions {
   osreldate?: number;
   /** The host CPU count hw.vmm.maxcpu derives from (default LAB_DEFAULT_HOST_CPUS). */
   hostCpus?: number;
+  /** Refuse every VM creation with EPERM (the model's refuseVmCreate): no probe VM can be made. */
+  refuseVmCreate?: 'EPERM';
   keep?: boolean;
 }
 
@@ -256,6 +261,7 @@ export class LabBench {
       compatFreebsd14: options.compatFreebsd14 ?? true,
       ...(options.osreldate !== undefined ? { osreldate: options.osreldate } : {}),
       hostCpus: options.hostCpus,
+      ...(options.refuseVmCreate !== undefined ? { refuseVmCreate: options.refuseVmCreate } : {}),
     });
     const env: NodeJS.ProcessEnv = { ...process.env, VMMLAB_KERNEL_SOCK: socketPath, VMMLAB_ROOT: root };
     delete env.LD_PRELOAD;
@@ -266,13 +272,14 @@ export class LabBench {
     return this.options.kernel;
   }
 
-  /** Starts vmm-compatd for this bench's kernel, over the lab bridge; resolves once it listens. */
   /**
-   * opts.logLevel null: no --log-level (the file decides); opts.identify: no --kernel, so the
-   * daemon identifies the kernel itself (kern.osreldate through the bridge); opts.nodeFlags: for
-   * Node itself (the soak's --heapsnapshot-signal).
+   * Starts vmm-compatd over the lab bridge; resolves once it listens. By default the daemon
+   * identifies the kernel itself (its probe VM, kern.osreldate corroborating), keeping the probe's
+   * result in this bench's directory; opts.kernel forces a variant (--kernel). opts.logLevel null:
+   * no --log-level (the file decides); opts.nodeFlags: for Node itself (the soak's
+   * --heapsnapshot-signal).
    */
-  async startDaemon(extraArgs: string[] = [], opts: { logLevel?: string | null; identify?: boolean; nodeFlags?: string[] } = {}): Promise<ChildProcess> {
+  async startDaemon(extraArgs: string[] = [], opts: { logLevel?: string | null; kernel?: LabKernelName; nodeFlags?: string[] } = {}): Promise<ChildProcess> {
     const config = path.join(this.root, 'vmm-compat.conf');
     if (!fs.existsSync(config)) fs.writeFileSync(config, '# lab: everything comes from the command line\n');
     const out = fs.openSync(this.daemonLogFile, 'a');
@@ -281,7 +288,8 @@ export class LabBench {
       path.resolve(__dirname, '..', 'cli', 'main.js'),
       'daemon',
       '--config', config,
-      ...(opts.identify ? [] : ['--kernel', this.options.kernel]),
+      ...(opts.kernel !== undefined ? ['--kernel', opts.kernel] : []),
+      '--probe-cache', this.probeCachePath,
       '--socket-dir', this.socketDir,
       '--syscall-library', requireArtifact(ARTIFACTS.bridge),
       '--device-dir', path.join(this.root, 'dev', 'vmm'),
@@ -302,6 +310,28 @@ export class LabBench {
       throw new Error(`the lab daemon did not start: ${(err as Error).message}\n${this.daemonLog()}`);
     }
     return child;
+  }
+
+  /** Where the bench's daemon keeps its kernel probe's result (the lab's own directory). */
+  get probeCachePath(): string {
+    return path.join(this.root, 'kernel-probe.json');
+  }
+
+  /** The variant the running daemon serves and how it knows it (its status). */
+  async daemonKernel(): Promise<{ variant: string; by: string }> {
+    // The control socket follows the compat socket startDaemon waits for: ask until it answers.
+    const deadline = Date.now() + 10000;
+    let report: StatusReport;
+    for (;;) {
+      try {
+        report = (await queryControl(this.socketDir, 'status')) as StatusReport;
+        break;
+      } catch (err) {
+        if (Date.now() > deadline || this.daemonChild?.exitCode !== null) throw err;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+    return { variant: report.kernel?.variant ?? report.kernelVariant, by: report.kernel?.by ?? 'unknown' };
   }
 
   /** The configuration file the bench's daemon and wrap read. */
@@ -543,6 +573,8 @@ export interface LabOptions {
   keep?: boolean;
   /** With shim: the libvmmcompat.so to preload (default: native-bindings/build's). */
   interposer?: string;
+  /** With shim: force vmm-compatd's kernel variant (default: it identifies the kernel itself). */
+  daemonKernel?: LabKernelName;
 }
 
 export async function runLab(opts: LabOptions): Promise<LabResult> {
@@ -559,10 +591,13 @@ export async function runLab(opts: LabOptions): Promise<LabResult> {
   const vmName = opts.vmName ?? `lab-${process.pid}-${Date.now() % 100000}`;
   const boots: BootResult[] = [];
   let daemonLog: string | undefined;
+  let daemonKernel: { variant: string; by: string } | undefined;
   try {
     if (opts.shim) {
-      progress('starting vmm-compatd');
-      await bench.startDaemon();
+      progress(opts.daemonKernel ? `starting vmm-compatd (kernel variant forced: ${opts.daemonKernel})` : 'starting vmm-compatd (it identifies the kernel)');
+      await bench.startDaemon([], opts.daemonKernel !== undefined ? { kernel: opts.daemonKernel } : {});
+      daemonKernel = await bench.daemonKernel();
+      progress(`  vmm-compatd serves ${daemonKernel.variant} (by ${daemonKernel.by})`);
     }
     const specs = opts.boots && opts.boots.length > 0 ? opts.boots : [{ guest: opts.guest }];
     for (const [index, spec] of specs.entries()) {
@@ -624,6 +659,7 @@ export async function runLab(opts: LabOptions): Promise<LabResult> {
     shim: opts.shim,
     bootrom,
     apsExpected: Array.from({ length: opts.vcpus - 1 }, (_, i) => i + 1),
+    ...(daemonKernel !== undefined ? { daemonKernel } : {}),
     ...last,
   };
   if (boots.length > 1) result.boots = boots;
