@@ -79,7 +79,8 @@ const SUSPEND_OUTCOME: Readonly<Record<string, Outcome>> = {
  */
 const EXPECTED_STATUS: Readonly<Record<string, number>> = { reset: 0, poweroff: 1, halt: 2, triplefault: 3, destroyed: 4 };
 
-function killTree(child: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): void {
+/** Signals a child started with `detached: true` and its whole process group (wrap, bhyve, threads). */
+export function killTree(child: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): void {
   if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
   try {
     process.kill(-child.pid, signal); // the whole process group: bhyve and its threads
@@ -88,7 +89,7 @@ function killTree(child: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): void
   }
 }
 
-function exited(child: ChildProcess): Promise<{ status: number | null; signal: string | null }> {
+export function exited(child: ChildProcess): Promise<{ status: number | null; signal: string | null }> {
   if (child.exitCode !== null || child.signalCode !== null) {
     return Promise.resolve({ status: child.exitCode, signal: child.signalCode });
   }
@@ -130,6 +131,27 @@ const BHYVE_ARTIFACT: Readonly<Record<LabBhyve, string>> = {
   '13.5': ARTIFACTS.bhyve135,
   '14.0': ARTIFACTS.bhyve14,
 };
+
+/** The __FreeBSD_version of the release each lab bhyve model stands for (its binary carries no ABI tag). */
+export const LAB_BHYVE_VERSION: Readonly<Record<LabBhyve, number>> = {
+  '13.1': 1301000,
+  '13.5': 1305000,
+  '14.0': 1400097,
+};
+
+/** A lab bhyve model's binary (native-bindings/build). */
+export function labBhyveBinary(bhyve: LabBhyve): string {
+  return requireArtifact(BHYVE_ARTIFACT[bhyve]);
+}
+
+/**
+ * What a lab bhyve model needs in its environment on a lab kernel besides the bridge: the 14.0
+ * model's VM_RUN is the 32-byte one of e17eca32 on fixed14 and main15, the 144-byte one of
+ * early-2023 main before (docs/lab-bridge.md).
+ */
+export function labBhyveEnvironment(bhyve: LabBhyve, kernel: LabKernelName): Record<string, string> {
+  return bhyve === '14.0' ? { VMMLAB_VMRUN_ABI: kernel === 'fixed14' || kernel === 'main15' ? '14' : '13' } : {};
+}
 
 /** The most vCPUs the lab runs: 13.x userland's cpuset_t (CPU_SETSIZE 256). */
 export const LAB_MAX_VCPUS = 256;
@@ -420,7 +442,7 @@ export class LabBench {
 
   spawnBhyve(spec: BhyveSpec): BhyveRun {
     const variant = spec.sanitized ? 'asan' : 'normal';
-    const bhyveBinary = requireArtifact(BHYVE_ARTIFACT[spec.bhyve]);
+    const bhyveBinary = labBhyveBinary(spec.bhyve);
     const romBoot = spec.bootrom ?? true;
     let bhyveArgs: string[];
     if (romBoot) {
@@ -431,8 +453,7 @@ export class LabBench {
       if (spec.fbuf === true) bhyveArgs.push('-s', '29,fbuf,tcp=0.0.0.0:5900');
       bhyveArgs.push(spec.vmName);
     }
-    const env: NodeJS.ProcessEnv = { ...this.env, ...spec.env };
-    if (spec.bhyve === '14.0') env.VMMLAB_VMRUN_ABI = this.options.kernel === 'fixed14' || this.options.kernel === 'main15' ? '14' : '13';
+    const env: NodeJS.ProcessEnv = { ...this.env, ...labBhyveEnvironment(spec.bhyve, this.options.kernel), ...spec.env };
     const bridge = requireArtifact(ARTIFACTS.bridge, variant);
     const sanitizerRuntime = spec.sanitized ? sanitizerRuntimes() : [];
     if (spec.sanitized) {
