@@ -16,7 +16,7 @@ import { LAB_BHYVES, LAB_BHYVE_VERSION, labBhyveBinary, type LabBench, type LabB
 import { usageError } from '../cli/usage';
 import { BootInterrupted, VmNameTaken, runBoot, vmExists, type BootRecord } from './boot';
 import { labHost, realHost, type SelftestHost } from './host';
-import { bhyveVcpuLimit, planBoots, vcpuCounts, type BhyveUnderTest } from './matrix';
+import { SELFTEST_VM_PREFIX, bhyveVcpuLimit, planBoots, vcpuCounts, type BhyveUnderTest } from './matrix';
 import { findInstalledRom, openSelftestRom, type SelftestRom } from './rom';
 
 /** The installed legacy bhyve (docs/install.md): what selftest boots unless told otherwise. */
@@ -75,6 +75,8 @@ export interface HostFacts {
   rom: { file: string; name: string } | null;
   maxVcpus: number;
   timeoutMs: number;
+  /** VMs of an earlier selftest whose process is gone (a SIGKILL): left alone, named here. */
+  leftoverVms: string[];
 }
 
 export interface SelftestSummary {
@@ -132,6 +134,32 @@ export function refusalFor(p: Preflight): string | null {
     return 'vmm-compatd is not running and failure_policy = refuse: every boot through the shim would be refused; start it (service vmm_compatd start), or set failure_policy = fallback to test the interposer alone';
   }
   return null;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** vmm-compat-selftest-<pid>-<n> VMs in deviceDir of a process that is gone (never ours). */
+export function leftoverSelftestVms(deviceDir: string, ownPid: number): string[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(deviceDir);
+  } catch {
+    return [];
+  }
+  const pattern = new RegExp(`^${SELFTEST_VM_PREFIX}(\\d+)-\\d+$`);
+  return names
+    .filter((name) => {
+      const m = pattern.exec(name);
+      return m !== null && Number(m[1]) !== ownPid && !processAlive(Number(m[1]));
+    })
+    .sort();
 }
 
 /** A bhyve on a host: its release from the ELF ABI tag (doctor's reader) and what it needs here. */
@@ -274,10 +302,17 @@ export async function runSelftest(o: SelftestOptions): Promise<SelftestReport> {
   }
 
   if (o.lab !== null) say(`starting the lab: kernel model ${o.lab}${o.noDaemon ? ', no vmm-compatd' : ', its vmm-compatd (it identifies the kernel)'}`);
-  const host =
-    o.lab === null
-      ? realHost({ config: o.config, configPath: o.configPath, configExplicit: o.configExplicit, interposer: o.interposer })
-      : await labHost({ kernel: o.lab, hostCpus: o.hostCpus, noDaemon: o.noDaemon, bench: o.labBench, config: o.config, interposer: o.interposer });
+  let host: SelftestHost;
+  try {
+    host =
+      o.lab === null
+        ? realHost({ config: o.config, configPath: o.configPath, configExplicit: o.configExplicit, interposer: o.interposer })
+        : await labHost({ kernel: o.lab, hostCpus: o.hostCpus, noDaemon: o.noDaemon, bench: o.labBench, config: o.config, interposer: o.interposer });
+  } catch (err) {
+    rom?.remove();
+    throw err;
+  }
+  if (host.mode === 'lab') say(`lab directory ${path.dirname(host.socketDir)}`);
   const runs: BootRecord[] = [];
   try {
     const vmm = checkVmmLoaded(host.config);
@@ -313,6 +348,7 @@ export async function runSelftest(o: SelftestOptions): Promise<SelftestReport> {
       rom: rom === null ? null : { file: rom.source, name: rom.name },
       maxVcpus: o.maxVcpus,
       timeoutMs: o.timeoutMs,
+      leftoverVms: leftoverSelftestVms(host.deviceDir, pid),
     };
     const refuse = (why: string): SelftestReport => {
       say(`refused: ${why}`);
@@ -344,6 +380,9 @@ export async function runSelftest(o: SelftestOptions): Promise<SelftestReport> {
     }
     const boots = planBoots(facts.bhyves, o.maxVcpus, pid);
     say(`host: ${describeFacts(facts)}`);
+    if (facts.leftoverVms.length > 0) {
+      say(`warning: VMs of an earlier selftest whose process is gone: ${facts.leftoverVms.join(', ')}; selftest leaves them alone: destroy each with bhyvectl --destroy --vm=NAME`);
+    }
     if (!daemon.running && host.mode === 'host') {
       say(`vmm-compatd does not answer (${daemon.why}): the boots through the shim show the interposer's fallback, which acts on kernel_variant (${host.config.kernelVariant}) or the variant the daemon last cached; start vmm-compatd to test the way VMs normally boot`);
     }

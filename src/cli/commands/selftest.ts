@@ -77,7 +77,7 @@ export function registerSelftestCommand(program: Command): void {
           signal: aborter.signal,
         });
         process.stdout.write(opts.json ? JSON.stringify(report) + '\n' : formatSelftest(report));
-        process.exitCode = report.ok ? 0 : 1;
+        process.exitCode = caught !== null ? 128 + (SIGNAL_NUMBERS[caught] ?? 1) : report.ok ? 0 : 1;
       } catch (err) {
         if (err instanceof SelftestInterrupted && caught !== null) {
           process.stderr.write(`selftest: ${err.message}; stopped by ${caught}\n`);
