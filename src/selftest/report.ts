@@ -15,7 +15,8 @@ function pad(cells: string[][], right: ReadonlySet<number>): string[] {
 }
 
 function counts(runs: BootRecord[]): string {
-  return [...new Set(runs.map((r) => r.vcpus))].join(', ');
+  const list = [...new Set(runs.map((r) => r.vcpus))];
+  return `${list.join(', ')} vCPU${list.length === 1 && list[0] === 1 ? '' : 's'}`;
 }
 
 /** Per bhyve: what its boots without the shim show about this host, and what the shim did. */
@@ -34,13 +35,13 @@ function conclusions(report: SelftestReport): string[] {
     if (without.length > 0) {
       lines.push(
         bug.length === 0
-          ? `  without the shim: every boot worked (${counts(fine)} vCPUs): this host does not have the bug for this bhyve`
-          : `  without the shim: the bug this host has, at ${counts(bug)} vCPUs${fine.length > 0 ? ` (${counts(fine)}: boots)` : ''}: ${bug.at(-1)!.detail}`,
+          ? `  without the shim: every boot worked (${counts(fine)}): this host does not have the bug for this bhyve`
+          : `  without the shim: the bug this host has, at ${counts(bug)}${fine.length > 0 ? ` (${counts(fine)}: boots)` : ''}: ${bug.at(-1)!.detail}`,
       );
     }
     lines.push(
       `  with the shim: ${passed.length} of ${withShim.length} boots started every AP and powered off` +
-        (failed.length === 0 ? '' : `; failed at ${counts(failed)} vCPUs: ${failed.at(-1)!.detail}`),
+        (failed.length === 0 ? '' : `; failed at ${counts(failed)}: ${failed.at(-1)!.detail}`),
     );
   }
   return lines;

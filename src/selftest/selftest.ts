@@ -401,7 +401,7 @@ export async function runSelftest(o: SelftestOptions): Promise<SelftestReport> {
     });
     if (refusal !== null) return refuse(refusal);
     for (const b of facts.bhyves) {
-      say(`bhyve ${b.label} (${b.path}): ${b.releaseFrom === 'abi-tag' ? `ABI tag ${b.version}` : b.releaseFrom === 'lab-model' ? 'lab model' : 'no ABI tag'}; ${vcpuCounts(Math.min(o.maxVcpus, b.vcpuLimit)).join(', ')} vCPUs (at most ${b.vcpuLimit}: ${b.vcpuLimitWhy})`);
+      say(`bhyve ${b.label} (${b.path}): ${b.releaseFrom === 'abi-tag' ? `ABI tag ${b.version}` : b.releaseFrom === 'lab-model' ? 'lab model' : 'no ABI tag'}; vCPU counts ${vcpuCounts(Math.min(o.maxVcpus, b.vcpuLimit)).join(', ')} (at most ${b.vcpuLimit}: ${b.vcpuLimitWhy})`);
     }
     say(`ROM ${rom!.source} (${rom!.name || 'unnamed'}), ${boots.length} boots, each within ${o.timeoutMs} ms`);
     for (const boot of boots) {
