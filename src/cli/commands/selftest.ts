@@ -10,7 +10,7 @@ import { formatSelftest } from '../../selftest/report';
 import { usageError } from '../usage';
 
 interface SelftestCliOptions {
-  bhyve: string[];
+  bhyve?: string[];
   maxVcpus: string;
   timeoutMs: string;
   json?: boolean;
@@ -34,7 +34,7 @@ export function registerSelftestCommand(program: Command): void {
   program
     .command('selftest')
     .description('prove the shim on this host: boot the ROM guest with each legacy bhyve at 1, 2, 4 and the most vCPUs, without and with the shim')
-    .option('--bhyve <path>', `a legacy bhyve to test (repeatable; default ${DEFAULT_LEGACY_BHYVE}); with --lab a lab bhyve model: ${LAB_BHYVES.join(', ')}`, (v: string, prev: string[]) => [...prev, v], [])
+    .option('--bhyve <path>', `a legacy bhyve to test (repeatable; default ${DEFAULT_LEGACY_BHYVE}); with --lab a lab bhyve model: ${LAB_BHYVES.join(', ')}`, (v: string, prev?: string[]) => [...(prev ?? []), v])
     .option('--max-vcpus <n>', `the largest vCPU count tried (1..${MAX_SELFTEST_VCPUS}; also bounded by the bhyve and hw.vmm.maxcpu)`, String(DEFAULT_MAX_VCPUS))
     .option('--timeout-ms <n>', 'time each boot gets before bhyve is killed and its VM destroyed', String(DEFAULT_TIMEOUT_MS))
     .option('--json', 'print one JSON object: the host facts and every boot')
@@ -63,7 +63,7 @@ export function registerSelftestCommand(program: Command): void {
       try {
         const report = await runSelftest({
           lab: opts.lab ?? null,
-          bhyves: opts.bhyve,
+          bhyves: opts.bhyve ?? [],
           maxVcpus,
           timeoutMs,
           rom: opts.rom ?? null,
