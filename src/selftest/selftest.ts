@@ -231,7 +231,9 @@ function checkBhyvePaths(paths: string[]): string[] {
 /** The kernel as `vmm-compat probe --json` identifies it (a probe VM of its own, then osreldate). */
 function probeKernel(host: SelftestHost): Promise<{ variant: string | null; by: HostFacts['variantBy']; why: string }> {
   const cli = path.resolve(__dirname, '..', 'cli', 'main.js');
-  const args = [cli, 'probe', '--json', '--config', host.configPath, '--syscall-library', host.syscallLibrary];
+  // A configuration file named on probe's command line must exist; the default one may be absent.
+  const config = fs.existsSync(host.configPath) ? ['--config', host.configPath] : [];
+  const args = [cli, 'probe', '--json', ...config, '--syscall-library', host.syscallLibrary];
   return new Promise((resolve) => {
     const child = spawn(process.execPath, args, { env: host.commandEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
