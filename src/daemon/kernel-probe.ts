@@ -189,7 +189,7 @@ export function describeExit(e: ObservedExit | undefined): string {
 const VMMCTL = '/dev/vmmctl';
 
 /** The kernel's VM registry: /dev/vmmctl (15.0, a97f683fe3c4) where it opens, else hw.vmm.*. */
-class VmRegistryAccess {
+export class VmRegistryAccess {
   private ctlFd: number | null = null;
   readonly via: 'vmmctl' | 'sysctl';
 

@@ -171,7 +171,7 @@ export function kernelConftxt(): string | null {
   }
 }
 
-function checkVmmLoaded(config: Config): CheckResult {
+export function checkVmmLoaded(config: Config): CheckResult {
   const name = 'vmm loaded';
   if (os.platform() === 'freebsd') {
     try {

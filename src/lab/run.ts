@@ -27,7 +27,7 @@ export interface BootResult {
   apsStarted: number[];
   outcome: Outcome;
   bhyveExit: { status: number | null; signal: string | null };
-  /** What the guest printed: on the lab's debug port 0xE9 (bhyve's stdout), then on COM1. */
+  /** What the guest printed, in order: bhyve's stdout, where the lab's debug port 0xE9 and COM1 (`-l com1,stdio`) write. */
   guestOutput: string;
   bhyveStderr: string;
   elapsedMs: number;
@@ -79,7 +79,8 @@ const SUSPEND_OUTCOME: Readonly<Record<string, Outcome>> = {
  */
 const EXPECTED_STATUS: Readonly<Record<string, number>> = { reset: 0, poweroff: 1, halt: 2, triplefault: 3, destroyed: 4 };
 
-function killTree(child: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): void {
+/** Signals a child started with `detached: true` and its whole process group (wrap, bhyve, threads). */
+export function killTree(child: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): void {
   if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
   try {
     process.kill(-child.pid, signal); // the whole process group: bhyve and its threads
@@ -88,11 +89,33 @@ function killTree(child: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): void
   }
 }
 
-function exited(child: ChildProcess): Promise<{ status: number | null; signal: string | null }> {
+export function exited(child: ChildProcess): Promise<{ status: number | null; signal: string | null }> {
   if (child.exitCode !== null || child.signalCode !== null) {
     return Promise.resolve({ status: child.exitCode, signal: child.signalCode });
   }
   return new Promise((resolve) => child.once('exit', (status, signal) => resolve({ status, signal })));
+}
+
+/**
+ * After the exit: closes bhyve's fd 0 and waits until its stdout and stderr have been read to the
+ * end (the guest's last bytes can arrive after the exit event), at most `ms`.
+ */
+export function outputDrained(child: ChildProcess, ms = 2000): Promise<void> {
+  child.stdin?.destroy();
+  const open = [child.stdout, child.stderr].filter((s) => s !== null && !s.readableEnded && !s.destroyed);
+  if (open.length === 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    let pending = open.length;
+    for (const s of open) {
+      s!.once('close', () => {
+        if (--pending === 0) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    }
+  });
 }
 
 async function waitFor(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
@@ -108,6 +131,27 @@ const BHYVE_ARTIFACT: Readonly<Record<LabBhyve, string>> = {
   '13.5': ARTIFACTS.bhyve135,
   '14.0': ARTIFACTS.bhyve14,
 };
+
+/** The __FreeBSD_version of the release each lab bhyve model stands for (its binary carries no ABI tag). */
+export const LAB_BHYVE_VERSION: Readonly<Record<LabBhyve, number>> = {
+  '13.1': 1301000,
+  '13.5': 1305000,
+  '14.0': 1400097,
+};
+
+/** A lab bhyve model's binary (native-bindings/build). */
+export function labBhyveBinary(bhyve: LabBhyve): string {
+  return requireArtifact(BHYVE_ARTIFACT[bhyve]);
+}
+
+/**
+ * What a lab bhyve model needs in its environment on a lab kernel besides the bridge: the 14.0
+ * model's VM_RUN is the 32-byte one of e17eca32 on fixed14 and main15, the 144-byte one of
+ * early-2023 main before (docs/lab-bridge.md).
+ */
+export function labBhyveEnvironment(bhyve: LabBhyve, kernel: LabKernelName): Record<string, string> {
+  return bhyve === '14.0' ? { VMMLAB_VMRUN_ABI: kernel === 'fixed14' || kernel === 'main15' ? '14' : '13' } : {};
+}
 
 /** The most vCPUs the lab runs: 13.x userland's cpuset_t (CPU_SETSIZE 256). */
 export const LAB_MAX_VCPUS = 256;
@@ -125,8 +169,8 @@ export interface RomBootArgs {
 /**
  * The bhyve command line of a ROM boot, as an operator (or vm-bhyve) gives it to a real bhyve:
  * x2APIC, HLT and PAUSE exits, ACPI tables, a host bridge, the LPC bridge with the boot ROM and
- * COM1 on stdio (whose output bhyve writes to its fd 0). The lab's bhyve models take exactly
- * these arguments.
+ * COM1 on stdio (bhyve reads fd 0 and writes the guest's output to fd 1). The lab's bhyve models
+ * take exactly these arguments, and `vmm-compat selftest` gives them to a real bhyve.
  */
 export function romBootArgs(spec: RomBootArgs): string[] {
   return [
@@ -193,7 +237,7 @@ export interface LoaderSpec {
 export interface BhyveRun {
   child: ChildProcess;
   result: Promise<BootResult>;
-  /** The guest's output so far (debug port, then COM1). */
+  /** The guest's output so far (bhyve's stdout: the debug port and COM1). */
   stdout(): string;
 }
 
@@ -398,7 +442,7 @@ export class LabBench {
 
   spawnBhyve(spec: BhyveSpec): BhyveRun {
     const variant = spec.sanitized ? 'asan' : 'normal';
-    const bhyveBinary = requireArtifact(BHYVE_ARTIFACT[spec.bhyve]);
+    const bhyveBinary = labBhyveBinary(spec.bhyve);
     const romBoot = spec.bootrom ?? true;
     let bhyveArgs: string[];
     if (romBoot) {
@@ -409,8 +453,7 @@ export class LabBench {
       if (spec.fbuf === true) bhyveArgs.push('-s', '29,fbuf,tcp=0.0.0.0:5900');
       bhyveArgs.push(spec.vmName);
     }
-    const env: NodeJS.ProcessEnv = { ...this.env, ...spec.env };
-    if (spec.bhyve === '14.0') env.VMMLAB_VMRUN_ABI = this.options.kernel === 'fixed14' || this.options.kernel === 'main15' ? '14' : '13';
+    const env: NodeJS.ProcessEnv = { ...this.env, ...labBhyveEnvironment(spec.bhyve, this.options.kernel), ...spec.env };
     const bridge = requireArtifact(ARTIFACTS.bridge, variant);
     const sanitizerRuntime = spec.sanitized ? sanitizerRuntimes() : [];
     if (spec.sanitized) {
@@ -460,20 +503,15 @@ export class LabBench {
     // boot (a reset, then bhyve again through VM_REINIT), only what it ran since counts.
     const before = this.model.guestStats(spec.vmName);
     const started = performance.now();
-    // `-l com1,stdio`: bhyve writes COM1's output to its fd 0 (uart_emul.c), here a file.
-    const com1File = path.join(this.root, `com1-${this.guestCount++}.out`);
-    const com1Fd = fs.openSync(com1File, 'w+');
-    let child: ChildProcess;
-    try {
-      child = spawn(command, args, { env, stdio: [com1Fd, 'pipe', 'pipe'], detached: true });
-    } finally {
-      fs.closeSync(com1Fd);
-    }
-    const com1 = (): string => (fs.existsSync(com1File) ? fs.readFileSync(com1File, 'latin1') : '');
+    // `-l com1,stdio`: bhyve reads COM1's input from fd 0 and writes its output to fd 1
+    // (uart_emul.c uart_stdio_backend, since r346550), where the lab's debug port 0xE9 prints too.
+    // fd 0 is a pipe kept open and silent for the whole run, as a terminal nobody types on.
+    const child = spawn(command, args, { env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     let stdout = '';
     let stderr = '';
-    child.stdout?.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+    child.stdout?.setEncoding('latin1').on('data', (s: string) => (stdout += s));
     child.stderr?.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    child.stdin?.on('error', () => {}); // EPIPE once bhyve is gone
     const result = (async (): Promise<BootResult> => {
       let timedOut = false;
       const timer = setTimeout(() => {
@@ -484,6 +522,7 @@ export class LabBench {
       clearTimeout(timer);
       const elapsedMs = Math.round(performance.now() - started);
       killTree(child);
+      await outputDrained(child);
       const stats = this.model.guestStats(spec.vmName);
       const earlier = before !== undefined && stats !== undefined && before.created === stats.created ? before.instructions : [];
       const apsStarted = (stats?.instructions ?? [])
@@ -496,9 +535,9 @@ export class LabBench {
         const suspended = stats?.suspended ? SUSPEND_OUTCOME[stats.suspended] : undefined;
         outcome = suspended && exit.status === EXPECTED_STATUS[suspended] ? suspended : 'bhyve-error';
       }
-      return { apsStarted, outcome, bhyveExit: exit, guestOutput: stdout + com1(), bhyveStderr: stderr, elapsedMs };
+      return { apsStarted, outcome, bhyveExit: exit, guestOutput: stdout, bhyveStderr: stderr, elapsedMs };
     })();
-    return { child, result, stdout: () => stdout + com1() };
+    return { child, result, stdout: () => stdout };
   }
 
   /** Kills a bhyve run (and its threads) the way SIGKILL from an operator would. */

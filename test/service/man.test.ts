@@ -53,7 +53,7 @@ test('vmm-compat(8) documents every subcommand, the environment and the conventi
   const source = fs.readFileSync(PAGES[0]!, 'utf8');
   assert.deepEqual(sections(source), ['NAME', 'SYNOPSIS', 'DESCRIPTION', 'ENVIRONMENT', 'FILES', 'EXIT STATUS', 'EXAMPLES', 'SEE ALSO', 'CAVEATS']);
   const text = await render(PAGES[0]!);
-  for (const sub of ['daemon', 'wrap', 'status', 'doctor', 'probe', 'lab', 'abi', 'jail-setup']) {
+  for (const sub of ['daemon', 'wrap', 'status', 'doctor', 'probe', 'selftest', 'lab', 'guests', 'abi', 'jail-setup']) {
     assert.match(text, new RegExp(`^ {5}vmm-compat ${sub}\\b`, 'm'), `SYNOPSIS lacks ${sub}`);
     assert.match(source, new RegExp(`^\\.It Cm ${sub}\\b`, 'm'), `DESCRIPTION lacks ${sub}`);
   }
