@@ -47,6 +47,23 @@ vm_run_14(struct vmctx *ctx, int vcpu, int abi, struct vm_exit *vme,
 }
 
 /*
+ * vmmapi.c: vm_active_cpus with the caller's userland cpuset_t: 128 bytes in
+ * 14.0 (CPU_SETSIZE 1024), 32 in 13.x and early-2023 main (256).  The
+ * kernel's VM_GET_CPUS size rule decides (ERANGE where it does not fit).
+ */
+LAB_VMMAPI_EXPORT int
+vm_active_cpus_sized(struct vmctx *ctx, void *cpus, size_t cpusetsize)
+{
+	struct vm_cpuset vmcpuset;
+
+	memset(&vmcpuset, 0, sizeof(vmcpuset));
+	vmcpuset.which = VM_ACTIVE_CPUS;
+	vmcpuset.cpusetsize = cpusetsize;
+	vmcpuset.cpus = cpus;
+	return (ioctl(ctx->fd, ABI13_VM_GET_CPUS, &vmcpuset));
+}
+
+/*
  * vmmapi.c (14.0): vm_limit_rights: CAP_IOCTL and CAP_MMAP_RW, then the
  * 14-era vm_ioctl_cmds[] (read in a copy that has vm_limit_rights, id
  * 11827324): 13.x's list plus VM_MUNMAP_MEMSEG, VM_SET/GET_KERNEMU_DEV,
