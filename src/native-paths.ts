@@ -43,8 +43,9 @@ export const ARTIFACTS = {
   bhyve14: 'bhyve14',
   bhyve143: 'bhyve143',
   bhyve14cur: 'bhyve14cur',
-  /** The 13.1 and 14.3 models without an ELF ABI tag (a foreign or stripped bhyve). */
+  /** The 13.1, 14.3 and 14-CURRENT models without an ELF ABI tag (a foreign or stripped bhyve). */
   untaggedBhyve13: 'untagged/bhyve13',
   untaggedBhyve143: 'untagged/bhyve143',
+  untaggedBhyve14cur: 'untagged/bhyve14cur',
   bhyveload13: 'bhyveload13',
 } as const;

@@ -149,13 +149,14 @@ const BHYVE_ARTIFACT: Readonly<Record<LabBhyve, string>> = {
 const UNTAGGED_BHYVE_ARTIFACT: Readonly<Partial<Record<LabBhyve, string>>> = {
   '13.1': ARTIFACTS.untaggedBhyve13,
   '14.3': ARTIFACTS.untaggedBhyve143,
+  '14-current': ARTIFACTS.untaggedBhyve14cur,
 };
 
-/** The model binary of a release, with its ABI tag or (13.1 and 14.3 only) without. */
+/** The model binary of a release, with its ABI tag or (13.1, 14.3, 14-current) without. */
 function bhyveBinaryOf(bhyve: LabBhyve, untagged: boolean, variant: 'normal' | 'asan'): string {
   if (!untagged) return requireArtifact(BHYVE_ARTIFACT[bhyve], variant);
   const artifact = UNTAGGED_BHYVE_ARTIFACT[bhyve];
-  if (artifact === undefined || variant !== 'normal') throw new Error(`no untagged ${variant} build of the bhyve ${bhyve} model (13.1 and 14.3 have one)`);
+  if (artifact === undefined || variant !== 'normal') throw new Error(`no untagged ${variant} build of the bhyve ${bhyve} model (13.1, 14.3 and 14-current have one)`);
   return requireArtifact(artifact);
 }
 
@@ -224,7 +225,7 @@ export interface BhyveSpec {
   romFile?: string;
   /** The framebuffer device (-s 29,fbuf): a VM_FRAMEBUFFER segment mapped at its BAR. */
   fbuf?: boolean;
-  /** The model built without an ELF ABI tag (13.1 and 14.3): the interposer learns its generation otherwise. */
+  /** The model built without an ELF ABI tag (13.1, 14.3, 14-current): the interposer learns its generation otherwise. */
   untagged?: boolean;
 }
 
@@ -579,7 +580,7 @@ export interface LabOptions {
   keep?: boolean;
   /** With shim: the libvmmcompat.so to preload (default: native-bindings/build's). */
   interposer?: string;
-  /** The model without an ELF ABI tag (13.1 and 14.3 only). */
+  /** The model without an ELF ABI tag (13.1, 14.3 and 14-current). */
   untagged?: boolean;
 }
 
