@@ -67,6 +67,11 @@ export interface BootResult {
   guestOutput: string;
   bhyveStderr: string;
   elapsedMs: number;
+  /**
+   * Why a vCPU triple-faulted during this boot (the kernel model's reason, e.g. an opcode outside
+   * the lab's x86 subset), if one did. A hang with a fault is a VM stuck in its suspend.
+   */
+  guestFault?: string;
 }
 
 export interface LabResult extends BootResult {
@@ -521,7 +526,10 @@ export class LabBench {
         const suspended = stats?.suspended ? SUSPEND_OUTCOME[stats.suspended] : undefined;
         outcome = suspended && exit.status === EXPECTED_STATUS[suspended] ? suspended : 'bhyve-error';
       }
-      return { apsStarted, outcome, bhyveExit: exit, guestOutput: stdout + com1(), bhyveStderr: stderr, elapsedMs };
+      const sameVm = before !== undefined && stats !== undefined && before.created === stats.created;
+      const fault = stats?.lastFault ?? null;
+      const guestFault = fault !== null && !(sameVm && before?.lastFault === fault) ? { guestFault: fault } : {};
+      return { apsStarted, outcome, bhyveExit: exit, guestOutput: stdout + com1(), bhyveStderr: stderr, elapsedMs, ...guestFault };
     })();
     return { child, result, stdout: () => stdout + com1() };
   }

@@ -44,6 +44,7 @@ export function summarize(r: LabResult): string {
     `  outcome: ${r.outcome} (bhyve exit ${r.bhyveExit.status ?? `signal ${r.bhyveExit.signal}`}) after ${r.elapsedMs} ms`,
   ];
   if (r.outcome === 'bhyve-error' && r.bhyveStderr.trim()) lines.push(`  bhyve said: ${r.bhyveStderr.trim().split('\n').slice(-3).join(' | ')}`);
+  if (r.guestFault !== undefined && r.outcome !== 'triplefault') lines.push(`  a vCPU triple-faulted: ${r.guestFault}`);
   return lines.join('\n');
 }
 
