@@ -60,7 +60,8 @@ test('restart over the existing VM (bhyverun.c do_open: EEXIST -> VM_REINIT): 14
     assert.deepEqual(b.apsStarted, [1, 2, 3]);
   }
   // vm_reinit keeps only the system-memory mappings (vmm.c vm_cleanup), so each boot maps its
-  // ROM again with the id translated; VM_MMAP_GETNEXT's way back is test/native/memseg.test.ts's.
+  // ROM again with the id translated; VM_MMAP_GETNEXT's way back is test/native/memseg.test.ts's
+  // and, where bhyve meets a device-memory mapping at its address at all, existing-mapping.test.ts's.
   assert.equal(events(r.daemonLog, 'bhyve-generation').length, 3, 'one session per boot');
   assert.ok(events(r.daemonLog, 'memseg-translated').some((e) => e.arg === 16));
 });
