@@ -43,6 +43,25 @@ test('14.3 bhyve on main15 without COMPAT_FREEBSD13 and COMPAT_FREEBSD14: the 56
   assert.equal(events(r.daemonLog, 'vmrun-translated').length, 0);
 });
 
+test('14.3 bhyve on main15: alone a ROM boot exits 4 with bootrom.c\'s warning; through the shim with the framebuffer, through a loader, without COMPAT_FREEBSD13, and a reset guest, every AP starts', async () => {
+  const alone = await lab('main15', { shim: false });
+  assert.equal(alone.outcome, 'bhyve-error');
+  assert.equal(alone.bhyveExit.status, 4);
+  assert.match(alone.bhyveStderr, /^bhyve: bootrom_alloc: vm_mmap_mapseg: Invalid argument\ndevice emulation initialization error: Invalid argument$/m);
+  for (const [what, extra] of [
+    ['framebuffer', { fbuf: true }],
+    ['loader', { bootrom: false }],
+    ['no COMPAT_FREEBSD13', { compatFreebsd13: false }],
+  ] as const) {
+    const r = await lab('main15', extra);
+    assert.equal(r.outcome, 'poweroff', `${what}: ${r.bhyveStderr}`);
+    assert.deepEqual(r.apsStarted, [1, 2, 3], what);
+  }
+  const reset = await lab('main15', { guest: buildSmpBoot({ apWaitMs: 1000, finalAction: 'reset' }) });
+  assert.equal(reset.outcome, 'reset', reset.bhyveStderr);
+  assert.deepEqual(reset.apsStarted, [1, 2, 3]);
+});
+
 test('a bhyve without an ABI tag shows its generation by its first VM_RUN: 32 bytes is 14.0 or later, 144 bytes 13.x', async () => {
   const r14 = await lab('main15', { untagged: true });
   assert.equal(r14.outcome, 'poweroff', r14.bhyveStderr);
