@@ -94,6 +94,9 @@ build/production/node_modules: package.json
 
 # koffi loads its native part from the optional package for the platform it
 # runs on; --os/--cpu make npm pick FreeBSD's whatever machine this runs on.
+# The archive is the same bytes on every rebuild of a version (distinfo pins
+# it): scripts/pack-node-modules.js sorts the names and fixes mtime
+# ($SOURCE_DATE_EPOCH), owner (0:0, numeric) and modes.
 node-modules-archive: package.json package-lock.json
 	rm -rf build/freebsd-amd64
 	mkdir -p build/freebsd-amd64
@@ -101,8 +104,8 @@ node-modules-archive: package.json package-lock.json
 	cd build/freebsd-amd64 && $(NPM) ci --omit=dev --ignore-scripts \
 	    --no-audit --no-fund --os=freebsd --cpu=x64 $(NPM_FLAGS)
 	rm -rf build/freebsd-amd64/node_modules/.bin
-	tar -C build/freebsd-amd64 -cf - node_modules | gzip -9n \
-	    > build/vmm-compat-node-modules-$(VC_VERSION).tar.gz
+	$(NODE) scripts/pack-node-modules.js build/freebsd-amd64 node_modules \
+	    build/vmm-compat-node-modules-$(VC_VERSION).tar.gz
 	@echo "build/vmm-compat-node-modules-$(VC_VERSION).tar.gz"
 
 install: all $(NODE_MODULES) $(VC_GUEST_ROMS)

@@ -1,7 +1,7 @@
 // npm run bench: every performance figure the README quotes, measured side by side in one run
 // on this machine, written to bench/results/<date>-<commit>.json and bench/results/latest.json.
 // Options: --quick (fewer rounds, for a smoke run), --only NAME[,NAME] (passthrough, boot,
-// parked, storm, scale, vcpus). The fault matrix and the reboot soak are their own scripts
+// parked, storm, scale, vcpus, probe). The fault matrix and the reboot soak are their own scripts
 // (npm run faults, npm run soak, bench/faults.ts and bench/soak.ts).
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -12,7 +12,8 @@ import { buildSmpBoot } from '../src/lab/guests/smp-boot';
 import { ARTIFACTS, nativeArtifact, requireArtifact } from '../src/native-paths';
 import { runScale, type ScaleResult } from '../src/lab/scale/run';
 import { benchManyVcpus } from './many-vcpus';
-import { replaceLatestKeepingOthers } from './results-file';
+import { benchProbe } from './probe';
+import { mergeSectionIntoLatest, replaceLatestKeepingOthers } from './results-file';
 import { median, percentile, processCpuNs } from '../src/lab/measure';
 
 const args = process.argv.slice(2);
@@ -348,6 +349,7 @@ async function main(): Promise<void> {
   if (enabled('storm')) report.storm = await benchStorm();
   if (enabled('scale')) report.scale = await benchScale();
   if (enabled('vcpus')) report.manyVcpus = await benchManyVcpus(quick, say);
+  if (enabled('probe')) report.probe = await benchProbe(quick, say);
   const dir = path.resolve(__dirname, '..', '..', 'bench', 'results');
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${report.date as string}-${commit}.json`.replace(/:/g, '-'));
@@ -355,6 +357,11 @@ async function main(): Promise<void> {
   fs.writeFileSync(file, text);
   // latest.json: this run's sections replace theirs; `npm run faults` and `npm run soak` keep theirs.
   if (!quick && only === null) replaceLatestKeepingOthers(report);
+  // The probe section is its own measurement (like the fault matrix and the soak): a run of it
+  // alone still goes into latest.json, stamped with its date and commit.
+  else if (!quick && report.probe !== undefined) {
+    mergeSectionIntoLatest('probe', report.probe as Record<string, unknown>, { date: report.date as string, commit });
+  }
   say(`report written to ${path.relative(process.cwd(), file)}`);
 }
 

@@ -1,4 +1,4 @@
-// npm run soak: one VM rebooted 1,000 times the way vm-bhyve reboots a 13.1 guest (reset, bhyve
+// npm run soak: one VM rebooted 1,000 times the way vm-bhyve reboots a 13.1 UEFI guest (reset, bhyve
 // exits 0, bhyve again on the same VM through VM_REINIT) under the interposer and one daemon, on
 // the window kernel (eager activation, parkers, handovers) and on main15 through the boot ROM.
 // Writes bench/results/<date>-<commit>-soak.json and the `soak` section of latest.json.

@@ -21,16 +21,24 @@
  *   - MSR: DCD and DSR asserted outside loopback, MCR's lines reflected in
  *     loopback, delta bits set on changes and cleared by a read.
  *
- * Backends (uart_set_backend): "stdio" is fd 0, once per process (bhyve
- * writes the guest's output to fd 0, the terminal it was started from);
- * any other name is a tty path opened O_RDWR | O_NONBLOCK, which must be a
- * terminal.  The descriptor is made non-blocking, limited to CAP_EVENT,
- * CAP_IOCTL, CAP_READ and CAP_WRITE and the ioctls TIOCGETA, TIOCSETA and
- * TIOCGWINSZ, and put in raw mode (ttyopen: cfmakeraw, CLOCAL; restored at
- * exit).  The lab only writes: bhyve's mevent reader of the backend (guest
- * input) and interrupts (vm_isa_pulse_irq) are not modelled, so the
- * receive FIFO fills only in loopback mode.  ttyopen here skips tcsetattr
- * when tcgetattr fails (not a terminal); bhyve calls it regardless.
+ * Backends (uart_set_backend -> uart_stdio_backend / uart_tty_backend):
+ * "stdio", once per process, reads descriptor 0 and writes descriptor 1,
+ * as every bhyve since r346550 (head, 2019; stable/12 r352720, 2019-09-25:
+ * "Use separate descriptors in bhyve's stdio uart backend", review D19788)
+ * does: struct ttyfd has rfd = STDIN_FILENO and wfd = STDOUT_FILENO (13.x
+ * uart_emul.c, 14.x uart_backend.c, read ids 663256314, 1056407993; the
+ * older one-descriptor form, 181fc50d id 3954739834, wrote to fd 0).  Both
+ * are made non-blocking; only the read side is limited (CAP_EVENT,
+ * CAP_IOCTL, CAP_READ and the ioctls TIOCGETA, TIOCSETA, TIOCGWINSZ) and
+ * put in raw mode (ttyopen: cfmakeraw, CLOCAL; restored at exit).  Any
+ * other name is a tty path opened O_RDWR | O_NONBLOCK, which must be a
+ * terminal, read and written through one descriptor limited to CAP_EVENT,
+ * CAP_IOCTL, CAP_READ, CAP_WRITE and those ioctls.  The lab writes, and
+ * reads only where bhyve flushes unread input (rxfifo_reset, when software
+ * switches the FIFO): bhyve's mevent reader of the backend (guest input)
+ * and interrupts (vm_isa_pulse_irq) are not modelled, so the receive FIFO
+ * fills only in loopback mode.  ttyopen here skips tcsetattr when
+ * tcgetattr fails (not a terminal); bhyve calls it regardless.
  */
 #define	LAB_FBSD_WEAK
 #include <errno.h>
@@ -109,18 +117,26 @@ struct bhyve_uart {
 	uint8_t	data, ier, lcr, mcr, lsr, msr, fcr, scr, dll, dlh;
 	bool	thre_int_pending;
 	struct rxfifo rx;
-	int	fd;		/* the backend, or -1 */
+	int	rfd;		/* the backend's read side, or -1 */
+	int	wfd;		/* its write side (== rfd but for stdio), or -1 */
 };
 
-static bool uart_stdio;		/* fd 0 is taken by one UART */
+static bool uart_stdio;		/* stdio is taken by one UART */
 static struct termios stdio_orig;
 
+/* uart_emul.c: rxfifo_reset, which also drops unread input of the backend. */
 static void
 rxfifo_reset(struct bhyve_uart *sc, int size)
 {
+	char flushbuf[32];
 
 	memset(&sc->rx, 0, sizeof(sc->rx));
 	sc->rx.size = size;
+	if (sc->rfd >= 0) {
+		while (read(sc->rfd, flushbuf, sizeof(flushbuf)) ==
+		    (ssize_t)sizeof(flushbuf))
+			;
+	}
 }
 
 static int
@@ -192,7 +208,7 @@ bhyve_uart_init(void)
 	sc = calloc(1, sizeof(*sc));
 	if (sc == NULL)
 		err(4, "uart");
-	sc->fd = -1;
+	sc->rfd = sc->wfd = -1;
 	sc->dll = DEFAULT_DIVISOR & 0xff;
 	sc->dlh = DEFAULT_DIVISOR >> 8;
 	sc->msr = modem_status(sc->mcr);
@@ -224,41 +240,81 @@ ttyopen(int fd)
 	}
 }
 
-/* uart_emul.c: uart_set_backend; -1 when the backend cannot be used. */
+static const cap_ioctl_t tty_ioctls[] = {
+	FBSD_TIOCGETA, FBSD_TIOCSETA, FBSD_TIOCGWINSZ,
+};
+
+static void
+limit_backend(int fd, bool writable)
+{
+	cap_rights_t rights;
+
+	if (writable)
+		cap_rights_init(&rights, CAP_EVENT, CAP_IOCTL, CAP_READ,
+		    CAP_WRITE);
+	else
+		cap_rights_init(&rights, CAP_EVENT, CAP_IOCTL, CAP_READ);
+	if (cap_rights_limit(fd, &rights) == -1 && errno != ENOSYS)
+		errx(EX_OSERR, "Unable to apply rights for sandbox");
+	if (cap_ioctls_limit(fd, tty_ioctls,
+	    sizeof(tty_ioctls) / sizeof(tty_ioctls[0])) == -1 &&
+	    errno != ENOSYS)
+		errx(EX_OSERR, "Unable to apply rights for sandbox");
+}
+
+/* uart_emul.c: uart_stdio_backend: read fd 0, write fd 1. */
+static int
+stdio_backend(struct bhyve_uart *sc)
+{
+
+	if (uart_stdio)
+		return (-1);
+	sc->rfd = STDIN_FILENO;
+	sc->wfd = STDOUT_FILENO;
+	if (fcntl(sc->rfd, F_SETFL, O_NONBLOCK) != 0)
+		return (-1);
+	if (fcntl(sc->wfd, F_SETFL, O_NONBLOCK) != 0)
+		return (-1);
+	limit_backend(sc->rfd, false);
+	uart_stdio = true;
+	return (0);
+}
+
+/* uart_emul.c: uart_tty_backend: one read-write descriptor, a terminal. */
+static int
+tty_backend(struct bhyve_uart *sc, const char *path)
+{
+	int fd;
+
+	fd = open(path, O_RDWR | O_NONBLOCK);
+	if (fd < 0)
+		return (-1);
+	if (!isatty(fd)) {
+		close(fd);
+		return (-1);
+	}
+	sc->rfd = sc->wfd = fd;
+	limit_backend(fd, true);
+	return (0);
+}
+
+/* uart_emul.c: uart_set_backend (uart_tty_open); -1 when it cannot be used. */
 int
 bhyve_uart_set_backend(struct bhyve_uart *sc, const char *backend)
 {
-	static const cap_ioctl_t cmds[] = {
-		FBSD_TIOCGETA, FBSD_TIOCSETA, FBSD_TIOCGWINSZ,
-	};
-	cap_rights_t rights;
-	int fd;
+	int error;
 
 	if (backend == NULL)
 		return (0);
-	if (strcmp(backend, "stdio") == 0) {
-		if (uart_stdio)
-			return (-1);
-		uart_stdio = true;
-		fd = STDIN_FILENO;
-	} else {
-		fd = open(backend, O_RDWR | O_NONBLOCK);
-		if (fd <= 0 || !isatty(fd)) {
-			if (fd > 0)
-				close(fd);
-			return (-1);
-		}
-	}
-	if (fcntl(fd, F_SETFL, O_NONBLOCK) != 0)
+	if (strcmp(backend, "stdio") == 0)
+		error = stdio_backend(sc);
+	else
+		error = tty_backend(sc, backend);
+	if (error != 0) {
+		sc->rfd = sc->wfd = -1;
 		return (-1);
-	cap_rights_init(&rights, CAP_EVENT, CAP_IOCTL, CAP_READ, CAP_WRITE);
-	if (cap_rights_limit(fd, &rights) == -1 && errno != ENOSYS)
-		errx(EX_OSERR, "Unable to apply rights for sandbox");
-	if (cap_ioctls_limit(fd, cmds, sizeof(cmds) / sizeof(cmds[0])) == -1 &&
-	    errno != ENOSYS)
-		errx(EX_OSERR, "Unable to apply rights for sandbox");
-	ttyopen(fd);
-	sc->fd = fd;
+	}
+	ttyopen(sc->rfd);
 	return (0);
 }
 
@@ -281,8 +337,8 @@ uart_write(struct bhyve_uart *sc, int offset, uint8_t value)
 		if (sc->mcr & MCR_LOOPBACK) {
 			if (rxfifo_putchar(sc, value) != 0)
 				sc->lsr |= LSR_OE;
-		} else if (sc->fd >= 0) {
-			(void)!write(sc->fd, &value, 1);
+		} else if (sc->wfd >= 0) {
+			(void)!write(sc->wfd, &value, 1);
 		}
 		sc->thre_int_pending = true;
 		break;

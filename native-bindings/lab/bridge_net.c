@@ -6,6 +6,10 @@
  * connectat/bindat with AT_FDCWD there); connectat(dirfd, ...) looks the
  * path up relative to dirfd, which Linux lacks: the bridge implements it
  * through /proc/self/fd/DIRFD/<sun_path>.
+ *
+ * The host's syslog socket, _PATH_LOG (/dev/log), is the lab's
+ * $VMMLAB_ROOT/dev/log, as /dev/vmm/NAME is the model's file there: a
+ * test binds a sink there to see what the interposer logs.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,7 +17,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <stdlib.h>
 #include <sys/un.h>
+#include <syslog.h>
 
 #include "fbsd_compat.h"
 #include "bridge.h"
@@ -31,14 +37,40 @@ is_unix_path(const struct sockaddr *addr, socklen_t len)
 	return (sun->sun_path[0] != '\0');
 }
 
+/* _PATH_LOG as the lab's $VMMLAB_ROOT/dev/log, or 0 for any other address. */
+static int
+lab_syslog_address(const struct sockaddr *addr, socklen_t len,
+    struct sockaddr_un *lab)
+{
+	const struct sockaddr_un *sun;
+	const char *root;
+	int n;
+
+	sun = (const struct sockaddr_un *)(const void *)addr;
+	if (len < offsetof(struct sockaddr_un, sun_path) + sizeof(_PATH_LOG) ||
+	    strcmp(sun->sun_path, _PATH_LOG) != 0)
+		return (0);
+	root = getenv("VMMLAB_ROOT");
+	if (root == NULL || root[0] == '\0')
+		return (0);
+	memset(lab, 0, sizeof(*lab));
+	lab->sun_family = AF_UNIX;
+	n = snprintf(lab->sun_path, sizeof(lab->sun_path), "%s/dev/log", root);
+	return (n > 0 && (size_t)n < sizeof(lab->sun_path));
+}
+
 LAB_EXPORT int
 connect(int s, const struct sockaddr *addr, socklen_t len)
 {
+	struct sockaddr_un lab;
 
 	if (capmode_on() && is_unix_path(addr, len)) {
 		errno = ECAPMODE;
 		return (-1);
 	}
+	if (is_unix_path(addr, len) && lab_syslog_address(addr, len, &lab))
+		return (bridge_next()->connect(s, (const struct sockaddr *)&lab,
+		    sizeof(lab)));
 	return (bridge_next()->connect(s, addr, len));
 }
 

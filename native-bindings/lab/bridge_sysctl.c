@@ -1,9 +1,10 @@
 /*
  * bridge_sysctl.c: sysctlbyname for the nodes the lab models (vmm_dev.c:
  * hw.vmm.create, hw.vmm.destroy; vmm.c: hw.vmm.maxcpu; kern_mib.c:
- * kern.osreldate, by which vmm-compatd identifies the kernel).  They go to
- * the model (SYSCTL); other names do not exist here (ENOENT), and in
- * capability mode fail with ECAPMODE.  Old-value semantics follow
+ * kern.osreldate and kern.version, kern_tc.c: kern.boottime, by which
+ * vmm-compatd corroborates and caches its identification of the kernel).
+ * They go to the model (SYSCTL); other names do not exist here (ENOENT),
+ * and in capability mode fail with ECAPMODE.  Old-value semantics follow
  * sysctl(3): a NULL oldp asks for the size, a short buffer gets what fits
  * and ENOMEM.
  */
@@ -23,7 +24,9 @@ vmm_sysctl(const char *name)
 	return (strcmp(name, "hw.vmm.create") == 0 ||
 	    strcmp(name, "hw.vmm.destroy") == 0 ||
 	    strcmp(name, "hw.vmm.maxcpu") == 0 ||
-	    strcmp(name, "kern.osreldate") == 0);
+	    strcmp(name, "kern.osreldate") == 0 ||
+	    strcmp(name, "kern.version") == 0 ||
+	    strcmp(name, "kern.boottime") == 0);
 }
 
 LAB_EXPORT int

@@ -117,6 +117,8 @@ shim_init(void)
 
 	resolve_next();
 	shim_read_environment();
+	/* Now, before bhyve's cap_enter: log.c. */
+	shim_log_open();
 }
 
 /* ---- compat actions, indexed by IOCNUM (request & 0xff) ---------------- */
@@ -265,11 +267,11 @@ exit_destroyed(struct vm_session *vs, int vcpu, int how, const char *request)
 			pause();
 	link_event(vs, VMC_EV_VM_DESTROYED, vcpu, how);
 	if (how == VM15_SUSPEND_DESTROY)
-		shim_warn("VM %s was destroyed while running "
+		shim_error("VM %s was destroyed while running "
 		    "(VM_SUSPEND_DESTROY); bhyve exits with status 4, as a "
 		    "15.0 bhyve does", vs->name);
 	else
-		shim_warn("VM %s was destroyed while running (%s: ENXIO, the "
+		shim_error("VM %s was destroyed while running (%s: ENXIO, the "
 		    "device is gone); bhyve exits with status 4, as a 15.0 "
 		    "bhyve does", vs->name, request);
 	exit(4);
@@ -607,7 +609,7 @@ close(int fd)
  * bhyverun.c do_open limits the vmm fd to libvmmapi's 13.1 ioctl list.  A
  * translation that needs another request number (the 14.0 VM_RUN) widens the
  * list by exactly that number; nothing else of the sandbox changes
- * (ARCHITECTURE.md section 4).
+ * (docs/design.md, "Security").
  */
 SHIM_EXPORT int
 cap_ioctls_limit(int fd, const cap_ioctl_t *cmds, size_t ncmds)

@@ -30,7 +30,7 @@ start_parkers(struct vm_session *vs, const struct vcpu_set *parked)
 			 * next INIT rendezvous or suspend (vmm.c
 			 * vm_handle_rendezvous, vm_handle_suspend): stop here.
 			 */
-			shim_warn("VM %s: cannot start the parker for AP %d: %s;"
+			shim_error("VM %s: cannot start the parker for AP %d: %s;"
 			    " exiting", vs->name, vcpu, strerror(errno));
 			exit(EX_UNAVAILABLE);
 		}
@@ -59,7 +59,7 @@ plan_alone(struct vm_session *vs, int ncpus, const char *why,
 		set_clear(&active);
 	set_del(&active, 0);
 	if (shim_config.require_daemon && set_empty(&active)) {
-		shim_warn("VM %s: vmm-compatd unreachable (%s) and "
+		shim_error("VM %s: vmm-compatd unreachable (%s) and "
 		    "VMM_COMPAT_REQUIRE_DAEMON=1: refusing to boot; the VM is "
 		    "untouched", vs->name, why);
 		exit(EX_UNAVAILABLE);
@@ -108,7 +108,7 @@ check_coverage(struct vm_session *vs, int ncpus)
 		    variant_name(vs->facts.variant) : "unidentified");
 		return;
 	}
-	shim_warn("VM %s: %d vCPUs, but the interposer can park and hand over "
+	shim_error("VM %s: %d vCPUs, but the interposer can park and hand over "
 	    "at most %d (13.x userland's CPU_SETSIZE) and the %s kernel needs "
 	    "every AP parked: refusing to boot a VM whose APs %d..%d could "
 	    "never start; nothing was activated (use -c %d or fewer)",
@@ -152,7 +152,7 @@ plan_boot(struct vm_session *vs)
 	}
 	r = link_plan(vs, &reply, why, sizeof(why));
 	if (r == LINK_REFUSED) {
-		shim_warn("VM %s: vmm-compatd refused the plan: %s; exiting",
+		shim_error("VM %s: vmm-compatd refused the plan: %s; exiting",
 		    vs->name, why);
 		exit(EX_UNAVAILABLE);
 	}

@@ -47,23 +47,6 @@ monotonic_ns(void)
 	return ((uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec);
 }
 
-void
-shim_warn(const char *fmt, ...)
-{
-	char line[512];
-	va_list ap;
-	int n;
-
-	n = snprintf(line, sizeof(line), "vmm-compat[%d]: ", (int)getpid());
-	va_start(ap, fmt);
-	vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
-	va_end(ap);
-	n = (int)strlen(line);
-	line[n++] = '\n';
-	/* One write: lines from parker threads do not interleave. */
-	(void)write(STDERR_FILENO, line, (size_t)n);
-}
-
 /* "1-3,5,7-9": vCPU ids as ranges, cut with "..." when buf is full. */
 void
 format_vcpu_list(const struct vcpu_set *set, char *buf, size_t len)
@@ -264,13 +247,13 @@ session_init_facts(struct vm_session *vs, char *why, size_t whylen)
 
 	r = link_connect(vs, why, whylen);
 	if (r == LINK_REFUSED) {
-		shim_warn("vmm-compatd refused VM %s: %s", vs->name, why);
+		shim_error("vmm-compatd refused VM %s: %s", vs->name, why);
 		errno = EPERM;
 		return (-1);
 	}
 	if (r == LINK_DOWN) {
 		if (shim_config.require_daemon) {
-			shim_warn("cannot reach vmm-compatd (%s) and "
+			shim_error("cannot reach vmm-compatd (%s) and "
 			    "VMM_COMPAT_REQUIRE_DAEMON=1: not starting VM %s",
 			    why, vs->name);
 			errno = ECONNREFUSED;

@@ -1,8 +1,8 @@
 /*
  * libvmmcompat.so: internal interfaces.  The interposer sits in a legacy
  * FreeBSD 13.1 bhyve (LD_PRELOAD) and acts only on the compat events of
- * ARCHITECTURE.md section 3; every other ioctl goes straight to the next
- * ioctl() (interpose.c).
+ * docs/design.md ("The compat sequence on a window kernel"); every other
+ * ioctl goes straight to the next ioctl() (interpose.c).
  */
 #ifndef _VMMCOMPAT_SHIM_H_
 #define _VMMCOMPAT_SHIM_H_
@@ -163,12 +163,16 @@ extern ioctl_fn shim_next_ioctl;
 /* session.c */
 int	session_attach(int fd, const char *name);
 void	session_detach(int fd);
-void	shim_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 uint64_t monotonic_ns(void);
 int	facts_for_variant(int variant, struct kernel_facts *facts);
 void	session_set_facts(struct vm_session *vs, const struct kernel_facts *facts);
 const char *variant_name(int variant);
 void	format_vcpu_list(const struct vcpu_set *set, char *buf, size_t len);
+
+/* log.c: stderr and syslog; shim_error for what ends or refuses a VM. */
+void	shim_log_open(void);
+void	shim_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void	shim_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* daemon_link.c */
 struct plan_reply {

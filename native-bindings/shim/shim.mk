@@ -6,7 +6,7 @@
 # port's) are added to that build.
 SHIM_SRCS=	shim/interpose.c shim/session.c shim/daemon_link.c shim/kernel.c \
 		shim/plan.c shim/parker.c shim/handover.c shim/translate.c \
-		shim/kabi.c shim/memseg.c shim/refusal.c shim/generation.c
+		shim/kabi.c shim/memseg.c shim/refusal.c shim/generation.c shim/log.c
 SHIM_HDRS=	shim/shim.h shim/vcpuset.h include/vmm13.h include/vmm_abi_gen.h include/fbsd_compat.h \
 		include/vmm_compat_proto_gen.h
 SHIM_CFLAGS=	-std=gnu11 -Wall -Wextra -Werror -fPIC -Iinclude -Ishim -pthread \

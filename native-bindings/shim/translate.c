@@ -1,5 +1,5 @@
 /*
- * translate.c: 13.1 ABI in, kernel ABI out (ARCHITECTURE.md section 5).
+ * translate.c: 13.1 ABI in, kernel ABI out (docs/design.md, docs/abi.md).
  */
 #include <errno.h>
 #include <string.h>

@@ -9,6 +9,7 @@ import { registerDoctorCommand } from './commands/doctor';
 import { registerProbeCommand } from './commands/probe';
 import { registerJailSetupCommand } from './commands/jail-setup';
 import { registerGuestsCommand } from './commands/guests';
+import { registerSelftestCommand } from './commands/selftest';
 import { UsageError } from './usage';
 import { ConfigError } from '../config/config';
 import { VERSION } from '../version';
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
   registerProbeCommand(program);
   registerJailSetupCommand(program);
   registerGuestsCommand(program);
+  registerSelftestCommand(program);
   return program;
 }
 

@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { KERNEL_VARIANTS, isKernelVariant, type KernelVariant } from '../daemon/kernel-variant';
+import { DEFAULT_PROBE_CACHE } from '../daemon/kernel-probe-cache';
 
 export const DEFAULT_CONFIG_PATH = '/usr/local/etc/vmm-compat.conf';
 export const DEFAULT_SOCKET_DIR = '/var/run/vmm-compat';
@@ -17,8 +18,13 @@ export interface JailConfig {
 }
 
 export interface Config {
-  /** 'auto' identifies the kernel from kern.osreldate and refuses to guess where that is unreliable. */
+  /**
+   * 'auto': the daemon's probe VM decides (docs/design.md, "Identifying the kernel"), with
+   * kern.osreldate as corroboration and as the fallback where no probe VM can be made.
+   */
   kernelVariant: KernelVariant | 'auto';
+  /** Where the probe's result is kept for the next start on the same kernel. */
+  probeCache: string;
   compatFreebsd13: boolean;
   failurePolicy: 'fallback' | 'refuse';
   socketDir: string;
@@ -36,6 +42,7 @@ export interface Config {
 export function defaultConfig(): Config {
   return {
     kernelVariant: 'auto',
+    probeCache: DEFAULT_PROBE_CACHE,
     compatFreebsd13: true,
     failurePolicy: 'fallback',
     socketDir: DEFAULT_SOCKET_DIR,
@@ -80,6 +87,9 @@ const GLOBAL_KEYS: Readonly<Record<string, Setter>> = {
       throw new ConfigError(`${w}: kernel_variant must be auto or one of ${KERNEL_VARIANTS.join(', ')}, not "${v}"`);
     }
     c.kernelVariant = v;
+  },
+  probe_cache: (c, v, w) => {
+    c.probeCache = absolutePath(v, w, 'probe_cache');
   },
   compat_freebsd13: (c, v, w) => {
     c.compatFreebsd13 = yesNo(v, w, 'compat_freebsd13');

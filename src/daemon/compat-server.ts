@@ -1,6 +1,6 @@
 // The daemon's side of the compat protocol: one listener per socket directory (the host's and
 // one per jail), one session per legacy bhyve process. It decides each boot's plan, performs the
-// eager activation on its own fd, and records every compat event (ARCHITECTURE.md sections 2-4).
+// eager activation on its own fd, and records every compat event (docs/design.md).
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -19,6 +19,7 @@ import {
   type Message,
 } from './protocol';
 import { VARIANT_CODE, VARIANT_FACTS, type KernelVariant } from './kernel-variant';
+import type { IdentifiedBy } from './kernel-identification';
 import { formatVcpuList, maskOf, planForVm, LEGACY_MAX_VCPUS } from './plan';
 import type { VmmDevice } from './vmm-device';
 import { VmmError } from './vmm-device';
@@ -42,6 +43,8 @@ export interface SocketDirectory {
 
 export interface CompatSettings {
   variant: KernelVariant;
+  /** How the variant was identified (written beside the socket with it). */
+  variantBy?: IdentifiedBy;
   /** Whether the kernel accepts the 144-byte VM_RUN (COMPAT_FREEBSD13, or a pre-e17eca32 kernel). */
   compatFreebsd13: boolean;
 }
@@ -59,7 +62,6 @@ export interface CompatServerOptions extends CompatSettings {
 }
 
 const EPERM = 1;
-const EINVAL = 22;
 const EBUSY = 16;
 
 interface Session {
@@ -95,7 +97,7 @@ export class CompatServer {
 
   constructor(private options: CompatServerOptions) {
     this.registry = options.registry ?? new VmRegistry();
-    this.settings = { variant: options.variant, compatFreebsd13: options.compatFreebsd13 };
+    this.settings = { variant: options.variant, variantBy: options.variantBy, compatFreebsd13: options.compatFreebsd13 };
     this.deviceDir = options.deviceDir ?? '/dev/vmm';
   }
 
@@ -179,7 +181,8 @@ export class CompatServer {
     const text =
       `variant=${this.settings.variant}\n` +
       `cpuset_bytes=${facts.kernelCpusetBytes}\n` +
-      `vmrun_abi=${this.vmrunAbi()}\n`;
+      `vmrun_abi=${this.vmrunAbi()}\n` +
+      (this.settings.variantBy ? `identified_by=${this.settings.variantBy}\n` : '');
     fs.writeFileSync(`${file}.tmp`, text, { mode: 0o644 });
     fs.renameSync(`${file}.tmp`, file);
   }
@@ -324,7 +327,9 @@ export class CompatServer {
   private hello(session: Session, pid: number, vmName: string, bhyve: string): void {
     if (session.vm) throw new ProtocolError('HELLO sent twice on one connection');
     const nameProblem = vmNameProblem(vmName);
-    if (nameProblem) this.refuse(session, EINVAL, `bad VM name: ${nameProblem}`);
+    // A refusal (EPERM), as docs/design.md promises: the interposer fails the open and bhyve
+    // exits 4 with this reason. Any other code would make it go on alone, unchecked.
+    if (nameProblem) this.refuse(session, EPERM, `bad VM name: ${nameProblem}`);
     const creds = this.options.peers.credentials(session.socket);
     if (!creds) this.refuse(session, EPERM, 'cannot read the peer credentials of this connection (not a local socket?)', vmName);
     if (creds.pid !== pid) {

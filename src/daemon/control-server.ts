@@ -5,6 +5,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { VERSION, COMPAT_PROTOCOL_VERSION, COMPAT_PROTOCOL_VERSIONS_ACCEPTED } from '../version';
 import type { CompatServer } from './compat-server';
+import type { KernelStatus } from './identify-kernel';
 
 export const CONTROL_SOCKET_NAME = 'control.sock';
 
@@ -15,13 +16,16 @@ export interface StatusReport {
   protocolVersionsAccepted?: number[];
   pid: number;
   startedAt: string;
+  /** The kernel variant in use (kept for readers of the first status format; see `kernel`). */
   kernelVariant: string;
+  /** How the daemon identified the kernel (added with the kernel probe; absent before). */
+  kernel?: KernelStatus;
   socketDirectories: { jail: string; path: string }[];
   counters: Record<string, number>;
   vms: unknown[];
 }
 
-export function statusReport(server: CompatServer, startedAt: Date): StatusReport {
+export function statusReport(server: CompatServer, startedAt: Date, kernel?: KernelStatus): StatusReport {
   return {
     version: VERSION,
     protocolVersion: COMPAT_PROTOCOL_VERSION,
@@ -29,6 +33,7 @@ export function statusReport(server: CompatServer, startedAt: Date): StatusRepor
     pid: process.pid,
     startedAt: startedAt.toISOString(),
     kernelVariant: server.variant,
+    ...(kernel !== undefined ? { kernel } : {}),
     socketDirectories: server.directories(),
     counters: { ...server.registry.counters },
     vms: server.registry.all(),

@@ -8,14 +8,17 @@ import { DaemonMetrics, startMetricsServer } from '../metrics/prometheus';
 import { VmRegistry } from './registry';
 import { CompatServer, type SocketDirectory } from './compat-server';
 import { startControlServer, statusReport } from './control-server';
-import { identifyKernel, type KernelVariant } from './kernel-variant';
-import { openVmmDevice, type VmmDevice } from './vmm-device';
+import type { KernelVariant } from './kernel-variant';
+import { decideKernelVariant } from './kernel-identification';
+import { IdentificationError, identifyKernelAtStart, kernelStatus, type DaemonKernel } from './identify-kernel';
+import { openVmmDevice, openVmmSyscalls, type VmmSyscalls } from './vmm-device';
 import { platformPeerInspector, type PeerInspector } from './peer';
 import { loadConfig, type Config } from '../config/config';
 import { VERSION } from '../version';
 
 export interface DaemonOverrides {
   kernelVariant?: KernelVariant;
+  probeCache?: string;
   socketDir?: string;
   jails?: { name: string; socketDir: string }[];
   syscallLibrary?: string;
@@ -35,6 +38,7 @@ export interface DaemonOptions {
 export function applyOverrides(config: Config, o: DaemonOverrides): Config {
   const merged: Config = { ...config, jails: [...config.jails] };
   if (o.kernelVariant) merged.kernelVariant = o.kernelVariant;
+  if (o.probeCache) merged.probeCache = o.probeCache;
   if (o.socketDir) merged.socketDir = o.socketDir;
   if (o.jails && o.jails.length > 0) merged.jails = o.jails;
   if (o.syscallLibrary) merged.syscallLibrary = o.syscallLibrary;
@@ -55,18 +59,36 @@ function makeLogger(config: Config): { logger: Logger; destination: Destination 
   return { logger: pino({ name: 'vmm-compatd', level: config.logLevel, base: { pid: process.pid } }, destination), destination };
 }
 
-export function resolveVariant(config: Config, device: VmmDevice): { variant: KernelVariant; why: string } {
-  if (config.kernelVariant !== 'auto') return { variant: config.kernelVariant, why: 'configured (kernel_variant)' };
-  const osreldate = device.sysctlInt('kern.osreldate');
-  if (osreldate === null) {
-    throw new Error(
-      'kernel_variant = auto, but kern.osreldate cannot be read through ' +
-        `${config.syscallLibrary}; set kernel_variant in the configuration`,
-    );
+/**
+ * The kernel variant the daemon serves and how it knows (identify-kernel.ts); fails with the
+ * reason and the fix when neither the experiment nor kern.osreldate can tell and the
+ * configuration does not say.
+ */
+export async function identifyKernelForDaemon(config: Config, sys: VmmSyscalls, logger: Logger): Promise<DaemonKernel> {
+  let kernel: DaemonKernel;
+  try {
+    kernel = await identifyKernelAtStart(config, sys, logger);
+  } catch (err) {
+    if (err instanceof IdentificationError) throw new Error(err.message);
+    throw err;
   }
-  const id = identifyKernel(osreldate);
-  if (id.variant === null) throw new Error(`cannot identify the kernel reliably: ${id.why}`);
-  return { variant: id.variant, why: id.why };
+  const e = kernel.experiment;
+  logger.info(
+    {
+      kernelVariant: kernel.variant,
+      by: kernel.by,
+      why: kernel.why,
+      osreldate: kernel.osreldate,
+      evidence: kernel.evidence,
+      experiment: e === null ? null : { cached: e.cached, probedAt: e.probedAt, elapsedMs: e.elapsedMs, cacheMiss: e.cacheMiss, vm: e.vmName ?? null },
+    },
+    'kernel identified',
+  );
+  if (kernel.disagreement !== null) logger.warn({ kernelVariant: kernel.variant, osreldate: kernel.osreldate }, kernel.disagreement);
+  if (kernel.by === 'osreldate') {
+    logger.warn({ kernelVariant: kernel.variant, why: kernel.experimentSkipped }, `the kernel variant comes from kern.osreldate alone: ${kernel.experimentSkipped}`);
+  }
+  return kernel;
 }
 
 export interface RunningDaemon {
@@ -80,14 +102,17 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   let config = applyOverrides(loadConfig(options.configPath, { mustExist: options.configMustExist }), options.overrides);
   let { logger, destination } = makeLogger(config);
   const device = openVmmDevice(config.syscallLibrary);
-  const { variant, why } = resolveVariant(config, device);
+  const syscalls = openVmmSyscalls(config.syscallLibrary);
+  let kernel = await identifyKernelForDaemon(config, syscalls, logger);
+  const { variant, why } = kernel;
   // The metrics exist (and count) even with metrics_listen off: a reload that turns the
   // listener on then serves totals since start-up, as a counter should.
   const registry = new VmRegistry();
   const daemonMetrics = new DaemonMetrics(registry);
-  daemonMetrics.setKernelVariant(variant);
+  daemonMetrics.setKernelVariant(variant, kernel.by);
   const server = new CompatServer({
     variant,
+    variantBy: kernel.by,
     compatFreebsd13: config.compatFreebsd13,
     directories: directoriesOf(config),
     device,
@@ -100,7 +125,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   daemonMetrics.openSessions = () => server.openSessionsByJail();
   await server.start();
   const startedAt = new Date();
-  const control: net.Server = await startControlServer(config.socketDir, () => statusReport(server, startedAt));
+  const control: net.Server = await startControlServer(config.socketDir, () => statusReport(server, startedAt, kernelStatus(kernel)));
   let metricsServer: http.Server | null = null;
   const startMetrics = async (c: Config): Promise<void> => {
     if (metricsServer) await new Promise<void>((resolve) => metricsServer!.close(() => resolve()));
@@ -114,13 +139,19 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     }
   };
   await startMetrics(config);
-  logger.info({ version: VERSION, kernelVariant: variant, why, syscallLibrary: config.syscallLibrary }, 'vmm-compatd started');
+  logger.info({ version: VERSION, kernelVariant: variant, by: kernel.by, why, syscallLibrary: config.syscallLibrary }, 'vmm-compatd started');
+
+  /** A kernel identification replaces the one in use (SIGHUP changed kernel_variant). */
+  const applyKernel = (next: DaemonKernel, compatFreebsd13: boolean): void => {
+    kernel = next;
+    server.update({ variant: next.variant, variantBy: next.by, compatFreebsd13 });
+    daemonMetrics.setKernelVariant(next.variant, next.by);
+  };
 
   const reload = (): void => {
     let next: Config;
     try {
       next = applyOverrides(loadConfig(options.configPath, { mustExist: options.configMustExist }), options.overrides);
-      if (next.kernelVariant !== 'auto') resolveVariant(next, device);
     } catch (err) {
       logger.error({ err: err instanceof Error ? err.message : String(err) }, 'reload failed; keeping the running configuration');
       return;
@@ -140,11 +171,27 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       server.setLogger(logger);
       applied.push(`log_file=${next.logFile ?? 'stderr'}`);
     }
-    const nextVariant = next.kernelVariant === 'auto' ? server.variant : next.kernelVariant;
-    if (nextVariant !== server.variant || next.compatFreebsd13 !== config.compatFreebsd13) {
-      server.update({ variant: nextVariant, compatFreebsd13: next.compatFreebsd13 });
-      daemonMetrics.setKernelVariant(nextVariant);
-      applied.push(`kernel_variant=${nextVariant}`, `compat_freebsd13=${next.compatFreebsd13 ? 'yes' : 'no'}`);
+    if (next.kernelVariant !== 'auto') {
+      // An explicit kernel_variant wins at once.
+      if (next.kernelVariant !== kernel.variant || kernel.by !== 'config' || next.compatFreebsd13 !== config.compatFreebsd13) {
+        applyKernel({ ...kernel, ...decideKernelVariant({ configured: next.kernelVariant, osreldate: kernel.osreldate, experiment: null }), experiment: null }, next.compatFreebsd13);
+        applied.push(`kernel_variant=${next.kernelVariant}`, `compat_freebsd13=${next.compatFreebsd13 ? 'yes' : 'no'}`);
+      }
+    } else if (kernel.by === 'config') {
+      // From an explicit variant back to auto: identify the kernel now; the old variant serves
+      // until the answer is in.
+      const reloaded = next;
+      void identifyKernelForDaemon(reloaded, syscalls, logger).then(
+        (identified) => {
+          applyKernel(identified, reloaded.compatFreebsd13);
+          logger.info({ kernelVariant: identified.variant, by: identified.by }, 'configuration reloaded; kernel_variant = auto identified the kernel');
+        },
+        (err: unknown) => logger.error({ err: err instanceof Error ? err.message : String(err) }, `kernel_variant = auto cannot identify the kernel; keeping ${kernel.variant}`),
+      );
+      applied.push('kernel_variant=auto (identifying the kernel)');
+    } else if (next.compatFreebsd13 !== config.compatFreebsd13) {
+      server.update({ variant: kernel.variant, variantBy: kernel.by, compatFreebsd13: next.compatFreebsd13 });
+      applied.push(`compat_freebsd13=${next.compatFreebsd13 ? 'yes' : 'no'}`);
     }
     const wanted = new Map(directoriesOf(next).map((d) => [d.path, d]));
     const current = new Set(server.directories().map((d) => d.path));
@@ -166,6 +213,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     }
     const needsRestart: string[] = [];
     if (next.syscallLibrary !== config.syscallLibrary) needsRestart.push('syscall_library');
+    if (next.probeCache !== config.probeCache) needsRestart.push('probe_cache');
     if (next.socketDir !== config.socketDir) needsRestart.push('socket_dir (control socket)');
     if (next.deviceDir !== config.deviceDir) needsRestart.push('device_dir');
     config = next;

@@ -1,5 +1,5 @@
 // What the daemon knows about each vmm.ko generation, as it affects a 13.1 bhyve
-// (ARCHITECTURE.md section 1; facts in shared/reference/kernel-main-side.md).
+// (docs/design.md, "The problem"; facts in shared/reference/kernel-main-side.md).
 
 export const KERNEL_VARIANTS = ['legacy13', 'window', 'fixed13', 'fixed14', 'main15'] as const;
 export type KernelVariant = (typeof KERNEL_VARIANTS)[number];

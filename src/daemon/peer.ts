@@ -1,5 +1,5 @@
 // Who is on the other end of a compat connection, and does that process hold the VM it names
-// open (ARCHITECTURE.md section 4)? Peer credentials come from the kernel, never from the peer.
+// open (docs/design.md, "Security")? Peer credentials come from the kernel, never from the peer.
 import { koffi } from '../ffi/koffi';
 import fs from 'node:fs';
 import os from 'node:os';

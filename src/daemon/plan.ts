@@ -1,5 +1,5 @@
 // planForVm: what the interposer in one legacy bhyve must do for one boot of one VM
-// (ARCHITECTURE.md section 3, steps 3-4).
+// (docs/design.md, "The compat sequence on a window kernel", steps 3-4).
 import { VARIANT_FACTS, type KernelVariant } from './kernel-variant';
 import { CPUSET_BYTES_13 } from '../abi/cpuset';
 

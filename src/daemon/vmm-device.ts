@@ -57,7 +57,10 @@ interface LibcCalls {
   open: (path: string, flags: number, mode: number) => number;
   close: (fd: number) => number;
   ioctl: (fd: number, request: number, arg: Buffer | null) => number;
-  sysctlbyname: ((name: string, oldp: Buffer, oldlen: bigint[], newp: null, newlen: number) => number) | null;
+  /** oldp and oldlenp (a size_t) as buffers or NULL, newp as a buffer or NULL. */
+  sysctlbyname: ((name: string, oldp: Buffer | null, oldlenp: Buffer | null, newp: Buffer | null, newlen: number) => number) | null;
+  mmap: (addr: null, len: number, prot: number, flags: number, fd: number, offset: number) => unknown;
+  munmap: (addr: unknown, len: number) => number;
 }
 
 function bind(libraryPath: string): LibcCalls {
@@ -65,7 +68,7 @@ function bind(libraryPath: string): LibcCalls {
   let sysctlbyname: LibcCalls['sysctlbyname'] = null;
   try {
     sysctlbyname = lib.func(
-      'int sysctlbyname(const char *name, _Out_ void *oldp, _Inout_ size_t *oldlenp, const void *newp, size_t newlen)',
+      'int sysctlbyname(const char *name, void *oldp, void *oldlenp, const void *newp, size_t newlen)',
     ) as LibcCalls['sysctlbyname'];
   } catch {
     sysctlbyname = null; // glibc has no sysctlbyname; the lab bridge and FreeBSD's libc do.
@@ -76,7 +79,19 @@ function bind(libraryPath: string): LibcCalls {
     // ioctl is variadic in C; a fixed pointer third argument has the same x86-64 SysV ABI.
     ioctl: lib.func('int ioctl(int fd, unsigned long request, void *arg)') as LibcCalls['ioctl'],
     sysctlbyname,
+    mmap: lib.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, long offset)') as LibcCalls['mmap'],
+    munmap: lib.func('int munmap(void *addr, size_t len)') as LibcCalls['munmap'],
   };
+}
+
+/** sysctlbyname read of at most maxBytes: the value, or null when the name cannot be read. */
+function sysctlRead(calls: LibcCalls, name: string, maxBytes: number): Buffer | null {
+  if (!calls.sysctlbyname) return null;
+  const value = Buffer.alloc(maxBytes);
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64LE(BigInt(maxBytes));
+  if (calls.sysctlbyname(name, value, length, null, 0) !== 0) return null;
+  return value.subarray(0, Math.min(maxBytes, Number(length.readBigUInt64LE(0))));
 }
 
 const CPUSET_WHICH: Readonly<Record<CpusetKind, number>> = {
@@ -139,12 +154,86 @@ class KoffiVmmDevice implements VmmDevice {
   }
 
   sysctlInt(name: string): number | null {
-    if (!this.calls.sysctlbyname) return null;
-    const value = Buffer.alloc(8);
-    const length = [8n];
-    if (this.calls.sysctlbyname(name, value, length, null, 0) !== 0) return null;
-    return Number(length[0]) >= 8 ? Number(value.readBigInt64LE(0)) : value.readInt32LE(0);
+    const value = sysctlRead(this.calls, name, 8);
+    if (value === null || value.length < 4) return null;
+    return value.length >= 8 ? Number(value.readBigInt64LE(0)) : value.readInt32LE(0);
   }
+}
+
+/**
+ * The system calls of the kernel probe (kernel-probe.ts), which makes a VM of its own: each call
+ * answers an errno name instead of throwing, because a refusal (ENOTTY, ERANGE, EINVAL) is
+ * itself the answer the probe asks for. One instance per thread that uses it (the probe's
+ * worker binds its own).
+ */
+export interface VmmSyscalls {
+  readonly library: string;
+  /** open(2) read-write, close-on-exec: the fd, or the errno name. */
+  open(path: string): number | string;
+  close(fd: number): void;
+  /** ioctl(2): null on success, else the errno name. */
+  ioctl(fd: number, request: number, arg: Buffer | null): string | null;
+  /** sysctlbyname(3) read of at most maxBytes: the value, or null. */
+  sysctlRead(name: string, maxBytes: number): Buffer | null;
+  /** sysctlbyname(3) write of a NUL-terminated string (hw.vmm.create): null, else the errno name. */
+  sysctlWriteString(name: string, value: string): string | null;
+  /**
+   * Maps `length` bytes of fd at `offset` shared and read-write (a VM's guest memory, as
+   * libvmmapi's vm_map_gpa does), copies `bytes` in at `at`, unmaps: null, else the errno name.
+   */
+  writeShared(fd: number, offset: number, length: number, at: number, bytes: Uint8Array): string | null;
+}
+
+const PROT_READ = 1;
+const PROT_WRITE = 2;
+/** MAP_SHARED: 1 on FreeBSD and Linux. */
+const MAP_SHARED = 1;
+const MAP_FAILED = 0xffffffffffffffffn;
+
+class KoffiVmmSyscalls implements VmmSyscalls {
+  private readonly calls: LibcCalls;
+  constructor(readonly library: string) {
+    this.calls = bind(library);
+  }
+
+  open(path: string): number | string {
+    const fd = this.calls.open(path, O_RDWR | O_CLOEXEC, 0);
+    return fd < 0 ? errnoName(koffi.errno()) : fd;
+  }
+
+  close(fd: number): void {
+    this.calls.close(fd);
+  }
+
+  ioctl(fd: number, request: number, arg: Buffer | null): string | null {
+    return this.calls.ioctl(fd, request, arg) === 0 ? null : errnoName(koffi.errno());
+  }
+
+  sysctlRead(name: string, maxBytes: number): Buffer | null {
+    return sysctlRead(this.calls, name, maxBytes);
+  }
+
+  sysctlWriteString(name: string, value: string): string | null {
+    if (!this.calls.sysctlbyname) return 'ENOENT';
+    const bytes = Buffer.from(`${value}\0`, 'utf8');
+    return this.calls.sysctlbyname(name, null, null, bytes, bytes.length) === 0 ? null : errnoName(koffi.errno());
+  }
+
+  writeShared(fd: number, offset: number, length: number, at: number, bytes: Uint8Array): string | null {
+    if (at < 0 || at + bytes.length > length) return 'EINVAL';
+    const mapping = this.calls.mmap(null, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, offset);
+    if (mapping === null || koffi.address(mapping) === MAP_FAILED) return errnoName(koffi.errno());
+    try {
+      new Uint8Array(koffi.view(mapping, length)).set(bytes, at);
+    } finally {
+      this.calls.munmap(mapping, length);
+    }
+    return null;
+  }
+}
+
+export function openVmmSyscalls(library: string): VmmSyscalls {
+  return new KoffiVmmSyscalls(library);
 }
 
 /** The default system-call library of the platform the daemon runs on. */

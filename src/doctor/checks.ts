@@ -8,12 +8,12 @@ import path from 'node:path';
 import type { Config } from '../config/config';
 import { SOCKET_NAME } from '../daemon/compat-server';
 import { queryControl, type StatusReport } from '../daemon/control-server';
-import { identifyKernel } from '../daemon/kernel-variant';
-import type { VmmDevice } from '../daemon/vmm-device';
+import type { VmmDevice, VmmSyscalls } from '../daemon/vmm-device';
+import { readKernelIdentity, readProbeCache } from '../daemon/kernel-probe-cache';
 import { COMPAT_PROTOCOL_VERSION, COMPAT_PROTOCOL_VERSIONS_ACCEPTED, VERSION } from '../version';
 import { readElf } from './elf';
 import { bhyveOnKernel, generationOf, releaseName } from '../daemon/bhyve-generation';
-import type { KernelVariant } from '../daemon/kernel-variant';
+import { identifyKernel, isKernelVariant, type KernelVariant } from '../daemon/kernel-variant';
 import { LEGACY_BHYVE_DIR } from '../jails/jail-setup';
 
 export type CheckStatus = 'pass' | 'warn' | 'fail';
@@ -38,6 +38,8 @@ export interface DoctorInputs {
   /** The interposer's path inside a jail. */
   interposerInJail: string;
   device: VmmDevice | null;
+  /** For the kernel identity under which the probe's result is kept (null: not readable). */
+  syscalls?: VmmSyscalls | null;
   /** kern.conftxt (default: read with sysctl(8) on FreeBSD); null when unknown. */
   conftxt?: string | null;
 }
@@ -46,16 +48,43 @@ const pass = (check: string, detail: string): CheckResult => ({ check, status: '
 const warn = (check: string, detail: string, fix: string): CheckResult => ({ check, status: 'warn', detail, fix });
 const fail = (check: string, detail: string, fix: string): CheckResult => ({ check, status: 'fail', detail, fix });
 
-function checkKernelVariant(config: Config, device: VmmDevice | null): CheckResult {
+/**
+ * The kernel variant and how it is known: the running daemon's identification (status), else
+ * this kernel's cached probe result (probe_cache), else kern.osreldate, which cannot tell a
+ * 14-CURRENT of the 7c326ab5..b265a2e0 window from one after it.
+ */
+export function checkKernelVariant(
+  config: Config,
+  report: StatusReport | null,
+  syscalls: VmmSyscalls | null,
+  device: VmmDevice | null,
+): { result: CheckResult; variant: string | null } {
   const name = 'kernel variant';
-  if (config.kernelVariant !== 'auto') return pass(name, `${config.kernelVariant} (configured)`);
+  const known = (variant: string, result: CheckResult) => ({ result, variant });
+  const unknown = (result: CheckResult) => ({ result, variant: null });
+  const k = report?.kernel;
+  if (k) {
+    const detail = `${k.variant} (by ${k.by}, the running vmm-compatd): ${k.why}`;
+    if (k.disagreement) return known(k.variant, warn(name, `${detail}; ${k.disagreement}`, 'nothing to do if the experiment is right; otherwise set kernel_variant and report the kernel'));
+    if (k.by === 'osreldate' && k.experimentSkipped) {
+      return known(k.variant, warn(name, `${detail}; no experiment decided: ${k.experimentSkipped}`, 'run vmm-compat probe as root to see why the probe VM cannot be made, or set kernel_variant'));
+    }
+    return known(k.variant, pass(name, detail));
+  }
+  if (report) return known(report.kernelVariant, pass(name, `${report.kernelVariant} (the running vmm-compatd, which does not say how it knows)`));
+  if (config.kernelVariant !== 'auto') return known(config.kernelVariant, pass(name, `${config.kernelVariant} (by config: kernel_variant)`));
+  const identity = syscalls === null ? null : readKernelIdentity(syscalls);
+  if (identity !== null) {
+    const cached = readProbeCache(config.probeCache, identity);
+    if ('probe' in cached) return known(cached.probe.variant, pass(name, `${cached.probe.variant} (by experiment, probed ${cached.probe.probedAt}: ${cached.probe.why})`));
+  }
   const osreldate = device?.sysctlInt('kern.osreldate') ?? null;
   if (osreldate === null) {
-    return fail(name, 'kernel_variant = auto and kern.osreldate cannot be read', 'set kernel_variant in the configuration');
+    return unknown(fail(name, 'kernel_variant = auto, no probe has run on this kernel and kern.osreldate cannot be read', 'start vmm-compatd (it identifies the kernel with a probe VM and keeps the result), or set kernel_variant'));
   }
   const id = identifyKernel(osreldate);
-  if (id.variant === null) return fail(name, id.why, 'set kernel_variant ("window" or "fixed14") in the configuration');
-  return pass(name, `${id.variant}: ${id.why}`);
+  if (id.variant === null) return unknown(fail(name, `no probe has run on this kernel, and ${id.why}`, 'start vmm-compatd (it identifies the kernel with a probe VM; vmm-compat probe shows what it finds)'));
+  return known(id.variant, pass(name, `${id.variant} (by osreldate: ${id.why}; no probe has run on this kernel yet: vmm-compatd runs one at start)`));
 }
 
 /** 13.1's VM_MAXCPU: a 13.1 bhyve may run this many vCPUs. */
@@ -142,7 +171,7 @@ export function kernelConftxt(): string | null {
   }
 }
 
-function checkVmmLoaded(config: Config): CheckResult {
+export function checkVmmLoaded(config: Config): CheckResult {
   const name = 'vmm loaded';
   if (os.platform() === 'freebsd') {
     try {
@@ -199,20 +228,21 @@ export async function runDoctor(inputs: DoctorInputs): Promise<CheckResult[]> {
   }
   const config = inputs.config;
   results.push(pass('configuration', `${inputs.configPath}: ${inputs.configError ?? 'valid'}`));
-  results.push(checkKernelVariant(config, inputs.device));
-  results.push(checkVmmLoaded(config));
-  results.push(checkMaxcpu(inputs.device));
-
   let report: StatusReport | null = null;
+  let daemonCheck: CheckResult;
   try {
     report = (await queryControl(config.socketDir, 'status')) as StatusReport;
-    results.push(pass('daemon', `vmm-compatd ${report.version} (pid ${report.pid}), kernel variant ${report.kernelVariant}`));
+    const by = report.kernel ? ` (by ${report.kernel.by})` : '';
+    daemonCheck = pass('daemon', `vmm-compatd ${report.version} (pid ${report.pid}), kernel variant ${report.kernelVariant}${by}`);
   } catch (err) {
-    results.push(fail('daemon', err instanceof Error ? err.message : String(err), 'service vmm_compatd start (and check its log)'));
+    daemonCheck = fail('daemon', err instanceof Error ? err.message : String(err), 'service vmm_compatd start (and check its log)');
   }
-  const variant =
-    report?.kernelVariant ??
-    (config.kernelVariant !== 'auto' ? config.kernelVariant : identifyKernel(inputs.device?.sysctlInt('kern.osreldate') ?? 0).variant);
+  const kernel = checkKernelVariant(config, report, inputs.syscalls ?? null, inputs.device);
+  results.push(kernel.result);
+  results.push(checkVmmLoaded(config));
+  results.push(checkMaxcpu(inputs.device));
+  results.push(daemonCheck);
+  const variant = kernel.variant;
   results.push(checkCompatOptions(variant, inputs.conftxt === undefined ? kernelConftxt() : inputs.conftxt, report));
 
   const dirs = [{ jail: 'host', dir: config.socketDir }, ...config.jails.map((j) => ({ jail: j.name, dir: j.socketDir }))];
@@ -284,15 +314,10 @@ export async function runDoctor(inputs: DoctorInputs): Promise<CheckResult[]> {
       results.push(fail(name, err instanceof Error ? err.message : String(err), 'point --legacy-bhyve at the 13.1 bhyve binary'));
     }
   }
-  results.push(...bhyveGenerations(inputs, doctorVariant(config, inputs.device)));
+  // Judged against the variant the kernel check identified (the daemon's experiment, the kept
+  // probe result, the configuration or kern.osreldate).
+  results.push(...bhyveGenerations(inputs, variant !== null && isKernelVariant(variant) ? variant : null));
   return results;
-}
-
-/** The kernel variant doctor judges bhyves against: the configured one, else kern.osreldate's. */
-function doctorVariant(config: Config | null, device: VmmDevice | null): KernelVariant | null {
-  if (config && config.kernelVariant !== 'auto') return config.kernelVariant;
-  const osreldate = device?.sysctlInt('kern.osreldate') ?? null;
-  return osreldate === null ? null : identifyKernel(osreldate).variant;
 }
 
 /**

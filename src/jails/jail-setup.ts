@@ -64,7 +64,7 @@ export function planJail(config: Config, jail: string): JailPlan {
       `${JAIL_SOCKET_MOUNTPOINT}/ (mount point of the socket directory; create it)`,
       `${INTERPOSER_DIR}/libvmmcompat.so (read-only nullfs from the host, as above)`,
       `${LEGACY_BHYVE_DIR}/bhyve (the 13.1 bhyve: its basename must stay "bhyve" for vm-bhyve)`,
-      `run it as: vmm-compat wrap --socket-dir ${JAIL_SOCKET_MOUNTPOINT} -- ${LEGACY_BHYVE_DIR}/bhyve ARGS..., or put the bhyve wrapper first on vm-bhyve's PATH`,
+      '/usr/local/libexec/vmm-compat/bin/bhyve (the bhyve wrapper, sh: no Node.js in the jail), first on vm-bhyve\'s PATH (docs/vm-bhyve.md)',
     ],
   };
 }

@@ -14,6 +14,7 @@ import { wrapEnvironment } from '../cli/commands/wrap';
 import { defaultConfig } from '../config/config';
 import { formatVcpuList } from '../daemon/plan';
 import { bhyveOnKernel, FREEBSD_14_0_RELEASE } from '../daemon/bhyve-generation';
+import { queryControl, type StatusReport } from '../daemon/control-server';
 
 /** The kernel model's variants (src/lab/kernel/variant.ts). */
 export const LAB_KERNELS = KERNEL_MODEL_VARIANTS;
@@ -30,7 +31,7 @@ export type LabBhyve = (typeof LAB_BHYVES)[number];
  * The __FreeBSD_version each model's ELF ABI tag carries (native-bindings/Makefile TAG_*), the
  * value the interposer and `doctor --bhyve` read (src/daemon/bhyve-generation.ts).
  */
-export const LAB_BHYVE_ABI_TAG: Readonly<Record<LabBhyve, number>> = {
+export const LAB_BHYVE_VERSION: Readonly<Record<LabBhyve, number>> = {
   '13.1': 1301000,
   '13.5': 1305000,
   '14.0': FREEBSD_14_0_RELEASE,
@@ -48,7 +49,7 @@ export function labPairingRefusal(bhyve: LabBhyve, kernel: LabKernelName): strin
   if (bhyve === '14-current' && kernel !== 'window') {
     return `--bhyve 14-current is the bhyve of main in early 2023, the window kernel's own; the lab runs it only with --kernel window (on ${kernel} use --bhyve 14.0 or 14.3)`;
   }
-  const verdict = bhyveOnKernel(LAB_BHYVE_ABI_TAG[bhyve], kernel);
+  const verdict = bhyveOnKernel(LAB_BHYVE_VERSION[bhyve], kernel);
   if (verdict.handling !== 'refused') return null;
   return kernel === 'window' && bhyve !== '14-current'
     ? `${verdict.why}; the window kernel's own bhyve is --bhyve 14-current`
@@ -63,7 +64,7 @@ export interface BootResult {
   apsStarted: number[];
   outcome: Outcome;
   bhyveExit: { status: number | null; signal: string | null };
-  /** What the guest printed: on the lab's debug port 0xE9 (bhyve's stdout), then on COM1. */
+  /** What the guest printed, in order: bhyve's stdout, where the lab's debug port 0xE9 and COM1 (`-l com1,stdio`) write. */
   guestOutput: string;
   bhyveStderr: string;
   elapsedMs: number;
@@ -82,6 +83,8 @@ export interface LabResult extends BootResult {
   /** Booted through a boot ROM at the reset vector (-l bootrom), not a loader (bhyveload13). */
   bootrom: boolean;
   apsExpected: number[];
+  /** With the shim: the variant vmm-compatd served and how it identified it (its status). */
+  daemonKernel?: { variant: string; by: string };
   boots?: BootResult[];
   daemonLog?: string;
 }
@@ -118,7 +121,8 @@ const SUSPEND_OUTCOME: Readonly<Record<string, Outcome>> = {
  */
 const EXPECTED_STATUS: Readonly<Record<string, number>> = { reset: 0, poweroff: 1, halt: 2, triplefault: 3, destroyed: 4 };
 
-function killTree(child: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): void {
+/** Signals a child started with `detached: true` and its whole process group (wrap, bhyve, threads). */
+export function killTree(child: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): void {
   if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
   try {
     process.kill(-child.pid, signal); // the whole process group: bhyve and its threads
@@ -127,11 +131,33 @@ function killTree(child: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): void
   }
 }
 
-function exited(child: ChildProcess): Promise<{ status: number | null; signal: string | null }> {
+export function exited(child: ChildProcess): Promise<{ status: number | null; signal: string | null }> {
   if (child.exitCode !== null || child.signalCode !== null) {
     return Promise.resolve({ status: child.exitCode, signal: child.signalCode });
   }
   return new Promise((resolve) => child.once('exit', (status, signal) => resolve({ status, signal })));
+}
+
+/**
+ * After the exit: closes bhyve's fd 0 and waits until its stdout and stderr have been read to the
+ * end (the guest's last bytes can arrive after the exit event), at most `ms`.
+ */
+export function outputDrained(child: ChildProcess, ms = 2000): Promise<void> {
+  child.stdin?.destroy();
+  const open = [child.stdout, child.stderr].filter((s) => s !== null && !s.readableEnded && !s.destroyed);
+  if (open.length === 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    let pending = open.length;
+    for (const s of open) {
+      s!.once('close', () => {
+        if (--pending === 0) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    }
+  });
 }
 
 async function waitFor(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
@@ -165,6 +191,11 @@ function bhyveBinaryOf(bhyve: LabBhyve, untagged: boolean, variant: 'normal' | '
   return requireArtifact(artifact);
 }
 
+/** A lab bhyve model's binary (native-bindings/build), with its ABI tag. */
+export function labBhyveBinary(bhyve: LabBhyve): string {
+  return bhyveBinaryOf(bhyve, false, 'normal');
+}
+
 /** The most vCPUs the lab runs: 13.x userland's cpuset_t (CPU_SETSIZE 256). */
 export const LAB_MAX_VCPUS = 256;
 
@@ -181,8 +212,8 @@ export interface RomBootArgs {
 /**
  * The bhyve command line of a ROM boot, as an operator (or vm-bhyve) gives it to a real bhyve:
  * x2APIC, HLT and PAUSE exits, ACPI tables, a host bridge, the LPC bridge with the boot ROM and
- * COM1 on stdio (whose output bhyve writes to its fd 0). The lab's bhyve models take exactly
- * these arguments.
+ * COM1 on stdio (bhyve reads fd 0 and writes the guest's output to fd 1). The lab's bhyve models
+ * take exactly these arguments, and `vmm-compat selftest` gives them to a real bhyve.
  */
 export function romBootArgs(spec: RomBootArgs): string[] {
   return [
@@ -251,7 +282,7 @@ export interface LoaderSpec {
 export interface BhyveRun {
   child: ChildProcess;
   result: Promise<BootResult>;
-  /** The guest's output so far (debug port, then COM1). */
+  /** The guest's output so far (bhyve's stdout: the debug port and COM1). */
   stdout(): string;
 }
 
@@ -264,6 +295,8 @@ export interface BenchOptions {
   osreldate?: number;
   /** The host CPU count hw.vmm.maxcpu derives from (default LAB_DEFAULT_HOST_CPUS). */
   hostCpus?: number;
+  /** Refuse every VM creation with EPERM (the model's refuseVmCreate): no probe VM can be made. */
+  refuseVmCreate?: 'EPERM';
   keep?: boolean;
 }
 
@@ -295,6 +328,7 @@ export class LabBench {
       compatFreebsd14: options.compatFreebsd14 ?? true,
       ...(options.osreldate !== undefined ? { osreldate: options.osreldate } : {}),
       hostCpus: options.hostCpus,
+      ...(options.refuseVmCreate !== undefined ? { refuseVmCreate: options.refuseVmCreate } : {}),
     });
     const env: NodeJS.ProcessEnv = { ...process.env, VMMLAB_KERNEL_SOCK: socketPath, VMMLAB_ROOT: root };
     delete env.LD_PRELOAD;
@@ -305,13 +339,14 @@ export class LabBench {
     return this.options.kernel;
   }
 
-  /** Starts vmm-compatd for this bench's kernel, over the lab bridge; resolves once it listens. */
   /**
-   * opts.logLevel null: no --log-level (the file decides); opts.identify: no --kernel, so the
-   * daemon identifies the kernel itself (kern.osreldate through the bridge); opts.nodeFlags: for
-   * Node itself (the soak's --heapsnapshot-signal).
+   * Starts vmm-compatd over the lab bridge; resolves once it listens. By default the daemon
+   * identifies the kernel itself (its probe VM, kern.osreldate corroborating), keeping the probe's
+   * result in this bench's directory; opts.kernel forces a variant (--kernel). opts.logLevel null:
+   * no --log-level (the file decides); opts.nodeFlags: for Node itself (the soak's
+   * --heapsnapshot-signal).
    */
-  async startDaemon(extraArgs: string[] = [], opts: { logLevel?: string | null; identify?: boolean; nodeFlags?: string[] } = {}): Promise<ChildProcess> {
+  async startDaemon(extraArgs: string[] = [], opts: { logLevel?: string | null; kernel?: LabKernelName; nodeFlags?: string[] } = {}): Promise<ChildProcess> {
     const config = path.join(this.root, 'vmm-compat.conf');
     if (!fs.existsSync(config)) fs.writeFileSync(config, '# lab: everything comes from the command line\n');
     const out = fs.openSync(this.daemonLogFile, 'a');
@@ -320,7 +355,8 @@ export class LabBench {
       path.resolve(__dirname, '..', 'cli', 'main.js'),
       'daemon',
       '--config', config,
-      ...(opts.identify ? [] : ['--kernel', this.options.kernel]),
+      ...(opts.kernel !== undefined ? ['--kernel', opts.kernel] : []),
+      '--probe-cache', this.probeCachePath,
       '--socket-dir', this.socketDir,
       '--syscall-library', requireArtifact(ARTIFACTS.bridge),
       '--device-dir', path.join(this.root, 'dev', 'vmm'),
@@ -341,6 +377,28 @@ export class LabBench {
       throw new Error(`the lab daemon did not start: ${(err as Error).message}\n${this.daemonLog()}`);
     }
     return child;
+  }
+
+  /** Where the bench's daemon keeps its kernel probe's result (the lab's own directory). */
+  get probeCachePath(): string {
+    return path.join(this.root, 'kernel-probe.json');
+  }
+
+  /** The variant the running daemon serves and how it knows it (its status). */
+  async daemonKernel(): Promise<{ variant: string; by: string }> {
+    // The control socket follows the compat socket startDaemon waits for: ask until it answers.
+    const deadline = Date.now() + 10000;
+    let report: StatusReport;
+    for (;;) {
+      try {
+        report = (await queryControl(this.socketDir, 'status')) as StatusReport;
+        break;
+      } catch (err) {
+        if (Date.now() > deadline || this.daemonChild?.exitCode !== null) throw err;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+    return { variant: report.kernel?.variant ?? report.kernelVariant, by: report.kernel?.by ?? 'unknown' };
   }
 
   /** The configuration file the bench's daemon and wrap read. */
@@ -490,20 +548,15 @@ export class LabBench {
     // boot (a reset, then bhyve again through VM_REINIT), only what it ran since counts.
     const before = this.model.guestStats(spec.vmName);
     const started = performance.now();
-    // `-l com1,stdio`: bhyve writes COM1's output to its fd 0 (uart_emul.c), here a file.
-    const com1File = path.join(this.root, `com1-${this.guestCount++}.out`);
-    const com1Fd = fs.openSync(com1File, 'w+');
-    let child: ChildProcess;
-    try {
-      child = spawn(command, args, { env, stdio: [com1Fd, 'pipe', 'pipe'], detached: true });
-    } finally {
-      fs.closeSync(com1Fd);
-    }
-    const com1 = (): string => (fs.existsSync(com1File) ? fs.readFileSync(com1File, 'latin1') : '');
+    // `-l com1,stdio`: bhyve reads COM1's input from fd 0 and writes its output to fd 1
+    // (uart_emul.c uart_stdio_backend, since r346550), where the lab's debug port 0xE9 prints too.
+    // fd 0 is a pipe kept open and silent for the whole run, as a terminal nobody types on.
+    const child = spawn(command, args, { env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     let stdout = '';
     let stderr = '';
-    child.stdout?.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+    child.stdout?.setEncoding('latin1').on('data', (s: string) => (stdout += s));
     child.stderr?.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    child.stdin?.on('error', () => {}); // EPIPE once bhyve is gone
     const result = (async (): Promise<BootResult> => {
       let timedOut = false;
       const timer = setTimeout(() => {
@@ -514,6 +567,7 @@ export class LabBench {
       clearTimeout(timer);
       const elapsedMs = Math.round(performance.now() - started);
       killTree(child);
+      await outputDrained(child);
       const stats = this.model.guestStats(spec.vmName);
       const earlier = before !== undefined && stats !== undefined && before.created === stats.created ? before.instructions : [];
       const apsStarted = (stats?.instructions ?? [])
@@ -529,9 +583,9 @@ export class LabBench {
       const sameVm = before !== undefined && stats !== undefined && before.created === stats.created;
       const fault = stats?.lastFault ?? null;
       const guestFault = fault !== null && !(sameVm && before?.lastFault === fault) ? { guestFault: fault } : {};
-      return { apsStarted, outcome, bhyveExit: exit, guestOutput: stdout + com1(), bhyveStderr: stderr, elapsedMs, ...guestFault };
+      return { apsStarted, outcome, bhyveExit: exit, guestOutput: stdout, bhyveStderr: stderr, elapsedMs, ...guestFault };
     })();
-    return { child, result, stdout: () => stdout + com1() };
+    return { child, result, stdout: () => stdout };
   }
 
   /** Kills a bhyve run (and its threads) the way SIGKILL from an operator would. */
@@ -590,6 +644,8 @@ export interface LabOptions {
   interposer?: string;
   /** The model without an ELF ABI tag (13.1, 14.3 and 14-current). */
   untagged?: boolean;
+  /** With shim: force vmm-compatd's kernel variant (default: it identifies the kernel itself). */
+  daemonKernel?: LabKernelName;
 }
 
 /**
@@ -619,10 +675,13 @@ export async function runLab(opts: LabOptions): Promise<LabResult> {
   const vmName = opts.vmName ?? `lab-${process.pid}-${Date.now() % 100000}`;
   const boots: BootResult[] = [];
   let daemonLog: string | undefined;
+  let daemonKernel: { variant: string; by: string } | undefined;
   try {
     if (opts.shim) {
-      progress('starting vmm-compatd');
-      await bench.startDaemon();
+      progress(opts.daemonKernel ? `starting vmm-compatd (kernel variant forced: ${opts.daemonKernel})` : 'starting vmm-compatd (it identifies the kernel)');
+      await bench.startDaemon([], opts.daemonKernel !== undefined ? { kernel: opts.daemonKernel } : {});
+      daemonKernel = await bench.daemonKernel();
+      progress(`  vmm-compatd serves ${daemonKernel.variant} (by ${daemonKernel.by})`);
     }
     const specs = opts.boots && opts.boots.length > 0 ? opts.boots : [{ guest: opts.guest }];
     for (const [index, spec] of specs.entries()) {
@@ -685,6 +744,7 @@ export async function runLab(opts: LabOptions): Promise<LabResult> {
     shim: opts.shim,
     bootrom,
     apsExpected: Array.from({ length: opts.vcpus - 1 }, (_, i) => i + 1),
+    ...(daemonKernel !== undefined ? { daemonKernel } : {}),
     ...last,
   };
   if (boots.length > 1) result.boots = boots;

@@ -40,6 +40,7 @@ export class DaemonMetrics {
   private readonly planSeconds: Histogram<'jail' | 'kernel_variant' | 'action'>;
   private readonly planKernelSeconds: Histogram<'jail' | 'kernel_variant' | 'action'>;
   private readonly info: Gauge<'version' | 'protocol_version' | 'kernel_variant'>;
+  private readonly kernelInfo: Gauge<'variant' | 'by'>;
 
   /** Open interposer connections per jail (the compat server's), read at scrape time. */
   openSessions: () => ReadonlyMap<string, number> = () => new Map();
@@ -90,12 +91,20 @@ export class DaemonMetrics {
       labelNames: ['version', 'protocol_version', 'kernel_variant'],
       registers: [this.register],
     });
+    this.kernelInfo = new Gauge({
+      name: 'vmm_compat_kernel_info',
+      help: 'Always 1: the kernel variant in use and how it was identified (experiment, osreldate or config).',
+      labelNames: ['variant', 'by'],
+      registers: [this.register],
+    });
   }
 
-  /** The kernel variant in use (start-up, and a SIGHUP that changes it). */
-  setKernelVariant(variant: string): void {
+  /** The kernel variant in use and how it was identified (start-up, and a SIGHUP that changes it). */
+  setKernelVariant(variant: string, by: string): void {
     this.info.reset();
     this.info.labels(VERSION, String(COMPAT_PROTOCOL_VERSION), variant).set(1);
+    this.kernelInfo.reset();
+    this.kernelInfo.labels(variant, by).set(1);
   }
 
   /** A jail's counters start at 0 as soon as its directory is served (absent and 0 differ in PromQL). */

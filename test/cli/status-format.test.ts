@@ -53,6 +53,29 @@ test('a 64-vCPU VM: one table row, the plan, and grouped events that fit a scree
   assert.ok(lines.every((l) => l.length < 200), 'no line runs off');
 });
 
+test('status says the kernel variant and how the daemon knows it; a disagreement and a fallback are warnings', () => {
+  const base: StatusReport = {
+    version: '0', protocolVersion: 2, pid: 1, startedAt: 'now', kernelVariant: 'window', socketDirectories: [], counters: {}, vms: [],
+  };
+  const kernel = {
+    variant: 'window', by: 'experiment' as const, why: 'INIT/SIPI to an inactive AP is dropped', osreldate: 1400097,
+    disagreement: 'kern.osreldate 1400097 says fixed14, but the experiment found window', experimentSkipped: null, evidence: [],
+    experiment: { cached: false, probedAt: 'now', elapsedMs: 48.5, cacheMiss: 'no earlier probe on this host', vmrun144: true }, sweptAtStart: [],
+  };
+  const out = formatStatus({ ...base, kernel });
+  assert.match(out, /kernel variant window \(by experiment\)/);
+  assert.match(out, /^kernel: INIT\/SIPI to an inactive AP is dropped \(probed in 48\.5 ms\)$/m);
+  assert.match(out, /^warning: kern\.osreldate 1400097 says fixed14, but the experiment found window$/m);
+  const fallback = formatStatus({
+    ...base,
+    kernelVariant: 'fixed14',
+    kernel: { ...kernel, variant: 'fixed14', by: 'osreldate', why: 'kern.osreldate 1400097 is 14.0-RELEASE', disagreement: null, experimentSkipped: 'no probe VM can be made: EPERM', experiment: null },
+  });
+  assert.match(fallback, /kernel variant fixed14 \(by osreldate\)/);
+  assert.match(fallback, /^warning: no experiment decided: no probe VM can be made: EPERM$/m);
+  assert.doesNotMatch(formatStatus(base), /\(by /, 'a daemon of the first status format says nothing about how');
+});
+
 test('each VM\'s bhyve: a BHYVE column and a line with its generation and what the interposer does', () => {
   const vm: VmRecord = {
     name: 'uefi14', jail: 'j14', instance: null, vcpus: 4, boot: 0,

@@ -202,7 +202,7 @@ test('an interposer of protocol 1 (deprecated) is still served, in version 1 fra
   socket.destroy();
 });
 
-test('a client that does not hold the VM open is refused with a reason (ARCHITECTURE.md section 4)', async () => {
+test('a client that does not hold the VM open is refused with a reason (docs/design.md, Security)', async () => {
   device.vm('vm-notmine');
   fs.writeFileSync(path.join(deviceDir, 'vm-notmine'), '');
   const c = await Client.connect(jailA);
@@ -244,12 +244,15 @@ test('a pid that lies about itself is refused', async () => {
   }
 });
 
-test('bad VM names are refused with the kernel rule', async () => {
+test('bad VM names are refused with the kernel rule, as a refusal (EPERM: the interposer stops the VM), not a protocol error', async () => {
   const c = await Client.connect(hostDir);
   c.send(hello('../etc'));
   const reply = await c.next();
   assert.equal(reply?.type, MessageType.ERROR);
-  if (reply?.type === MessageType.ERROR) assert.match(reply.message, /bad VM name/);
+  if (reply?.type === MessageType.ERROR) {
+    assert.match(reply.message, /bad VM name/);
+    assert.equal(reply.code, 1, 'EPERM: daemon_reply.c treats only EPERM as a refusal; any other code makes the interposer go on alone');
+  }
 });
 
 test('messages out of order get ERROR: PLAN_REQUEST before HELLO, HELLO twice', async () => {

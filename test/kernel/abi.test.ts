@@ -110,6 +110,7 @@ test('vmm_dev.c vmmdev_ioctl: BHYVE_SNAPSHOT and COMPAT_FREEBSD12 requests are n
       hostCpus: 16,
       maxcpu: 16,
       sliceInstructions: 100,
+      refuseVmCreate: null,
     });
     assert.ok(!names.includes('VM_SNAPSHOT_REQ'));
     assert.ok(!names.includes('VM_ALLOC_MEMSEG_FBSD12'));

@@ -1,4 +1,4 @@
-// The lab must reproduce the bug before a test can claim the fix (ARCHITECTURE.md section 6).
+// The lab must reproduce the bug before a test can claim the fix (docs/lab-kernel.md).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { runLab, labSucceeded, type LabKernelName, type LabBhyve } from '../../src/lab/run';

@@ -55,22 +55,40 @@ test('SIGTERM while a VM boots: the daemon exits 0 and unlinks its sockets; the 
   }
 });
 
-test('kernel_variant = auto: the daemon identifies legacy13 and fixed14 from kern.osreldate and refuses to guess on a 14-CURRENT', async () => {
+test('kernel_variant = auto: the daemon identifies legacy13, fixed14 and the window by experiment (osreldate 1400076 no longer refused)', async () => {
   for (const kernel of ['legacy13', 'fixed14', 'window'] as const) {
     const bench = await LabBench.start({ kernel });
     try {
       fs.writeFileSync(bench.configPath, 'kernel_variant = auto\n');
-      if (kernel === 'window') {
-        await assert.rejects(bench.startDaemon([], { identify: true }), /cannot identify the kernel reliably: kern\.osreldate 1400076 is a 14-CURRENT build before 14\.0-RELEASE.*set kernel_variant/);
-        continue;
-      }
-      await bench.startDaemon([], { identify: true });
+      await bench.startDaemon();
       // The start-up line follows the sockets: wait for it rather than race it.
-      await bench.waitForDaemonLog(new RegExp(`"kernelVariant":"${kernel}","why":"kern\\.osreldate`), 5000);
+      await bench.waitForDaemonLog(new RegExp(`"kernelVariant":"${kernel}","by":"experiment"`), 5000);
       const r = await bench.spawnBhyve({ bhyve: '13.1', vcpus: 2, vmName: `auto-${kernel}`, shim: true, timeoutMs: 20000 }).result;
       assert.deepEqual(r.apsStarted, [1], r.bhyveStderr);
     } finally {
       await bench.close();
     }
+  }
+});
+
+test('SIGHUP from a set kernel_variant back to auto: the daemon identifies the kernel then (by experiment); a set one applies at once (by config)', async () => {
+  const bench = await LabBench.start({ kernel: 'window' });
+  try {
+    fs.writeFileSync(bench.configPath, 'kernel_variant = fixed14\n');
+    const daemon = await bench.startDaemon();
+    assert.deepEqual(await bench.daemonKernel(), { variant: 'fixed14', by: 'config' });
+    fs.writeFileSync(bench.configPath, 'kernel_variant = auto\n');
+    daemon.kill('SIGHUP');
+    await bench.waitForDaemonLog(/"kernelVariant":"window","by":"experiment".*kernel_variant = auto identified the kernel/);
+    assert.deepEqual(await bench.daemonKernel(), { variant: 'window', by: 'experiment' });
+    assert.match(fs.readFileSync(`${bench.socketDir}/kernel-variant`, 'utf8'), /^variant=window\n[\s\S]*identified_by=experiment\n$/);
+    const r = await bench.spawnBhyve({ bhyve: '13.1', vcpus: 4, vmName: 'after-auto', shim: true, timeoutMs: 20000 }).result;
+    assert.deepEqual(r.apsStarted, [1, 2, 3], r.bhyveStderr);
+    fs.writeFileSync(bench.configPath, 'kernel_variant = window\n');
+    daemon.kill('SIGHUP');
+    await bench.waitForDaemonLog(/"applied":\["kernel_variant=window"/);
+    assert.deepEqual(await bench.daemonKernel(), { variant: 'window', by: 'config' });
+  } finally {
+    await bench.close();
   }
 });

@@ -1,4 +1,4 @@
-// Two jails' socket directories against one daemon (ARCHITECTURE.md section 4): each jail's VMs
+// Two jails' socket directories against one daemon (docs/design.md, "Security"): each jail's VMs
 // boot every AP, and a client in one jail's directory naming the other jail's VM is refused.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -52,6 +52,21 @@ test('the real peer check: a process that does not hold /dev/vmm/NAME open is re
     const [message] = new FrameReader().push(reply);
     assert.equal(message?.type, MessageType.ERROR);
     if (message?.type === MessageType.ERROR) assert.match(message.message, new RegExp(`process ${process.pid} does not hold /dev/vmm/held open`));
+  } finally {
+    await bench.close();
+  }
+});
+
+test('a VM name the daemon refuses (a control character) stops bhyve at vm_open with the daemon\'s reason, exit 4: a refusal, not an absent daemon', async () => {
+  const bench = await LabBench.start({ kernel: 'window' });
+  try {
+    await bench.startDaemon();
+    // The kernel (and the lab model, vmm_dev.c sysctl_vmm_create) accepts \x01; the daemon does not.
+    const r = await bench.spawnBhyve({ bhyve: '13.1', vcpus: 2, vmName: 'bad\x01name', shim: true, timeoutMs: 20000 }).result;
+    assert.equal(r.bhyveExit.status, 4, r.bhyveStderr);
+    assert.match(r.bhyveStderr, /vmm-compatd refused VM bad\x01name: bad VM name: the VM name contains a control character/);
+    assert.doesNotMatch(r.bhyveStderr, /cannot reach vmm-compatd/);
+    assert.deepEqual(r.apsStarted, []);
   } finally {
     await bench.close();
   }

@@ -1,5 +1,5 @@
-// The fix, through the real interposer, the real daemon and `vmm-compat wrap` (ARCHITECTURE.md
-// section 3, steps 1-9).
+// The fix, through the real interposer, the real daemon and `vmm-compat wrap` (docs/design.md,
+// "The compat sequence on a window kernel", steps 1-10).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { runLab, compatEventsOf, type LabKernelName, type LabBhyve, type LabOptions } from '../../src/lab/run';

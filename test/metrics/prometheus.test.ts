@@ -49,10 +49,10 @@ test('every counter keeps its name, is labelled by jail, and starts at 0 for a s
   assert.equal(sample(text, 'vmm_compat_aps_activated_total', { jail: 'host' }), 15);
 });
 
-test('gauges are read at scrape time; the info metric names the kernel variant in use', async () => {
+test('gauges are read at scrape time; the info metrics name the kernel variant in use and how it was identified', async () => {
   const registry = new VmRegistry();
   const metrics = new DaemonMetrics(registry);
-  metrics.setKernelVariant('window');
+  metrics.setKernelVariant('window', 'experiment');
   const a = registry.vm('a', 'host');
   a.connected = true;
   registry.vm('b', 'web').connected = true;
@@ -63,11 +63,14 @@ test('gauges are read at scrape time; the info metric names the kernel variant i
   assert.equal(sample(text, 'vmm_compat_vms_connected', { jail: 'web' }), 1);
   assert.equal(sample(text, 'vmm_compat_sessions_open', { jail: 'web' }), 1);
   a.connected = false;
-  metrics.setKernelVariant('fixed14');
+  assert.equal(sample(text, 'vmm_compat_kernel_info', { variant: 'window', by: 'experiment' }), 1);
+  metrics.setKernelVariant('fixed14', 'config');
   text = await metrics.render();
   assert.equal(sample(text, 'vmm_compat_vms_connected', { jail: 'host' }), undefined);
   assert.match(text, /^vmm_compat_info\{[^}]*kernel_variant="fixed14"[^}]*\} 1$/m);
   assert.doesNotMatch(text, /kernel_variant="window"/);
+  assert.equal(sample(text, 'vmm_compat_kernel_info', { variant: 'fixed14', by: 'config' }), 1);
+  assert.doesNotMatch(text, /^vmm_compat_kernel_info\{[^}]*variant="window"/m, 'the earlier identification is gone');
 });
 
 test("prom-client's default process metrics are served: RSS, heap, event-loop lag, open fds", async () => {

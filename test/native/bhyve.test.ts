@@ -657,24 +657,42 @@ describe('bhyve13 and bhyve14: PCI slots, the LPC bridge, COM1 and COM2 (pci_emu
       assert.equal(r.stderr, 'bhyve (lab): pci slot 0:2:0: device "virtio-blk" is not modelled; ignored\n');
     });
 
-    it(`${name}: -l com1,stdio: LSR reads THRE | TEMT, THR bytes go to fd 0 (not stdout), a 4-byte access is unhandled`, async () => {
+    it(`${name}: -l com1,stdio: LSR reads THRE | TEMT, THR bytes go to fd 1 (stdout), never to fd 0, a 4-byte access is unhandled`, async () => {
+      // uart_emul.c since r346550 (stable/12 r352720): uart_stdio_backend reads STDIN_FILENO and
+      // writes STDOUT_FILENO. fd 0 is a writable file here, so a model that wrote the guest's
+      // bytes to fd 0 (the one-descriptor uart_emul.c of 181fc50d) would leave them in it.
       const script = new Map<number, ExitSpec[]>([
         [0, [inout(0x3fd, 1, 0x1234_5678, false), inout(0x3f8, 1, 0x68), inout(0x3f8, 1, 0x69), inout(0x3fd, 2, 0, false), ...consoleThenPoweroff('')]],
       ]);
       const { kernel, image, env, root } = await lab({ script });
-      const com1 = path.join(root, 'com1.out');
-      const fd = fs.openSync(com1, 'w+');
+      const stdinFile = path.join(root, 'stdin');
+      const fd = fs.openSync(stdinFile, 'w+');
       const r = await run(bin, ['-s', '31,lpc', '-l', 'com1,stdio', ...romBoot(image).slice(2), `com-${name}`], env, 15000, fd);
       fs.closeSync(fd);
       assert.equal(r.status, 1, status(r));
-      assert.equal(fs.readFileSync(com1, 'latin1'), 'hi', 'uart_emul.c stdio backend: fd 0');
-      assert.equal(r.stdout, '');
+      assert.equal(r.stdout, 'hi', 'uart_emul.c uart_stdio_backend: wfd = STDOUT_FILENO');
+      assert.equal(fs.readFileSync(stdinFile, 'latin1'), '', 'nothing is written to fd 0 (rfd = STDIN_FILENO)');
       // inout.c: the handler's byte merged into the exit's eax; a 2-byte read is LSR then MSR (DCD | DSR).
       assert.deepEqual(raxWrites(kernel).slice(-2), [0x1234_5660n, 0xa060n]);
       const wide = await lab({ script: new Map([[0, [{ ...inout(0x3f8, 4, 0x41), rip: 0x77n }]]]) });
       const w = await run(bin, ['-s', '31,lpc', ...romBoot(wide.image).slice(2), `wide-${name}`], wide.env);
       assert.equal(w.signal, 'SIGABRT', status(w));
       assert.match(w.stderr, /Unhandled outl 0x03f8 at 0x77/);
+    });
+
+    it(`${name}: -l com1,stdio reads fd 0: switching the FIFO on drops the unread input there (uart_emul.c rxfifo_reset)`, async () => {
+      const script = new Map<number, ExitSpec[]>([[0, [inout(0x3fa, 1, 0x01), inout(0x3f8, 1, 0x6b), ...consoleThenPoweroff('')]]]);
+      const { image, env, root } = await lab({ script });
+      const stdinFile = path.join(root, 'stdin');
+      fs.writeFileSync(stdinFile, 'x'.repeat(40));
+      const fd = fs.openSync(stdinFile, 'r');
+      const r = await run(bin, ['-s', '31,lpc', '-l', 'com1,stdio', ...romBoot(image).slice(2), `fifo-${name}`], env, 15000, fd);
+      // fd 0 shares this open file description: its offset shows what bhyve read (32, then 8).
+      const rest = fs.readSync(fd, Buffer.alloc(64), 0, 64, null);
+      fs.closeSync(fd);
+      assert.equal(r.status, 1, status(r));
+      assert.equal(rest, 0, 'the 40 unread bytes were read from fd 0 and dropped');
+      assert.equal(r.stdout, 'k');
     });
 
     it(`${name}: COM ports exist only with the LPC bridge; without a backend output is dropped; a bad backend exits 4`, async () => {
@@ -685,6 +703,7 @@ describe('bhyve13 and bhyve14: PCI slots, the LPC bridge, COM1 and COM2 (pci_emu
       fs.closeSync(fd);
       assert.equal(r.status, 1, status(r));
       assert.deepEqual(raxWrites(nobackend.kernel).slice(-1), [0x60n], 'COM2 is there without -l com2: THRE | TEMT');
+      assert.equal(r.stdout, '', 'COM2 has no backend: dropped');
       assert.equal(fs.readFileSync(path.join(nobackend.root, 'in'), 'latin1'), '', 'COM2 has no backend: dropped');
       const nolpc = await lab({ script: new Map([[0, [inout(0x3fd, 1, 0, false), ...consoleThenPoweroff('')]]]) });
       const n = await run(bin, ['-l', 'com1,stdio', 'nolpc'], nolpc.env);

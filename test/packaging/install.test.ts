@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { REPO_ROOT, run, tempDir, which, type RunResult } from '../service/helpers';
-import { parsePlist, portTreeDirs, walkStage } from './plist';
+import { parsePlist, portTreeDirs, postInstallListing, walkStage } from './plist';
 import { standardGuestNames, standardGuestRom } from '../../src/lab/guests';
 import { ARTIFACTS, requireArtifact } from '../../src/native-paths';
 
@@ -88,8 +88,8 @@ test('pkg-plist lists exactly what `make install DESTDIR=` stages, with the mode
   for (const dir of TREE_DIRS) {
     const files = staged.filter((e) => e.path.startsWith(`${dir}/`) && e.kind !== 'dir');
     assert.ok(files.length > 0, `${dir} is empty`);
-    const odd = files.filter((e) => e.kind !== 'file' || e.mode !== 0o644);
-    assert.deepEqual(odd.map((e) => `${e.path} ${e.kind} ${e.mode.toString(8)}`), [], `${dir}: every entry a 0644 file`);
+    const odd = files.filter((e) => e.kind === 'dir' || (e.kind === 'file' && e.mode !== 0o644));
+    assert.deepEqual(odd.map((e) => `${e.path} ${e.kind} ${e.mode.toString(8)}`), [], `${dir}: every entry a 0644 file (or a link)`);
   }
   const dirs = staged.filter((e) => e.kind === 'dir');
   assert.deepEqual(dirs.filter((e) => e.mode !== 0o755).map((e) => e.path), [], 'directories are 0755');
@@ -184,6 +184,31 @@ test('a lab boot through the staged command, daemon and interposer starts every 
   const without = await run(stagedCli(), lab, { env, timeoutMs: 60000 });
   const bug = JSON.parse(without.stdout) as { apsStarted: number[] };
   assert.deepEqual(bug.apsStarted, [], describeRun('staged lab without the shim', without));
+});
+
+test('the port\'s post-install lists symbolic links in the trees too (a node_modules may carry them)', async () => {
+  const bmake = which('bmake');
+  assert.ok(bmake);
+  // The production tree the stage above was made from, plus a link.
+  const modules = path.join(tempDir('nm-link'), 'node_modules');
+  await run('cp', ['-R', path.join(REPO_ROOT, 'build', 'production', 'node_modules'), modules]);
+  fs.symlinkSync('package.json', path.join(modules, 'commander', 'package-link.json'));
+  const stage = tempDir('stage-link');
+  const r = await run(bmake, ['-C', REPO_ROOT, ...makeArgs(stage, '/usr/local', ['INSTALL_RC_SCRIPT=no', `NODE_MODULES=${modules}`])], { timeoutMs: 120000 });
+  assert.equal(r.code, 0, describeRun('bmake install', r));
+  // The port's own post-install line, run with the values the ports framework gives it.
+  const plist = path.join(stage, 'tmpplist');
+  const line = postInstallListing(PORT_MAKEFILE)
+    .replaceAll('${STAGEDIR}${PREFIX}', path.join(stage, 'usr', 'local'))
+    .replaceAll('${FIND}', 'find')
+    .replaceAll('${SORT}', 'sort')
+    .replaceAll('${TMPPLIST}', plist);
+  const listed = await run('sh', ['-c', line]);
+  assert.equal(listed.code, 0, listed.stderr);
+  const entries = fs.readFileSync(plist, 'utf8').trim().split('\n');
+  const staged = walkStage(path.join(stage, 'usr', 'local')).filter((e) => e.kind !== 'dir' && TREE_DIRS.some((d) => e.path.startsWith(`${d}/`)));
+  assert.ok(staged.some((e) => e.kind === 'symlink'), 'the link was staged');
+  assert.deepEqual(entries.sort(), staged.map((e) => e.path).sort(), 'every staged file and link is in the generated plist');
 });
 
 test('the installed newsyslog entry is the one docs/configuration.md shows', () => {

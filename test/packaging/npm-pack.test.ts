@@ -49,6 +49,8 @@ test('npm pack carries sources, dist/src and docs, and no build output', () => {
     // Generated from dist/ at build time; shipped so that building the C parts needs no node.
     'native-bindings/include/vmm_abi_gen.h', 'native-bindings/include/vmm_compat_proto_gen.h',
     'scripts/install-native.js',
+    // The licence notice BSD-2-Clause requires (the port's LICENSE_FILE is ${WRKSRC}/LICENSE).
+    'LICENSE',
     // The standard guests' boot ROMs (npm run build: vmm-compat guests --write dist/guests).
     'dist/guests/smp-boot.rom', 'dist/guests/smp-boot-halt.rom',
   ]) {

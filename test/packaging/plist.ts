@@ -57,9 +57,16 @@ export function walkStage(root: string): StagedEntry[] {
   return out.sort((a, b) => a.path.localeCompare(b.path));
 }
 
-/** The directories the port's post-install lists from the stage ("${FIND} DIR... -type f"). */
+/** The port's post-install command that lists the trees from the stage, as one shell line. */
+export function postInstallListing(portMakefile: string): string {
+  const m = /^\t@?(cd \$\{STAGEDIR\}\$\{PREFIX\} && \$\{FIND\}(?:[^\n]|\\\n)*?>> \$\{TMPPLIST\})$/m.exec(portMakefile);
+  if (!m) throw new Error('no "cd ${STAGEDIR}${PREFIX} && ${FIND} ... >> ${TMPPLIST}" line in the port Makefile');
+  return m[1]!.replace(/\\\n\s*/g, ' ');
+}
+
+/** The directories the port's post-install lists from the stage ("${FIND} DIR... -type ..."). */
 export function portTreeDirs(portMakefile: string): string[] {
-  const m = /\$\{FIND\}((?:\s+(?:\\\n)?\s*[\w/.-]+)+)\s+-type f/.exec(portMakefile);
-  if (!m) throw new Error('no "${FIND} DIR... -type f" line in the port Makefile');
-  return m[1]!.replace(/\\\n/g, ' ').trim().split(/\s+/);
+  const m = /\$\{FIND\}((?:\s+[\w/.-]+)+)\s+(?:\\\(|-type)/.exec(postInstallListing(portMakefile));
+  if (!m) throw new Error('no "${FIND} DIR... -type" in the port\'s post-install listing');
+  return m[1]!.trim().split(/\s+/);
 }

@@ -5,7 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { REPO_ROOT } from './helpers';
+import { REPO_ROOT, tempDir } from './helpers';
+import { runDoctor } from '../../src/doctor/checks';
 import { defaultConfig, parseConfig } from '../../src/config/config';
 
 const DOCS = path.join(REPO_ROOT, 'docs');
@@ -82,23 +83,98 @@ test('vm-bhyve.md gives the vm_env line with the wrapper directory first, and th
   assert.match(doc, /pgrep -fx "bhyve: \$\{_name\}"/);
 });
 
-test('troubleshooting.md keeps the doctor checks section with all six checks', () => {
+/** Every check name doctor can print, with jails and the host folded into JAIL and NAME. */
+async function doctorCheckNames(): Promise<Set<string>> {
+  const dir = tempDir('doctor-names');
+  const config = parseConfig(`socket_dir = ${dir}/run\nkernel_variant = window\n[jail j1]\n[jail j2]\n`, 'x.conf');
+  const names = new Set<string>();
+  const interposer = path.join(dir, 'libvmmcompat.so');
+  for (const present of [false, true]) {
+    if (present) fs.writeFileSync(interposer, 'vmm-compat-protocol=2');
+    const results = await runDoctor({
+      config,
+      configPath: 'x.conf',
+      configError: null,
+      interposer,
+      legacyBhyve: path.join(dir, 'bhyve'),
+      jailRoots: new Map([['j1', dir]]),
+      interposerInJail: '/usr/local/lib/vmm-compat/libvmmcompat.so',
+      device: null,
+      conftxt: null,
+      bhyves: [interposer],
+    });
+    for (const r of results) {
+      names.add(
+        r.check
+          .replace(/^socket \((host|j1|j2)\)$/, 'socket (JAIL)')
+          .replace(/^interposer in jail j[12]$/, 'interposer in jail NAME')
+          .replace(/^bhyve \/.*$/, 'bhyve PATH'),
+      );
+    }
+  }
+  const broken = await runDoctor({ config: null, configPath: 'x.conf', configError: 'x.conf:1: bad', interposer, legacyBhyve: '', jailRoots: new Map(), interposerInJail: '', device: null });
+  for (const r of broken) names.add(r.check);
+  return names;
+}
+
+test('troubleshooting.md has a row for every check doctor makes (from the command), and explains WARN', async () => {
   const doc = read('troubleshooting.md');
   const start = doc.indexOf('## doctor checks');
   assert.ok(start >= 0, 'the "doctor checks" section is missing');
   const section = doc.slice(start, doc.indexOf('\n## ', start + 1));
-  for (const check of [
-    'kernel variant',
-    'vmm loaded',
-    'sockets reachable',
-    'interposer present in each jail',
-    'legacy bhyve dynamically linked and Capsicum-enabled',
-    'daemon version matches interposer protocol version',
-  ]) {
-    const row = section.split('\n').find((l) => l.startsWith(`| **${check}** |`));
-    assert.ok(row, `no row for "${check}"`);
-    assert.equal(row.split('|').length, 6, `"${check}": the row needs what it checks, what FAIL means and the fix`);
+  const rows = section.split('\n').filter((l) => l.startsWith('| **'));
+  const documented = rows.map((r) => /^\| \*\*(.+?)\*\* \|/.exec(r)![1]!);
+  const names = await doctorCheckNames();
+  assert.deepEqual([...names].sort(), [...documented].sort(), 'one row per check doctor prints, and no other');
+  for (const row of rows) assert.equal(row.split('|').length, 6, `${row}: what it checks, what FAIL/WARN means and the fix`);
+  assert.match(section, /PASS, WARN\s+or FAIL/);
+  // The jail row says what the code looks at, and that it is not the mount.
+  const jailRow = rows.find((r) => r.startsWith('| **interposer in jail NAME**'))!;
+  assert.match(jailRow, /does not look at the jail's mounts/);
+});
+
+test('the docs name no file the repository does not have (ARCHITECTURE.md is not in it)', () => {
+  for (const name of fs.readdirSync(DOCS).filter((f) => f.endsWith('.md'))) {
+    assert.doesNotMatch(read(name), /ARCHITECTURE\.md/, `${name} cites ARCHITECTURE.md`);
   }
+  assert.doesNotMatch(fs.readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8'), /ARCHITECTURE\.md/);
+});
+
+test('the sample configuration and configuration.md agree with the daemon on log_file and device_dir', () => {
+  const sample = read('vmm-compat.conf.sample');
+  // SIGHUP with the same log_file reopens it (src/daemon/daemon.ts reload: destination.reopen()).
+  assert.doesNotMatch(sample, /not\s+reopened/);
+  assert.match(sample, /reopened on SIGHUP/);
+  // Every variant a kernel_variant may name.
+  for (const v of ['auto', 'legacy13', 'window', 'fixed13', 'fixed14', 'main15']) assert.match(sample.split('#kernel_variant')[0]!, new RegExp(`\\b${v}\\b`), v);
+  const conf = read('configuration.md');
+  const deviceRow = conf.split('\n').find((l) => l.startsWith('| `device_dir` |'))!;
+  assert.doesNotMatch(deviceRow, /not reported/);
+  assert.match(deviceRow, /logged as such/);
+});
+
+test('vmm-compatd(8) lists metrics_listen and device_dir with what SIGHUP does; jail-setup --apply is described as it behaves', () => {
+  const man = fs.readFileSync(path.join(DOCS, 'man', 'vmm-compatd.8'), 'utf8');
+  const sighup = man.slice(man.indexOf('.It Dv SIGHUP'), man.indexOf('.El', man.indexOf('.It Dv SIGHUP')));
+  assert.match(sighup, /\.Ic metrics_listen/);
+  assert.match(sighup, /\.Ic device_dir/);
+  const page = fs.readFileSync(path.join(DOCS, 'man', 'vmm-compat.8'), 'utf8');
+  assert.doesNotMatch(page, /instead of printing/);
+  assert.doesNotMatch(read('jails.md'), /--apply` installs/);
+});
+
+test('README\'s descriptor figure is the one bench/results/latest.json holds', () => {
+  const text = fs.readFileSync(path.join(REPO_ROOT, 'bench', 'results', 'latest.json'), 'utf8');
+  const ms = /"releasedWithinMs": (\d+)/.exec(text);
+  assert.ok(ms, 'latest.json has no releasedWithinMs');
+  const readme = fs.readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
+  assert.ok(readme.includes(`within ${ms[1]} ms of the sessions ending`), `README does not say "within ${ms[1]} ms of the sessions ending"`);
+});
+
+test('install.md lists every production dependency in the layout', () => {
+  const pkg = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+  const row = read('install.md').split('\n').find((l) => l.startsWith('| `/usr/local/libexec/vmm-compat/` |'))!;
+  for (const dep of Object.keys(pkg.dependencies)) assert.ok(row.includes(dep), `${dep} is not in: ${row}`);
 });
 
 test('jails.md gives the devfs rules, allow.vmm and the nullfs mount line', () => {

@@ -1,13 +1,16 @@
 // rc.d/vmm_compatd under dash with a stub rc.subr (test/service/fixtures/rc.subr.stub): the
 // real script, copied to a temporary directory with its `. /etc/rc.subr` line pointed at the
-// stub. The stub logs the command line that start would run instead of running it, and really
-// signals the pids in the pidfiles, which belong to processes that record what they receive.
+// stub. The stub logs the command line that start would run instead of running it (start's own
+// wait for the daemon is off: vmm_compatd_start_timeout=0), and the script really signals the
+// pids in the pidfiles, which belong to a daemon(8)-like pair of processes that record what they
+// receive (fixtures/signal-pair.js). Starting, stopping and status with a running daemon behind
+// a daemon(8) stand-in are in rcd-supervision.test.ts.
 // Nothing here runs FreeBSD's rc.subr, daemon(8) or install(8): see docs/install.md.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { FIXTURES, REPO_ROOT, SignalRecorder, run, tempDir, which, writeExecutable, type RunResult } from './helpers';
+import { FIXTURES, REPO_ROOT, SupervisorPair, run, tempDir, which, writeExecutable, type RunResult } from './helpers';
 import { parseConfig } from '../../src/config/config';
 
 const SCRIPT = path.join(REPO_ROOT, 'rc.d', 'vmm_compatd');
@@ -41,6 +44,7 @@ interface Rig {
   cli: string;
   pidfile: string;
   childPidfile: string;
+  exitRecord: string;
   /** Runs `dash vmm_compatd ARG`. */
   rc(arg: string): Promise<RunResult & { log: string[] }>;
 }
@@ -81,6 +85,8 @@ function makeRig(options: RigOptions = {}): Rig {
     vmm_compatd_cli: cli,
     vmm_compatd_pidfile: pidfile,
     vmm_compatd_child_pidfile: childPidfile,
+    vmm_compatd_exit_record: path.join(dir, 'var-run', 'vmm_compatd.exit'),
+    vmm_compatd_start_timeout: '0',
     ...options.knobs,
   };
   const rcConf = path.join(dir, 'rc.conf');
@@ -97,6 +103,7 @@ function makeRig(options: RigOptions = {}): Rig {
     cli,
     pidfile,
     childPidfile,
+    exitRecord: path.join(dir, 'var-run', 'vmm_compatd.exit'),
     async rc(arg: string) {
       fs.rmSync(logFile, { force: true });
       const result = await run(dash, [script, arg], {
@@ -196,7 +203,7 @@ test('start: daemon(8) supervises node with -P pidfile, -p child pidfile, -r -R 
   assert.equal(cmd.options.get('-f'), true, 'stdin to /dev/null');
   assert.equal(cmd.options.get('-l'), 'daemon');
   assert.equal(cmd.options.get('-s'), 'notice');
-  assert.deepEqual(cmd.child, [process.execPath, rig.cli, 'daemon', '--config', rig.conf]);
+  assert.deepEqual(cmd.child, [process.execPath, rig.cli, 'daemon', '--exit-record', rig.exitRecord, '--config', rig.conf]);
   // precmd: the socket directory, root:wheel 0755.
   const sockDir = path.join(rig.dir, 'run', 'vmm-compat');
   assert.ok(r.log.includes(`install -d -o root -g wheel -m 0755 ${sockDir}`), r.log.join('\n'));
@@ -224,6 +231,8 @@ test('start: knobs for socket directory, log level and extra arguments reach the
     process.execPath,
     rig.cli,
     'daemon',
+    '--exit-record',
+    rig.exitRecord,
     '--config',
     rig.conf,
     '--socket-dir',
@@ -325,7 +334,7 @@ test('start: vmm_compatd_config="" runs without a file and without --config', as
   const r = await rig.rc('start');
   assert.equal(r.code, 0, r.stderr);
   const cmd = parseDaemonLine(startLine(r.log));
-  assert.deepEqual(cmd.child, [process.execPath, rig.cli, 'daemon']);
+  assert.deepEqual(cmd.child, [process.execPath, rig.cli, 'daemon', '--exit-record', rig.exitRecord]);
 });
 
 test('start: refuses when node or the vmm-compat command is missing, naming the knob', async () => {
@@ -361,70 +370,66 @@ test('start: vmm_compatd_enable=NO refuses start; onestart still works', async (
   startLine(r.log);
 });
 
-async function withProcesses(
-  rig: Rig,
-  body: (supervisor: SignalRecorder, child: SignalRecorder) => Promise<void>,
-): Promise<void> {
-  const supervisor = new SignalRecorder();
-  const child = new SignalRecorder();
+async function withProcesses(rig: Rig, body: (pair: SupervisorPair) => Promise<void>): Promise<void> {
+  const pair = await new SupervisorPair('vmm_compatd').ready();
   try {
-    await Promise.all([supervisor.ready(), child.ready()]);
-    fs.writeFileSync(rig.pidfile, `${supervisor.pid}\n`);
-    fs.writeFileSync(rig.childPidfile, `${child.pid}\n`);
-    await body(supervisor, child);
+    fs.writeFileSync(rig.pidfile, `${pair.supervisor}\n`);
+    fs.writeFileSync(rig.childPidfile, `${pair.child}\n`);
+    await body(pair);
   } finally {
-    supervisor.stop();
-    child.stop();
+    pair.stop();
   }
 }
 
-test('stop: TERM goes to the supervisor pid (-P), never to the child', async () => {
+test('stop: TERM goes to the supervisor pid (-P), which passes it on; the script does not signal the child itself', async () => {
   const rig = makeRig();
-  await withProcesses(rig, async (supervisor, child) => {
+  await withProcesses(rig, async (pair) => {
     const r = await rig.rc('stop');
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /Stopping vmm_compatd\./);
-    assert.deepEqual(r.log, [`RUN: kill -TERM ${supervisor.pid}`]);
-    await supervisor.exited;
-    assert.deepEqual(supervisor.received, ['SIGTERM']);
-    assert.deepEqual(await child.settle(), [], 'the child must not be signalled by stop');
+    await pair.exited;
+    assert.deepEqual(pair.received, ['supervisor SIGTERM', 'child SIGTERM'], 'one TERM each: the script\'s to the supervisor, the supervisor\'s to the child');
   });
 });
 
 test('reload: HUP goes to the child pid from the -p file, not to the supervisor', async () => {
   const rig = makeRig();
-  await withProcesses(rig, async (supervisor, child) => {
+  await withProcesses(rig, async (pair) => {
     const r = await rig.rc('reload');
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /Reloading vmm_compatd configuration\./);
-    await child.waitFor('SIGHUP');
-    assert.deepEqual(await child.settle(), ['SIGHUP']);
-    assert.deepEqual(await supervisor.settle(), [], 'daemon(8) itself must not get the HUP');
+    assert.deepEqual(await pair.settle(), ['child SIGHUP']);
   });
 });
 
-test('reload: refuses clearly when the daemon is not running or the child pidfile is stale', async () => {
+test('reload: refuses clearly when the daemon is not running or the child pidfile names a process that is not daemon(8)\'s child', async () => {
   const rig = makeRig();
   let r = await rig.rc('reload');
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /vmm_compatd not running\? \(check .*vmm_compatd\.pid\)/);
-  await withProcesses(rig, async () => {
+  await withProcesses(rig, async (pair) => {
     fs.writeFileSync(rig.childPidfile, '999999999\n');
     r = await rig.rc('reload');
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /no running daemon in .*child\.pid; try: service vmm_compatd restart/);
+    // A live process, but not the supervisor's child: this test process.
+    fs.writeFileSync(rig.childPidfile, `${process.pid}\n`);
+    r = await rig.rc('reload');
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /no running daemon in/);
+    assert.deepEqual(await pair.settle(), []);
   });
 });
 
-test('status: reads the supervisor pidfile', async () => {
+test('status: reads the supervisor pidfile; a supervisor whose daemon does not accept connections is not "running"', async () => {
   const rig = makeRig();
   let r = await rig.rc('status');
   assert.equal(r.code, 1);
   assert.match(r.stdout, /vmm_compatd is not running\./);
-  await withProcesses(rig, async (supervisor) => {
+  await withProcesses(rig, async (pair) => {
     r = await rig.rc('status');
-    assert.equal(r.code, 0);
-    assert.equal(r.stdout.trim(), `vmm_compatd is running as pid ${supervisor.pid}.`);
+    assert.equal(r.code, 1);
+    assert.match(r.stdout, new RegExp(`^vmm_compatd: supervisor up \\(pid ${pair.supervisor}\\), daemon starting \\(pid ${pair.child}, not yet accepting connections on .*control\\.sock`));
   });
 });
 

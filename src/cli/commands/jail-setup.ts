@@ -6,10 +6,10 @@ import { usageError } from '../usage';
 export function registerJailSetupCommand(program: Command): void {
   program
     .command('jail-setup')
-    .description('print (or with --apply install) what a jail needs to run legacy bhyve through vmm-compat')
+    .description('print what a jail needs to run legacy bhyve through vmm-compat; --apply also creates what it safely can')
     .argument('<jail>', 'the jail name')
     .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG_PATH)
-    .option('--apply', 'create the socket directory, add the [jail] section and the devfs ruleset')
+    .option('--apply', 'after printing, create the socket directory and add the [jail] section and the devfs ruleset where missing (never jail.conf, no files into the jail)')
     .option('--devfs-rules <file>', 'devfs rules file to extend with --apply', '/etc/devfs.rules')
     .option('--jail-root <path>', 'the jail root, to create the mount points inside it with --apply')
     .action((jail: string, opts: { config: string; apply?: boolean; devfsRules: string; jailRoot?: string }) => {

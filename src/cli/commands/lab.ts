@@ -27,6 +27,7 @@ interface LabCliOptions {
   demo?: boolean;
   keep?: boolean;
   interposer?: string;
+  daemonKernel?: LabKernelName;
 }
 
 function positiveInt(value: string, flag: string, max: number): number {
@@ -43,6 +44,7 @@ export function summarize(r: LabResult): string {
     `  APs started: ${r.apsStarted.length > 0 ? `${formatVcpuList(r.apsStarted)}${r.apsStarted.length > 3 ? ` (${r.apsStarted.length})` : ''}` : 'none'}${missing.length > 0 ? ` (never started: ${formatVcpuList(missing)})` : ''}`,
     `  outcome: ${r.outcome} (bhyve exit ${r.bhyveExit.status ?? `signal ${r.bhyveExit.signal}`}) after ${r.elapsedMs} ms`,
   ];
+  if (r.daemonKernel) lines.splice(1, 0, `  vmm-compatd: kernel variant ${r.daemonKernel.variant} (by ${r.daemonKernel.by})`);
   if (r.outcome === 'bhyve-error' && r.bhyveStderr.trim()) lines.push(`  bhyve said: ${r.bhyveStderr.trim().split('\n').slice(-3).join(' | ')}`);
   if (r.guestFault !== undefined && r.outcome !== 'triplefault') lines.push(`  a vCPU triple-faulted: ${r.guestFault}`);
   return lines.join('\n');
@@ -111,6 +113,10 @@ export function registerLabCommand(program: Command): void {
     .option('--demo', 'the npm start demo: the bug, then the fix')
     .option('--keep', 'keep the lab directory for inspection')
     .option('--interposer <lib>', 'with --shim: the libvmmcompat.so to preload (default: the one built in native-bindings/build), e.g. an installed one')
+    .addOption(
+      new Option('--daemon-kernel <variant>', 'with --shim: tell vmm-compatd the kernel variant instead of letting it identify the kernel with its probe VM')
+        .choices([...LAB_KERNELS]),
+    )
     .action(async (opts: LabCliOptions) => {
       if (opts.demo) {
         process.exitCode = await demo();
@@ -139,6 +145,7 @@ export function registerLabCommand(program: Command): void {
           throw usageError(`cannot read --rom ${opts.rom}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
         }
       }
+      if (opts.daemonKernel !== undefined && !opts.shim) throw usageError('--daemon-kernel needs --shim (without the shim no vmm-compatd runs)');
       if (opts.interposer !== undefined) {
         if (!opts.shim) throw usageError('--interposer needs --shim (without the shim nothing is preloaded)');
         if (!fs.existsSync(opts.interposer)) throw usageError(`--interposer ${opts.interposer} not found`);
@@ -181,6 +188,7 @@ export function registerLabCommand(program: Command): void {
         progress,
         keep: opts.keep,
         interposer: opts.interposer === undefined ? undefined : path.resolve(opts.interposer),
+        daemonKernel: opts.daemonKernel,
       });
       process.stdout.write(opts.json ? JSON.stringify(result) + '\n' : summarize(result) + '\n');
       process.exitCode = labSucceeded(result) ? 0 : 1;

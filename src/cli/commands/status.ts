@@ -115,8 +115,12 @@ function formatGroup(g: EventGroup): string {
 }
 
 export function formatStatus(report: StatusReport): string {
+  const k = report.kernel;
   const lines = [
-    `vmm-compatd ${report.version} (pid ${report.pid}, protocol ${report.protocolVersion}), kernel variant ${report.kernelVariant}, up since ${report.startedAt}`,
+    `vmm-compatd ${report.version} (pid ${report.pid}, protocol ${report.protocolVersion}), kernel variant ${report.kernelVariant}${k ? ` (by ${k.by})` : ''}, up since ${report.startedAt}`,
+    ...(k ? [`kernel: ${k.why}${k.experiment?.cached ? ` (probed ${k.experiment.probedAt}, kept for this kernel)` : k.experiment ? ` (probed in ${k.experiment.elapsedMs} ms)` : ''}`] : []),
+    ...(k?.disagreement ? [`warning: ${k.disagreement}`] : []),
+    ...(k?.by === 'osreldate' && k.experimentSkipped ? [`warning: no experiment decided: ${k.experimentSkipped}`] : []),
     `socket directories: ${report.socketDirectories.map((d) => `${d.jail}=${d.path}`).join(' ')}`,
     `counters: ${Object.entries(report.counters).map(([k, v]) => `${k}=${v}`).join(' ')}`,
   ];

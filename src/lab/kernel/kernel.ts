@@ -68,6 +68,9 @@ export const SYSCTL_DESTROY = 'hw.vmm.destroy';
 export const SYSCTL_MAXCPU = 'hw.vmm.maxcpu';
 /** The daemon identifies the kernel from it (src/daemon/kernel-variant.ts identifyKernel). */
 export const SYSCTL_OSRELDATE = 'kern.osreldate';
+/** With kern.osreldate, the kernel identity the daemon caches its probe under (kernel-probe-cache.ts). */
+export const SYSCTL_BOOTTIME = 'kern.boottime';
+export const SYSCTL_VERSION = 'kern.version';
 /** How long a 15.0-style destroy waits for the threads inside the VM's ioctls (destroy_dev). */
 export const DESTROY_DRAIN_MS = 3000;
 const O_ACCMODE = 3;
@@ -92,6 +95,8 @@ export class VmmKernel {
   private readonly slicing: SliceBudget;
   private generation = 0;
   private readonly taps = new Set<KernelTap>();
+  /** Date.now() at the model's start: its kern.boottime. */
+  readonly bootedAt = Date.now();
 
   constructor(config: KernelConfig, root: string) {
     this.config = config;
@@ -133,6 +138,20 @@ export class VmmKernel {
         out.writeInt32LE(this.config.osreldate);
         return out;
       }
+      case SYSCTL_BOOTTIME: {
+        // kern_tc.c sysctl_kern_boottime: struct timeval {time_t tv_sec; suseconds_t tv_usec}
+        // (16 bytes on amd64), read-only. The model's boot is its start.
+        if (newValue !== null) fail(Errno.EPERM, `${name} is read-only`);
+        const out = Buffer.alloc(16);
+        out.writeBigInt64LE(BigInt(Math.floor(this.bootedAt / 1000)), 0);
+        out.writeBigInt64LE(BigInt((this.bootedAt % 1000) * 1000), 8);
+        return out;
+      }
+      case SYSCTL_VERSION: {
+        // kern_mib.c: the read-only string `version` (vers.c), NUL-terminated.
+        if (newValue !== null) fail(Errno.EPERM, `${name} is read-only`);
+        return Buffer.from(`${this.kernelVersion()}\0`, 'latin1');
+      }
       default:
         return fail(Errno.ENOENT, name);
     }
@@ -140,6 +159,7 @@ export class VmmKernel {
 
   /** vmm_dev.c sysctl_vmm_create: EEXIST for a name in use. */
   createVm(name: string): Vm {
+    if (this.config.refuseVmCreate !== null) fail(Errno.EPERM, 'this caller may not create VMs (the lab\'s refuseVmCreate)');
     if (this.vms.has(name)) fail(Errno.EEXIST, `VM ${name} exists`);
     this.generation++;
     const vm = new Vm(name, this.config, this.slicing, this.memDir, `${name}.${this.generation}`, this.devmemDir);
@@ -201,6 +221,13 @@ export class VmmKernel {
     if (layout === VMMCTL_VM_CREATE) this.createVm(vmName);
     else await this.destroyVm(vmName);
     return ioctlReply(def, data);
+  }
+
+  /** kern.version: names the model, its variant and the kern.osreldate it reports. */
+  kernelVersion(): string {
+    const { rules, osreldate, compatFreebsd13, compatFreebsd14 } = this.config;
+    const options = [compatFreebsd13 ? 'COMPAT_FREEBSD13' : null, compatFreebsd14 ? 'COMPAT_FREEBSD14' : null].filter((o) => o !== null);
+    return `FreeBSD lab kernel model ${rules.variant} (kern.osreldate ${osreldate}; ${options.join(' ') || 'no COMPAT options'})\n`;
   }
 
   devicePath(name: string): string {

@@ -40,6 +40,8 @@ export interface KernelModelOptions {
   sliceInstructions?: number;
   /** Where unexpected model errors go (default: console.error). */
   onInternalError?: InternalErrorSink;
+  /** Lab-only: refuse every VM creation with EPERM (a caller without the privilege). */
+  refuseVmCreate?: 'EPERM';
 }
 
 export interface KernelModel {
@@ -55,6 +57,11 @@ export interface KernelModel {
   vmSets(vm: string): VmSets | undefined;
   /** hw.vmm.destroy from the harness: false when no such VM. */
   destroyVm(vm: string): boolean;
+  /**
+   * Lab-only: vm_activate_cpu from the harness, with no thread to run the vCPU (what a crashed
+   * bhyve leaves): a rendezvous or suspend then waits for it. false when no such VM or vCPU.
+   */
+  activateVcpu(vm: string, vcpu: number): boolean;
   /**
    * Lab-only hook (fault injection): calls `listener` synchronously on every open of a VM
    * device and every ioctl on one, as it enters and as it leaves. Returns the remover.
@@ -109,6 +116,7 @@ function resolveConfig(opts: KernelModelOptions): KernelConfig {
     hostCpus,
     maxcpu,
     sliceInstructions,
+    refuseVmCreate: opts.refuseVmCreate ?? null,
   };
 }
 
@@ -155,6 +163,13 @@ export async function startKernelModel(opts: KernelModelOptions): Promise<Kernel
     destroyVm(vm: string): boolean {
       if (kernel.vm(vm) === undefined) return false;
       void kernel.destroyVm(vm);
+      return true;
+    },
+    activateVcpu(vm: string, vcpu: number): boolean {
+      const target = kernel.vm(vm);
+      const v = target?.allocVcpu(vcpu);
+      if (target === undefined || v === undefined || target.active.has(vcpu)) return false;
+      target.activateCpu(v);
       return true;
     },
   };

@@ -217,6 +217,11 @@ export interface KernelConfig {
   readonly maxcpu: number;
   /** Guest instructions per slice before the vCPU yields to the event loop. */
   readonly sliceInstructions: number;
+  /**
+   * Lab-only: every VM creation fails with this errno (EPERM: a caller without the privilege to
+   * create VMs, vmm_dev.c vmm_priv_check), so that a test can take the probe VM away.
+   */
+  readonly refuseVmCreate: 'EPERM' | null;
 }
 
 /** vmm.h VM_MAXCPU in K14: MIN(0xffff - 1, CPU_SETSIZE); hw.vmm.maxcpu is clamped to it. */

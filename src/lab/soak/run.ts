@@ -1,6 +1,7 @@
-// The reboot soak: one VM rebooted again and again the way vm-bhyve reboots a 13.1 guest (the
-// guest resets, bhyve exits 0, vm-bhyve starts bhyve again on the same VM, whose do_open finds
-// it existing and calls VM_REINIT), under the interposer and one long-running daemon. Every
+// The reboot soak: one VM rebooted again and again the way vm-bhyve reboots a 13.1 UEFI guest
+// (vm-bhyve destroys the VM between runs only for loader guests; lib/vm-run): the guest resets,
+// bhyve exits 0, vm-bhyve starts bhyve again on the same VM, whose do_open finds it existing and
+// calls VM_REINIT, under the interposer and one long-running daemon. Every
 // boot must start every AP; bhyve's threads, descriptors and RSS and the daemon's RSS,
 // descriptors, heap and status record must stay flat.
 //
