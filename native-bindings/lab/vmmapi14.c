@@ -1,6 +1,6 @@
 /*
- * vmmapi14.c: the VM_RUN of the 14.0 bhyve model, in the two ABIs its
- * kernels speak (kernel-main-side.md section 4.1):
+ * vmmapi14.c: the libvmmapi calls of the 14.x bhyve models.  VM_RUN in the
+ * two ABIs of their releases (kernel-main-side.md section 4.1):
  *   14: struct vm_run_14 {cpuid; cpuset*; cpusetsize; vm_exit*} (e17eca32,
  *       14.0): the kernel copies the exit and, for VM_EXITCODE_IPI, the
  *       destination set (cpusetsize = sizeof(cpuset_t) = 128) out through
@@ -9,6 +9,7 @@
  *       embedded, and an IPI exit carries its 256-bit dmask inside the
  *       union (u.ipi13).
  * Either way the caller gets the exit and the IPI set as a 14.0 cpuset_t.
+ * Also vm_active_cpus with the release's cpuset_t size, and vm_limit_rights.
  */
 #define	_GNU_SOURCE
 #define	LAB_FBSD_WEAK
