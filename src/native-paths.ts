@@ -41,5 +41,11 @@ export const ARTIFACTS = {
   bhyve13: 'bhyve13',
   bhyve135: 'bhyve135',
   bhyve14: 'bhyve14',
+  bhyve143: 'bhyve143',
+  bhyve14cur: 'bhyve14cur',
+  /** The 13.1, 14.3 and 14-CURRENT models without an ELF ABI tag (a foreign or stripped bhyve). */
+  untaggedBhyve13: 'untagged/bhyve13',
+  untaggedBhyve143: 'untagged/bhyve143',
+  untaggedBhyve14cur: 'untagged/bhyve14cur',
   bhyveload13: 'bhyveload13',
 } as const;

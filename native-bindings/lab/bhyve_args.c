@@ -23,8 +23,10 @@
  * malformed -c/-m/-l value EX_USAGE (64), a malformed -s value or an
  * impossible topology 4.
  */
+#define	_GNU_SOURCE
 #include <ctype.h>
 #include <err.h>
+#include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -300,6 +302,11 @@ bhyve_parse_args(int argc, char **argv, struct bhyve_opts *o)
 	int ch;
 
 	progname = argv[0];
+	/*
+	 * err(3), warn(3) and assert(3) name the program as FreeBSD's does:
+	 * getprogname() of /usr/sbin/bhyve, whatever the model's file name.
+	 */
+	program_invocation_short_name = (char *)"bhyve";
 	memset(o, 0, sizeof(*o));
 	o->guest_ncpus = 1;
 	o->sockets = o->cores = o->threads = 1;

@@ -1,5 +1,5 @@
 /*
- * bhyve_common.h: what the 13.1 and 14.0 bhyve models share: the command
+ * bhyve_common.h: what the 13.x and 14.x bhyve models share: the command
  * line (bhyverun.c: main, topology_parse, calc_topolopgy, usage; pci_emul.c
  * pci_parse_slot; pci_lpc.c lpc_device_parse), the PCI slots the lab
  * emulates (hostbridge, lpc with its boot ROM and COM ports, fbuf), the
@@ -60,11 +60,33 @@ struct bhyve_opts {
 	const char	*vmname;
 };
 
+/*
+ * The FreeBSD release a model binary stands for (bhyverun131.c,
+ * bhyverun135.c, bhyverun140.c, bhyverun143.c, bhyverun14cur.c: each model
+ * links one).  What differs between releases in the steps the models share
+ * is here; the ELF ABI tag of the release is abi_tag.c's, linked beside it.
+ */
+struct bhyve_release {
+	const char	*name;		/* "13.1", "14.3", "14-CURRENT" */
+	/* bootrom.c: 14.0's bootrom_loadrom checks ROM + variables first. */
+	int		bootrom_aggregate_check;
+	/* 14.x: the VM_RUN ABI (14: 32-byte, 13: early-2023 main's 144-byte). */
+	int		vmrun_abi;
+	/* 14.x: sizeof(cpuset_t) in its userland (VM_GET_CPUS, IPI exits). */
+	size_t		cpuset_bytes;
+};
+
+extern const struct bhyve_release bhyve_release;
+
 /* bhyve_args.c */
 void	bhyve_parse_args(int argc, char **argv, struct bhyve_opts *opts);
 
 /* bhyve_devices.c */
 int	bhyve_init_devices(struct vmctx *ctx, const struct bhyve_opts *opts);
+
+/* bhyve_bootrom.c: bootrom.c's 16 MB boot ROM region. */
+void	init_bootrom(struct vmctx *ctx);
+int	bootrom_loadrom(struct vmctx *ctx, const char *romfile);
 
 /* bhyve_guest.c */
 int	bhyve_lpc_bootrom(const struct bhyve_opts *opts);

@@ -13,32 +13,20 @@
  *   vm_create_devmem, mapped read/write at its BAR; a failed mapping only
  *   prints "pci_fbuf: mmap_memseg failed" and the device stays unmapped;
  *
- *   the LPC boot ROM (pci_lpc.c: lpc_init -> bootrom.c): the ROM file must
- *   be at least a page, a whole number of pages and at most 16 MB; a
- *   VM_BOOTROM segment "bootrom" of that size through vm_create_devmem
- *   (/dev/vmm.io/NAME.bootrom), mapped read/execute so that it ends at
- *   4 GB (VM_MMAP_MEMSEG), then filled page by page from the file.
+ *   the LPC boot ROM (pci_lpc.c: lpc_init -> bootrom.c bootrom_loadrom,
+ *   bhyve_bootrom.c): the ROM file mapped read/execute at the top of the
+ *   16 MB region init_bootrom set up, so that it ends at 4 GB.
  *
  * Either failure is init_pci's error: "device emulation initialization
- * error", exit 4 (bhyve_run.c).  The ROM here is the bootrom_init of the
- * 13-era bootrom.c; the later init_bootrom/bootrom_alloc version reserves a
- * 16 MB segment and maps the ROM at its top: the same requests with another
- * length (docs/lab-bridge.md).
+ * error", exit 4 (bhyve_run.c).
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "bhyve_common.h"
 
-#define	PAGE_SIZE		4096UL
-#define	PAGE_MASK		(PAGE_SIZE - 1)
-#define	MAX_BOOTROM_SIZE	(16UL * 1024 * 1024)	/* bootrom.c */
 #define	FB_SIZE			(16UL * 1024 * 1024)	/* pci_fbuf.c */
 /*
  * The framebuffer's BAR 1: 13.1 allocates 32-bit BARs upwards from the
@@ -63,67 +51,6 @@ fbuf_init(struct vmctx *ctx)
 	return (0);
 }
 
-/* bootrom.c: bootrom_init(ctx, romfile) (13-era). */
-static int
-bootrom_load(struct vmctx *ctx, const char *romfile)
-{
-	struct stat sbuf;
-	uint64_t gpa;
-	ssize_t rlen;
-	char *ptr;
-	size_t i;
-	int fd, rv;
-
-	rv = -1;
-	fd = open(romfile, O_RDONLY);
-	if (fd < 0) {
-		fprintf(stderr, "Error opening bootrom \"%s\": %s\n", romfile,
-		    strerror(errno));
-		goto done;
-	}
-	if (fstat(fd, &sbuf) < 0) {
-		fprintf(stderr, "Could not fstat bootrom file \"%s\": %s\n",
-		    romfile, strerror(errno));
-		goto done;
-	}
-	if ((size_t)sbuf.st_size > MAX_BOOTROM_SIZE ||
-	    (size_t)sbuf.st_size < PAGE_SIZE) {
-		fprintf(stderr, "Invalid bootrom size %jd\n",
-		    (intmax_t)sbuf.st_size);
-		errno = EINVAL;
-		goto done;
-	}
-	if ((size_t)sbuf.st_size & PAGE_MASK) {
-		fprintf(stderr, "Bootrom size %jd is not a multiple of the "
-		    "page size\n", (intmax_t)sbuf.st_size);
-		errno = EINVAL;
-		goto done;
-	}
-	ptr = vm_create_devmem(ctx, VM_BOOTROM, "bootrom",
-	    (size_t)sbuf.st_size);
-	if (ptr == MAP_FAILED)
-		goto done;
-	/* Map the bootrom into the guest address space. */
-	gpa = (1ULL << 32) - (uint64_t)sbuf.st_size;
-	if (vm_mmap_memseg(ctx, gpa, VM_BOOTROM, 0, (size_t)sbuf.st_size,
-	    PROT_READ | PROT_EXEC) != 0)
-		goto done;
-	/* Read 'romfile' into the guest address space. */
-	for (i = 0; i < (size_t)sbuf.st_size / PAGE_SIZE; i++) {
-		rlen = read(fd, ptr + i * PAGE_SIZE, PAGE_SIZE);
-		if (rlen != (ssize_t)PAGE_SIZE) {
-			fprintf(stderr, "Incomplete read of page %zu of bootrom "
-			    "file %s: %zd bytes\n", i, romfile, rlen);
-			goto done;
-		}
-	}
-	rv = 0;
-done:
-	if (fd >= 0)
-		close(fd);
-	return (rv);
-}
-
 /* uart_emul.c: uart_lres, the legacy COM ports. */
 static const struct {
 	const char	*name;
@@ -140,7 +67,7 @@ lpc_init(struct vmctx *ctx, const struct bhyve_opts *opts)
 	struct bhyve_uart *uart;
 	int unit;
 
-	if (opts->bootrom != NULL && bootrom_load(ctx, opts->bootrom) != 0)
+	if (opts->bootrom != NULL && bootrom_loadrom(ctx, opts->bootrom) != 0)
 		return (-1);
 	for (unit = 0; unit < BHYVE_LPC_UARTS; unit++) {
 		uart = bhyve_uart_init();

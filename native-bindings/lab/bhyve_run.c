@@ -1,6 +1,6 @@
 /*
- * bhyve_run.c: the steps of bhyverun.c that read the same in 13.1 and
- * 14.0: do_open around the sandboxing of the VM's fd (which differs), the
+ * bhyve_run.c: the steps of bhyverun.c that read the same in 13.x and
+ * 14.x: do_open around the sandboxing of the VM's fd (which differs), the
  * x2APIC and INVPCID part of fbsdrun_set_capabilities, main's memory, boot
  * ROM and BSP reset, and what vm_loop does with a handler's result.  The
  * ioctls go out in bhyve's order.
@@ -94,11 +94,13 @@ bhyve_set_capabilities(struct vmctx *ctx, int cpu, int x2apic_mode)
 
 /*
  * bhyverun.c: main, from vm_setup_memory to the BSP's reset: guest memory,
- * device initialisation (init_pci: the framebuffer, the LPC bridge with the
- * boot ROM and the COM ports; without a ROM the lab's vCPU count word), then
- * for a ROM boot unrestricted guest on the BSP and
+ * the boot ROM region (init_bootrom, on every run, ROM or not: bootrom.c,
+ * bhyve_bootrom.c), device initialisation (init_pci: the framebuffer, the
+ * LPC bridge with the boot ROM and the COM ports; without a ROM the lab's
+ * vCPU count word), then for a ROM boot unrestricted guest on the BSP and
  * vcpu_reset, which starts it at the reset vector.  Without a ROM the BSP
- * keeps the registers its loader (bhyveload) set.
+ * keeps the registers its loader (bhyveload) set.  13.1, 13.2-13.5 and 14.0
+ * read alike here (ids 46548892207, 8462281525, 164064629).
  */
 void
 bhyve_setup_guest(struct vmctx *ctx, const struct bhyve_opts *opts)
@@ -110,6 +112,7 @@ bhyve_setup_guest(struct vmctx *ctx, const struct bhyve_opts *opts)
 		fprintf(stderr, "Unable to setup memory (%d)\n", errno);
 		exit(4);
 	}
+	init_bootrom(ctx);
 
 	/* bhyverun.c: "Exit if a device emulation finds an error". */
 	if (bhyve_init_devices(ctx, opts) != 0) {

@@ -20,9 +20,8 @@ struct mt_vmm_info {
 
 /*
  * bhyverun131.c (13.1) or bhyverun135.c (13.2-13.5): the one model links
- * one of them (bhyve13, bhyve135).
+ * one of them (bhyve13, bhyve135), with its bhyve_release.
  */
-extern const char bhyve13_version[];
 extern struct vm_exit *vmexit;
 extern struct mt_vmm_info *mt_vmm_info;
 int	num_vcpus_allowed(struct vmctx *ctx);

@@ -10,7 +10,13 @@
 
 #define	VM_MAXCPU	ABI13_VM_MAXCPU		/* vmm.h (13.1): 16 */
 
-const char bhyve13_version[] = "13.1";
+/* 13.x bootrom.c has no aggregate check; 13.x userland: 144-byte VM_RUN, 32-byte cpuset_t. */
+const struct bhyve_release bhyve_release = {
+	.name = "13.1",
+	.bootrom_aggregate_check = 0,
+	.vmrun_abi = 13,
+	.cpuset_bytes = ABI13_CPUSET_BYTES,
+};
 
 static struct vm_exit vmexit_static[VM_MAXCPU];
 static struct mt_vmm_info mt_vmm_info_static[VM_MAXCPU];

@@ -19,7 +19,12 @@
 #include "bhyve_common.h"
 #include "bhyverun13.h"
 
-const char bhyve13_version[] = "13.5";
+const struct bhyve_release bhyve_release = {
+	.name = "13.5",
+	.bootrom_aggregate_check = 0,
+	.vmrun_abi = 13,
+	.cpuset_bytes = ABI13_CPUSET_BYTES,
+};
 
 struct vm_exit *vmexit;
 struct mt_vmm_info *mt_vmm_info;

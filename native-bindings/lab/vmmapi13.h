@@ -84,6 +84,7 @@ int	vcpu_reset(struct vmctx *ctx, int vcpu);
  * The cpuset filled on a VM_EXITCODE_IPI exit is returned in *ipi_cpus.
  */
 int	vm_limit_rights_14(struct vmctx *ctx, int abi);
+int	vm_active_cpus_sized(struct vmctx *ctx, void *cpus, size_t cpusetsize);
 int	vm_run_14(struct vmctx *ctx, int vcpu, int abi, struct vm_exit *vme,
 	    cpuset14_t *ipi_cpus);
 

@@ -1,6 +1,6 @@
 /*
- * vmmapi14.c: the VM_RUN of the 14.0 bhyve model, in the two ABIs its
- * kernels speak (kernel-main-side.md section 4.1):
+ * vmmapi14.c: the libvmmapi calls of the 14.x bhyve models.  VM_RUN in the
+ * two ABIs of their releases (kernel-main-side.md section 4.1):
  *   14: struct vm_run_14 {cpuid; cpuset*; cpusetsize; vm_exit*} (e17eca32,
  *       14.0): the kernel copies the exit and, for VM_EXITCODE_IPI, the
  *       destination set (cpusetsize = sizeof(cpuset_t) = 128) out through
@@ -9,6 +9,7 @@
  *       embedded, and an IPI exit carries its 256-bit dmask inside the
  *       union (u.ipi13).
  * Either way the caller gets the exit and the IPI set as a 14.0 cpuset_t.
+ * Also vm_active_cpus with the release's cpuset_t size, and vm_limit_rights.
  */
 #define	_GNU_SOURCE
 #define	LAB_FBSD_WEAK
@@ -44,6 +45,23 @@ vm_run_14(struct vmctx *ctx, int vcpu, int abi, struct vm_exit *vme,
 		memcpy(ipi_cpus->bits, vme->u.ipi13.dmask,
 		    sizeof(vme->u.ipi13.dmask));
 	return (error);
+}
+
+/*
+ * vmmapi.c: vm_active_cpus with the caller's userland cpuset_t: 128 bytes in
+ * 14.0 (CPU_SETSIZE 1024), 32 in 13.x and early-2023 main (256).  The
+ * kernel's VM_GET_CPUS size rule decides (ERANGE where it does not fit).
+ */
+LAB_VMMAPI_EXPORT int
+vm_active_cpus_sized(struct vmctx *ctx, void *cpus, size_t cpusetsize)
+{
+	struct vm_cpuset vmcpuset;
+
+	memset(&vmcpuset, 0, sizeof(vmcpuset));
+	vmcpuset.which = VM_ACTIVE_CPUS;
+	vmcpuset.cpusetsize = cpusetsize;
+	vmcpuset.cpus = cpus;
+	return (ioctl(ctx->fd, ABI13_VM_GET_CPUS, &vmcpuset));
 }
 
 /*

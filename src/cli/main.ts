@@ -43,6 +43,11 @@ export function buildProgram(): Command {
 
 /** Runs the CLI; errors become one clear line on stderr (usage and configuration errors exit 2). */
 export async function main(argv: string[]): Promise<void> {
+  // A reader that goes away (`| head`) is not an error of the command: later writes are dropped
+  // and the command still finishes its own clean-up (VMs, lab daemons) and exits with its status.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_DESTROYED') throw err;
+  });
   try {
     await buildProgram().parseAsync(argv);
   } catch (err) {

@@ -13,14 +13,51 @@ import { ARTIFACTS, requireArtifact } from '../native-paths';
 import { wrapEnvironment } from '../cli/commands/wrap';
 import { defaultConfig } from '../config/config';
 import { formatVcpuList } from '../daemon/plan';
+import { bhyveOnKernel, FREEBSD_14_0_RELEASE } from '../daemon/bhyve-generation';
 import { queryControl, type StatusReport } from '../daemon/control-server';
 
 /** The kernel model's variants (src/lab/kernel/variant.ts). */
 export const LAB_KERNELS = KERNEL_MODEL_VARIANTS;
 export type LabKernelName = KernelVariant;
-/** 13.1 (VM_MAXCPU 16), 13.5 (13.2-13.5: the old AP protocol, maxcpus from the kernel), 14.0. */
-export const LAB_BHYVES = ['13.1', '13.5', '14.0'] as const;
+/**
+ * The bhyve models: 13.1 (VM_MAXCPU 16), 13.5 (13.2-13.5: the old AP protocol, maxcpus from the
+ * kernel), 14.0, 14.3 (stable/14: 14.0's model with 14.3's ABI tag) and 14-current (main of early
+ * 2023, the window kernel's own bhyve: the new AP protocol with the 144-byte VM_RUN).
+ */
+export const LAB_BHYVES = ['13.1', '13.5', '14.0', '14.3', '14-current'] as const;
 export type LabBhyve = (typeof LAB_BHYVES)[number];
+
+/**
+ * The __FreeBSD_version each model's ELF ABI tag carries (native-bindings/Makefile TAG_*), the
+ * value the interposer and `doctor --bhyve` read (src/daemon/bhyve-generation.ts).
+ */
+export const LAB_BHYVE_VERSION: Readonly<Record<LabBhyve, number>> = {
+  '13.1': 1301000,
+  '13.5': 1305000,
+  '14.0': FREEBSD_14_0_RELEASE,
+  '14.3': 1403000,
+  '14-current': 1400076,
+};
+
+/**
+ * Why the lab will not pair this bhyve with this kernel, or null. A bhyve newer than its kernel is
+ * not a pairing FreeBSD supports: the interposer refuses it (bhyveOnKernel), and so does the lab
+ * without the shim, with the same words. The 14-CURRENT model stands for the bhyve of the window
+ * kernel's own time, so the lab runs it only there.
+ */
+export function labPairingRefusal(bhyve: LabBhyve, kernel: LabKernelName): string | null {
+  if (bhyve === '14-current' && kernel !== 'window') {
+    return `--bhyve 14-current is the bhyve of main in early 2023, the window kernel's own; the lab runs it only with --kernel window (on ${kernel} use --bhyve 14.0 or 14.3)`;
+  }
+  const verdict = bhyveOnKernel(LAB_BHYVE_VERSION[bhyve], kernel);
+  if (verdict.handling !== 'refused') return null;
+  return kernel === 'window' && bhyve !== '14-current'
+    ? `${verdict.why}; the window kernel's own bhyve is --bhyve 14-current`
+    : verdict.why;
+}
+
+/** A pairing labPairingRefusal refuses, asked for without the shim (or a lab-only limit). */
+export class LabPairingError extends Error {}
 export type Outcome = 'poweroff' | 'reset' | 'halt' | 'triplefault' | 'destroyed' | 'hang' | 'bhyve-error';
 
 export interface BootResult {
@@ -31,6 +68,11 @@ export interface BootResult {
   guestOutput: string;
   bhyveStderr: string;
   elapsedMs: number;
+  /**
+   * Why a vCPU triple-faulted during this boot (the kernel model's reason, e.g. an opcode outside
+   * the lab's x86 subset), if one did. A hang with a fault is a VM stuck in its suspend.
+   */
+  guestFault?: string;
 }
 
 export interface LabResult extends BootResult {
@@ -130,27 +172,28 @@ const BHYVE_ARTIFACT: Readonly<Record<LabBhyve, string>> = {
   '13.1': ARTIFACTS.bhyve13,
   '13.5': ARTIFACTS.bhyve135,
   '14.0': ARTIFACTS.bhyve14,
+  '14.3': ARTIFACTS.bhyve143,
+  '14-current': ARTIFACTS.bhyve14cur,
 };
 
-/** The __FreeBSD_version of the release each lab bhyve model stands for (its binary carries no ABI tag). */
-export const LAB_BHYVE_VERSION: Readonly<Record<LabBhyve, number>> = {
-  '13.1': 1301000,
-  '13.5': 1305000,
-  '14.0': 1400097,
+/** The models built without an ABI tag too (BhyveSpec.untagged). */
+const UNTAGGED_BHYVE_ARTIFACT: Readonly<Partial<Record<LabBhyve, string>>> = {
+  '13.1': ARTIFACTS.untaggedBhyve13,
+  '14.3': ARTIFACTS.untaggedBhyve143,
+  '14-current': ARTIFACTS.untaggedBhyve14cur,
 };
 
-/** A lab bhyve model's binary (native-bindings/build). */
-export function labBhyveBinary(bhyve: LabBhyve): string {
-  return requireArtifact(BHYVE_ARTIFACT[bhyve]);
+/** The model binary of a release, with its ABI tag or (13.1, 14.3, 14-current) without. */
+function bhyveBinaryOf(bhyve: LabBhyve, untagged: boolean, variant: 'normal' | 'asan'): string {
+  if (!untagged) return requireArtifact(BHYVE_ARTIFACT[bhyve], variant);
+  const artifact = UNTAGGED_BHYVE_ARTIFACT[bhyve];
+  if (artifact === undefined || variant !== 'normal') throw new Error(`no untagged ${variant} build of the bhyve ${bhyve} model (13.1, 14.3 and 14-current have one)`);
+  return requireArtifact(artifact);
 }
 
-/**
- * What a lab bhyve model needs in its environment on a lab kernel besides the bridge: the 14.0
- * model's VM_RUN is the 32-byte one of e17eca32 on fixed14 and main15, the 144-byte one of
- * early-2023 main before (docs/lab-bridge.md).
- */
-export function labBhyveEnvironment(bhyve: LabBhyve, kernel: LabKernelName): Record<string, string> {
-  return bhyve === '14.0' ? { VMMLAB_VMRUN_ABI: kernel === 'fixed14' || kernel === 'main15' ? '14' : '13' } : {};
+/** A lab bhyve model's binary (native-bindings/build), with its ABI tag. */
+export function labBhyveBinary(bhyve: LabBhyve): string {
+  return bhyveBinaryOf(bhyve, false, 'normal');
 }
 
 /** The most vCPUs the lab runs: 13.x userland's cpuset_t (CPU_SETSIZE 256). */
@@ -218,6 +261,8 @@ export interface BhyveSpec {
   romFile?: string;
   /** The framebuffer device (-s 29,fbuf): a VM_FRAMEBUFFER segment mapped at its BAR. */
   fbuf?: boolean;
+  /** The model built without an ELF ABI tag (13.1, 14.3, 14-current): the interposer learns its generation otherwise. */
+  untagged?: boolean;
 }
 
 /** The lab's loader (bhyveload13) ahead of a bhyve without a boot ROM. */
@@ -442,7 +487,7 @@ export class LabBench {
 
   spawnBhyve(spec: BhyveSpec): BhyveRun {
     const variant = spec.sanitized ? 'asan' : 'normal';
-    const bhyveBinary = labBhyveBinary(spec.bhyve);
+    const bhyveBinary = bhyveBinaryOf(spec.bhyve, spec.untagged ?? false, 'normal');
     const romBoot = spec.bootrom ?? true;
     let bhyveArgs: string[];
     if (romBoot) {
@@ -453,7 +498,7 @@ export class LabBench {
       if (spec.fbuf === true) bhyveArgs.push('-s', '29,fbuf,tcp=0.0.0.0:5900');
       bhyveArgs.push(spec.vmName);
     }
-    const env: NodeJS.ProcessEnv = { ...this.env, ...labBhyveEnvironment(spec.bhyve, this.options.kernel), ...spec.env };
+    const env: NodeJS.ProcessEnv = { ...this.env, ...spec.env };
     const bridge = requireArtifact(ARTIFACTS.bridge, variant);
     const sanitizerRuntime = spec.sanitized ? sanitizerRuntimes() : [];
     if (spec.sanitized) {
@@ -535,7 +580,10 @@ export class LabBench {
         const suspended = stats?.suspended ? SUSPEND_OUTCOME[stats.suspended] : undefined;
         outcome = suspended && exit.status === EXPECTED_STATUS[suspended] ? suspended : 'bhyve-error';
       }
-      return { apsStarted, outcome, bhyveExit: exit, guestOutput: stdout, bhyveStderr: stderr, elapsedMs };
+      const sameVm = before !== undefined && stats !== undefined && before.created === stats.created;
+      const fault = stats?.lastFault ?? null;
+      const guestFault = fault !== null && !(sameVm && before?.lastFault === fault) ? { guestFault: fault } : {};
+      return { apsStarted, outcome, bhyveExit: exit, guestOutput: stdout, bhyveStderr: stderr, elapsedMs, ...guestFault };
     })();
     return { child, result, stdout: () => stdout };
   }
@@ -594,11 +642,26 @@ export interface LabOptions {
   keep?: boolean;
   /** With shim: the libvmmcompat.so to preload (default: native-bindings/build's). */
   interposer?: string;
+  /** The model without an ELF ABI tag (13.1, 14.3 and 14-current). */
+  untagged?: boolean;
   /** With shim: force vmm-compatd's kernel variant (default: it identifies the kernel itself). */
   daemonKernel?: LabKernelName;
 }
 
+/**
+ * Throws LabPairingError for a pairing labPairingRefusal names: always for the 14-CURRENT model
+ * off the window kernel, and without the shim for a bhyve newer than its kernel (with the shim the
+ * interposer refuses it, and that refusal is what the run shows).
+ */
+export function checkLabPairing(bhyve: LabBhyve, kernel: LabKernelName, shim: boolean): void {
+  const refusal = labPairingRefusal(bhyve, kernel);
+  if (refusal === null) return;
+  if (shim && bhyve !== '14-current') return;
+  throw new LabPairingError(refusal);
+}
+
 export async function runLab(opts: LabOptions): Promise<LabResult> {
+  checkLabPairing(opts.bhyve, opts.kernel, opts.shim);
   const progress = opts.progress ?? (() => {});
   const bench = await LabBench.start({
     kernel: opts.kernel,
@@ -660,6 +723,7 @@ export async function runLab(opts: LabOptions): Promise<LabResult> {
         env: opts.bhyveEnv,
         sanitized: opts.sanitized,
         interposer: opts.interposer,
+        untagged: opts.untagged,
       });
       const result = await run.result;
       progress(`  ${result.outcome} after ${result.elapsedMs} ms, APs started: ${formatVcpuList(result.apsStarted) || 'none'}`);

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ARTIFACTS, requireArtifact } from '../native-paths';
-import { LAB_BHYVES, LabBench, labBhyveBinary, labBhyveEnvironment, type LabBhyve, type LabKernelName } from '../lab/run';
+import { LAB_BHYVES, LabBench, labBhyveBinary, type LabBhyve, type LabKernelName } from '../lab/run';
 import { HostCalls } from './host-calls';
 import type { Config } from '../config/config';
 
@@ -122,9 +122,9 @@ export async function labHost(o: LabHostOptions): Promise<LabHost> {
     calls,
     syscallLibrary: bridge,
     bhyveModel: (p) => models.get(p) ?? null,
-    bootEnv(bhyvePath, shim) {
-      const model = models.get(bhyvePath);
-      const env: NodeJS.ProcessEnv = { ...bench.env, ...(model !== undefined ? labBhyveEnvironment(model, o.kernel) : {}) };
+    bootEnv(_bhyve, shim) {
+      // Each model speaks its release's VM_RUN; the bridge and the kernel model are all it needs.
+      const env: NodeJS.ProcessEnv = { ...bench.env };
       // Without the shim only the bridge (the lab's /dev/vmm); with it wrap preloads both.
       if (shim) delete env.LD_PRELOAD;
       else env.LD_PRELOAD = bridge;

@@ -12,7 +12,7 @@ import { isKernelVariant, type KernelVariant } from '../daemon/kernel-variant';
 import { checkVmmLoaded } from '../doctor/checks';
 import { readElf } from '../doctor/elf';
 import { LEGACY_BHYVE_DIR } from '../jails/jail-setup';
-import { LAB_BHYVES, LAB_BHYVE_VERSION, labBhyveBinary, type LabBench, type LabBhyve, type LabKernelName } from '../lab/run';
+import { LAB_BHYVES, LAB_BHYVE_VERSION, labBhyveBinary, labPairingRefusal, type LabBench, type LabBhyve, type LabKernelName } from '../lab/run';
 import { usageError } from '../cli/usage';
 import { BootInterrupted, VmNameTaken, runBoot, vmExists, type BootRecord } from './boot';
 import { labHost, realHost, type SelftestHost } from './host';
@@ -374,7 +374,9 @@ export async function runSelftest(o: SelftestOptions): Promise<SelftestReport> {
     // The bhyves under test.
     if (host.mode === 'lab') {
       const kernel = host.labKernel!;
-      const models = o.bhyves.length > 0 ? (o.bhyves as LabBhyve[]) : LAB_BHYVES.filter((m) => bhyveOnKernel(LAB_BHYVE_VERSION[m], kernel).handling === 'compat');
+      // The models that need the shim on this kernel and that the lab pairs with it (the 14-CURRENT
+      // model runs only on window, where it is native).
+      const models = o.bhyves.length > 0 ? (o.bhyves as LabBhyve[]) : LAB_BHYVES.filter((m) => labPairingRefusal(m, kernel) === null && bhyveOnKernel(LAB_BHYVE_VERSION[m], kernel).handling === 'compat');
       facts.bhyves = models.map((m) => describeLabBhyve(m, kernel, maxcpu));
     } else {
       const paths = explicitPaths.length > 0 ? explicitPaths : fs.existsSync(DEFAULT_LEGACY_BHYVE) ? [DEFAULT_LEGACY_BHYVE] : [];

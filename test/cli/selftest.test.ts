@@ -83,14 +83,14 @@ test('selftest --lab window --json: exit 0; without the shim no AP ever starts (
   assert.match(stderr, /selftest: boot 16\/16: bhyve 13\.5, 16 vCPUs, through the shim: vmm-compat-selftest-\d+-16\n/);
 });
 
-test('selftest --lab main15: exit 0, a table; without the shim the ROM boot exits 4 for every bhyve (13.1, 13.5, 14.0), through it every AP', () => {
+test('selftest --lab main15: exit 0, a table; without the shim the ROM boot exits 4 for every bhyve (13.1, 13.5, 14.0, 14.3), through it every AP', () => {
   const r = selftest(['--lab', 'main15']);
   assert.equal(r.status, 0, r.stderr);
   const rows = r.stdout.split('\n').filter((l) => /^1[34]\.\d\s/.test(l));
-  assert.equal(rows.length, 24);
+  assert.equal(rows.length, 32);
   for (const row of rows) {
     const [bhyve, vcpus, shim, outcome, aps, exit] = row.split(/\s+/);
-    assert.ok(['13.1', '13.5', '14.0'].includes(bhyve!), row);
+    assert.ok(['13.1', '13.5', '14.0', '14.3'].includes(bhyve!), row);
     if (shim === 'without') {
       assert.deepEqual([outcome, aps, exit], ['bhyve-error', `?/${Number(vcpus) - 1}`, '4'], row);
       assert.match(row, /the bug this host has: bhyve exited 4 before the guest printed its count/);
@@ -101,7 +101,7 @@ test('selftest --lab main15: exit 0, a table; without the shim the ROM boot exit
   }
   assert.match(r.stdout, /^bhyve 14\.0 \(.*bhyve14\):\n  without the shim: the bug this host has, at 1, 2, 4, 16 vCPUs: bhyve exited 4/m);
   assert.match(r.stdout, /^  with the shim: 4 of 4 boots started every AP and powered off$/m);
-  assert.match(r.stdout, /^result: PASS: every boot through the shim started every AP and powered off \(12 boots\)$/m);
+  assert.match(r.stdout, /^result: PASS: every boot through the shim started every AP and powered off \(16 boots\)$/m);
 });
 
 for (const [kernel, bare] of [
@@ -266,7 +266,7 @@ test('usage errors exit 2 and boot nothing', () => {
     [['--lab', 'main16'], /argument 'main16' is invalid/],
     [['--no-daemon'], /--no-daemon needs --lab/],
     [['--host-cpus', '8'], /--host-cpus needs --lab/],
-    [['--lab', 'window', '--bhyve', '13.7'], /with --lab, --bhyve names a lab bhyve model \(13\.1, 13\.5, 14\.0\), not "13\.7"/],
+    [['--lab', 'window', '--bhyve', '13.7'], /with --lab, --bhyve names a lab bhyve model \(13\.1, 13\.5, 14\.0, 14\.3, 14-current\), not "13\.7"/],
     [['--bhyve', '/nonexistent/bhyve'], /--bhyve \/nonexistent\/bhyve: ENOENT/],
     [['--bhyve', dir], /is not a file/],
     [['--lab', 'window', '--rom', '/nonexistent.rom'], /cannot read --rom \/nonexistent\.rom: ENOENT/],

@@ -81,3 +81,19 @@ test('release names and the HELLO tag of old and new interposers', () => {
   assert.equal(bhyveOnKernel(1500068, 'main15').handling, 'native');
   assert.equal(bhyveOnKernel(1600000, 'fixed14').handling, 'refused');
 });
+
+test('the lab\'s bhyve models carry their releases\' ABI tags, which doctor reads from the file (untagged builds have none)', () => {
+  for (const [artifact, release, version] of [
+    ['bhyve13', '13.1', 1301000],
+    ['bhyve135', '13.5', 1305000],
+    ['bhyve14', '14.0', 1400097],
+    ['bhyve143', '14.3', 1403000],
+    ['bhyve14cur', '14-CURRENT (1400076)', 1400076],
+  ] as const) {
+    const r = checkBhyveGeneration(requireArtifact(artifact), 'main15');
+    assert.match(r.detail, new RegExp(`^bhyve ${release.replace(/[.()]/g, '\\$&')} \\(.*__FreeBSD_version ${version}\\)`), artifact);
+  }
+  for (const artifact of ['untagged/bhyve13', 'untagged/bhyve143', 'untagged/bhyve14cur']) {
+    assert.match(checkBhyveGeneration(requireArtifact(artifact), 'main15').detail, /no FreeBSD ABI tag|without .*tag|has no/i, artifact);
+  }
+});

@@ -105,7 +105,12 @@ test('vmm_dev.c vmmdev_mmap_single: MMAP names the backing file and offset; ENOE
   }
 });
 
-test('guest memory is one shared file: the guest\'s stores are visible in it, and VM_REINIT keeps system memory mapped but drops device memory', OPTS, async () => {
+// VM_REINIT frees exactly what vm_cleanup(destroy=false) frees: the mappings of segments that are
+// not system memory, and nothing else; every segment stays (vm_free_memseg only on destroy).
+// Read in sys/amd64/vmm/vmm.c vm_cleanup of 13.x (read_file id 337928842) and 14.x (id 180193527)
+// and in 15.0's sys/dev/vmm/vmm_mem.c vm_mem_cleanup (id 377661104): "Device memory can be
+// relocated by the guest (e.g. using PCI BARs) so those mappings are removed on a VM reset".
+test('guest memory is one shared file: the guest\'s stores are visible in it, and VM_REINIT keeps system memory mapped but drops device memory (vmm.c vm_cleanup)', OPTS, async () => {
   const lab = await startLab('fixed14');
   try {
     const asm = new Assembler().movImm8('al', 0x5a).store(0x100, 'al').movImm8('al', 0x21).outImmAl(0xe9);
@@ -128,6 +133,11 @@ test('guest memory is one shared file: the guest\'s stores are visible in it, an
     const next = VM_MEMMAP.decode((await t.ioctl('VM_MMAP_GETNEXT', VM_MEMMAP.encode({ gpa: 0n }))).out);
     assert.equal(next.gpa, 0n, 'system memory stays mapped across a reset');
     assert.equal((await t.ioctl('VM_MMAP_GETNEXT', VM_MEMMAP.encode({ gpa: 0x100000n }))).ret, ENOENT, 'the device mapping is gone');
+    // The segments themselves stay, system memory and device memory alike.
+    const bootrom = VM_MEMSEG.decode((await t.ioctl('VM_GET_MEMSEG', VM_MEMSEG.encode({ segid: 1 }))).out);
+    assert.equal(bootrom.len, 0x10000n, 'the bootrom segment survives the reset');
+    assert.equal(bootrom.name.subarray(0, 8).toString('latin1'), 'bootrom\0');
+    assert.ok(VM_MEMSEG.decode((await t.ioctl('VM_GET_MEMSEG', VM_MEMSEG.encode({ segid: 0 }))).out).len > 0n);
     t.end();
   } finally {
     await lab.close();

@@ -30,8 +30,8 @@ for (const vcpus of [2, 4, 8, 16]) {
     assert.equal(r.guestOutput, `online=${vcpus}\n`);
   });
 
-  test(`window kernel with the new-protocol bhyve (14.0 bhyverun.c): all ${vcpus - 1} APs start`, async () => {
-    const r = await boot('window', '14.0', vcpus);
+  test(`window kernel with its own new-protocol bhyve (14-CURRENT of early 2023): all ${vcpus - 1} APs start`, async () => {
+    const r = await boot('window', '14-current', vcpus);
     assert.deepEqual(r.apsStarted, r.apsExpected, r.bhyveStderr);
     assert.equal(r.outcome, 'poweroff');
   });

@@ -103,8 +103,16 @@ test('legacy13 + shim is left alone: pass-through, and the record says why', asy
   assert.match(r.daemonLog ?? '', /no eager activation: 13\.0\/13\.1 kernel/);
 });
 
-test('new-protocol bhyve + shim is left alone: its own APs are active before the BSP runs', async () => {
-  const r = await shim('window', '14.0', 4);
+test('new-protocol bhyve + shim is left alone: the window kernel\'s own 14-CURRENT bhyve passes through untouched', async () => {
+  const r = await shim('window', '14-current', 4);
+  assert.deepEqual(r.apsStarted, [1, 2, 3], r.bhyveStderr);
+  assert.equal(r.outcome, 'poweroff');
+  assert.ok(!events(r.daemonLog).includes('parked'));
+  assert.ok(events(r.daemonLog).includes('bhyve-native'), 'its ABI tag (1400076) is as new as the kernel');
+});
+
+test('new-protocol bhyve without an ABI tag + shim is left alone too: it enabled VM_CAP_IPI_EXIT', async () => {
+  const r = await shim('window', '14-current', 4, { untagged: true });
   assert.deepEqual(r.apsStarted, [1, 2, 3], r.bhyveStderr);
   assert.equal(r.outcome, 'poweroff');
   assert.ok(!events(r.daemonLog).includes('parked'));

@@ -1,7 +1,8 @@
 // The bhyve models against a fake kernel model: command line and exit statuses, the ioctl sequence
 // of 13.1 bhyve up to its first VM_RUN (legacy-13.1-side.md section 7) and of 14.0 bhyve
-// (kernel-main-side.md section 5.2), AP start-up through SPINUP_AP (13.1) and IPI exits (14.0),
-// and the asserts and error exits of 13.1 bhyve.
+// (bhyverun.c of 14.0, read_file id 164064629), AP start-up through SPINUP_AP (13.1) and IPI
+// exits (14.0 and early-2023 main), the asserts and error exits of 13.1 and 14.0 bhyve, and the
+// boot ROM region every model sets up (bootrom.c).
 import { afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -9,7 +10,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { REQ13, REQ14 } from '../../src/abi/ioctls';
 import { nativeArtifact } from '../../src/native-paths';
-import { guestRomBytes } from '../../src/lab/guests/rom';
 import {
   APIC_DELMODE_INIT,
   APIC_DELMODE_STARTUP,
@@ -58,7 +58,6 @@ async function lab(opts: FakeKernelOptions = {}): Promise<Lab> {
   const image = path.join(root, 'guest.bin');
   fs.writeFileSync(image, Buffer.from([0xfa, 0xf4, 0xeb, 0xfd])); // cli; hlt; jmp $-1
   const env: NodeJS.ProcessEnv = { ...process.env, LD_PRELOAD: bridge, VMMLAB_KERNEL_SOCK: kernel.socketPath, VMMLAB_ROOT: root };
-  delete env.VMMLAB_VMRUN_ABI;
   delete env.VMMLAB_BRIDGE_MODE;
   const l = { root, kernel, image, env };
   labs.push(l);
@@ -155,8 +154,9 @@ describe('bhyve13: the 13.1 vCPU life cycle', { skip }, () => {
       'VM_MMAP_GETNEXT',
       'VM_MMAP_MEMSEG',
       'MMAP',
-      // init_pci -> lpc_init -> bootrom.c: vm_create_devmem(VM_BOOTROM, "bootrom", size) opens,
-      // maps and closes /dev/vmm.io/vm13.bootrom; vm_mmap_memseg maps it below 4 GB.
+      // bootrom.c init_bootrom, on every run: vm_create_devmem(VM_BOOTROM, "bootrom", 16 MB)
+      // opens, maps and closes /dev/vmm.io/vm13.bootrom; then init_pci -> lpc_init ->
+      // bootrom_loadrom -> bootrom_alloc maps the ROM at the top of it, below 4 GB.
       'VM_GET_MEMSEG',
       'VM_ALLOC_MEMSEG',
       'OPEN',
@@ -186,18 +186,25 @@ describe('bhyve13: the 13.1 vCPU life cycle', { skip }, () => {
     assert.equal(mem.length, 2 * 1024 * 1024);
     assert.equal(mem.readUInt16LE(0x500), 0);
     assert.equal(mem.subarray(0x10000, 0x10004).toString('hex'), '00000000');
-    assert.deepEqual(fs.readFileSync(kernel.vms.get('vm13')!.devmem.get(1)!.file), fs.readFileSync(`${image}.rom`));
+    const rom = fs.readFileSync(`${image}.rom`);
+    const region = fs.readFileSync(kernel.vms.get('vm13')!.devmem.get(1)!.file);
+    assert.equal(region.length, 16 * 1024 * 1024, 'bootrom.c BOOTROM_SIZE');
+    assert.ok(region.subarray(region.length - rom.length).equals(rom), 'the ROM fills the top of the region');
     // vmmapi.c vcpu_reset: the x86 reset state, CS selector 0xF000 base 0xFFFF0000, RIP 0xFFF0.
     const vm13 = kernel.vms.get('vm13')!;
     const cs = vm13.descs.get(`0:${VM_REG_GUEST_CS}`)!;
     assert.equal(cs.readBigUInt64LE(0), 0xffff0000n);
     assert.equal(vm13.regs.get(`0:${VM_REG_GUEST_CS}`), 0xf000n);
     assert.equal(vm13.regs.get(`0:${VM_REG_GUEST_RIP}`) !== undefined, true);
-    // The boot ROM: a VM_BOOTROM (1) segment named bootrom, one page, mapped read/execute at 4 GB - 4 KB.
+    // The boot ROM: a 16 MB VM_BOOTROM (1) segment named bootrom; bootrom_alloc(BOOTROM_ALLOC_TOP)
+    // maps the ROM read/execute so that it ends at 4 GB, from segment offset 16 MB - its size.
     assert.equal(vm13.devmem.get(1)?.name, 'bootrom');
+    assert.equal(vm13.devmem.get(1)?.len, 16 * 1024 * 1024);
     const romMap = ioctlsOf(kernel, 'VM_MMAP_MEMSEG')[1]!;
-    assert.equal(romMap.readBigUInt64LE(0), 0xfffff000n);
+    assert.equal(romMap.readBigUInt64LE(0), 0x1_0000_0000n - BigInt(rom.length));
     assert.equal(romMap.readInt32LE(8), 1);
+    assert.equal(romMap.readBigUInt64LE(16), BigInt(16 * 1024 * 1024 - rom.length), 'segoff');
+    assert.equal(romMap.readBigUInt64LE(24), BigInt(rom.length));
     assert.equal(romMap.readInt32LE(32), 5, 'PROT_READ | PROT_EXEC');
   });
 
@@ -294,8 +301,8 @@ describe('bhyve13: the 13.1 vCPU life cycle', { skip }, () => {
 });
 
 describe('bhyve14: the 14.0 vCPU life cycle', { skip }, () => {
-  for (const abi of [14, 13] as const) {
-    it(`parks every AP, starts AP 1 through INIT/STARTUP IPI exits (VM_RUN ABI ${abi})`, async () => {
+  for (const [model, abi] of [['bhyve14', 14], ['bhyve14cur', 13]] as const) {
+    it(`${model}: parks every AP, starts AP 1 through INIT/STARTUP IPI exits (VM_RUN ABI ${abi})`, async () => {
       const script = new Map<number, ExitSpec[]>([
         [
           0,
@@ -308,11 +315,12 @@ describe('bhyve14: the 14.0 vCPU life cycle', { skip }, () => {
         ],
       ]);
       const { kernel, image, env } = await lab({ script });
-      const r = await run(bhyve14, ['-c', '3', '-x', ...romBoot(image), 'vm14'], { ...env, VMMLAB_VMRUN_ABI: String(abi) });
+      const r = await run(nativeArtifact(model), ['-c', '3', '-x', ...romBoot(image), 'vm14'], env);
       assert.equal(r.status, 1, status(r));
       assert.equal(r.stdout, 'hi');
       const trace = mainTrace(kernel);
-      const perVcpu = ['VM_SET_X2APIC_STATE', 'VM_SET_CAPABILITY', 'VM_SET_CAPABILITY'];
+      // fbsdrun_set_capabilities: x2APIC state, INVPCID, VM_CAP_IPI_EXIT.
+      const capabilities = ['VM_SET_X2APIC_STATE', 'VM_SET_CAPABILITY', 'VM_SET_CAPABILITY'];
       assert.deepEqual(trace, [
         'SYSCTL hw.vmm.create',
         'OPEN',
@@ -321,23 +329,24 @@ describe('bhyve14: the 14.0 vCPU life cycle', { skip }, () => {
         'VM_SET_TOPOLOGY',
         'VM_GET_CAPABILITY',
         'VM_GET_TOPOLOGY', // num_vcpus_allowed: the kernel's maxcpus
+        ...capabilities, // the BSP's, before guest memory (bhyverun.c main, 14.0)
         'VM_GET_MEMSEG',
         'VM_ALLOC_MEMSEG',
         'VM_MMAP_GETNEXT',
         'VM_MMAP_MEMSEG',
         'MMAP',
-        'VM_GET_MEMSEG', // vm_create_devmem(VM_BOOTROM)
+        'VM_GET_MEMSEG', // init_bootrom: vm_create_devmem(VM_BOOTROM, 16 MB)
         'VM_ALLOC_MEMSEG',
         'OPEN',
         'MMAP',
         'CLOSE',
-        'VM_MMAP_GETNEXT',
+        'VM_MMAP_GETNEXT', // bootrom_alloc: the ROM at the top of the region
         'VM_MMAP_MEMSEG',
         'VM_SET_CAPABILITY',
         'vcpu_reset',
-        ...perVcpu, 'VM_ACTIVATE_CPU', 'VM_SUSPEND_CPU', // BSP
-        ...perVcpu, 'VM_SET_CAPABILITY', 'VM_ACTIVATE_CPU', 'VM_SUSPEND_CPU', // AP 1
-        ...perVcpu, 'VM_SET_CAPABILITY', 'VM_ACTIVATE_CPU', 'VM_SUSPEND_CPU', // AP 2
+        'VM_ACTIVATE_CPU', 'VM_SUSPEND_CPU', // spinup_vcpu(BSP): fbsdrun_addcpu only
+        ...capabilities, 'VM_SET_CAPABILITY', 'VM_ACTIVATE_CPU', 'VM_SUSPEND_CPU', // AP 1 (+ unrestricted guest)
+        ...capabilities, 'VM_SET_CAPABILITY', 'VM_ACTIVATE_CPU', 'VM_SUSPEND_CPU', // AP 2
         'VM_RESUME_CPU', // the BSP, after caph_enter
       ]);
       assert.ok(ioctlsOf(kernel, 'VM_SET_CAPABILITY', 2).some((a) => a.readInt32LE(4) === VM_CAP_IPI_EXIT && a.readInt32LE(8) === 1));
@@ -347,11 +356,13 @@ describe('bhyve14: the 14.0 vCPU life cycle', { skip }, () => {
       const runs = kernel.ioctls.filter((x) => x.name === 'VM_RUN');
       assert.ok(runs.length > 0);
       assert.ok(runs.every((x) => x.request === (abi === 14 ? REQ14.VM_RUN : REQ13.VM_RUN)));
+      // vm_loop's VM_GET_CPUS(ACTIVE) with the release's cpuset_t: 128 bytes in 14.0, 32 in 2023 main.
+      assert.equal(ioctlsOf(kernel, 'VM_GET_CPUS')[0]!.readInt32LE(4), abi === 14 ? 128 : 32);
       // INIT: AP 1 debug-suspended again; STARTUP: reset to the vector, then resumed.
       const bspConn = runs.find((x) => x.vcpu === 0)!.conn;
       const bspCalls = kernel.ioctls.filter((x) => x.conn === bspConn);
       const names = collapseReset(bspCalls.map((x) => x.name)).filter((n) => n !== 'VM_RUN');
-      assert.deepEqual(names, ['VM_SUSPEND_CPU', 'vcpu_reset', 'VM_GET_SEGMENT_DESCRIPTOR', 'VM_SET_SEGMENT_DESCRIPTOR', 'VM_SET_REGISTER', 'VM_RESUME_CPU', 'VM_SUSPEND']);
+      assert.deepEqual(names, ['VM_GET_CPUS', 'VM_SUSPEND_CPU', 'vcpu_reset', 'VM_GET_SEGMENT_DESCRIPTOR', 'VM_SET_SEGMENT_DESCRIPTOR', 'VM_SET_REGISTER', 'VM_RESUME_CPU', 'VM_SUSPEND']);
       const vm = kernel.vms.get('vm14')!;
       assert.equal(vm.descs.get(`1:${VM_REG_GUEST_CS}`)!.readBigUInt64LE(0), 0x9000n);
       assert.equal(vm.regs.get(`1:${VM_REG_GUEST_CS}`), 0x900n);
@@ -360,6 +371,29 @@ describe('bhyve14: the 14.0 vCPU life cycle', { skip }, () => {
       assert.ok(runs.filter((x) => x.vcpu === 2).length >= 2);
     });
   }
+
+  it('vmexit_ipi starts from error = -1: an INIT with an empty set, or another delivery mode, aborts bhyve (bhyverun.c, 14.0)', async () => {
+    const exits: [string, ExitSpec][] = [
+      ['empty INIT', { exitcode: EXIT.IPI, mode: APIC_DELMODE_INIT, cpus: [] }],
+      ['fixed-mode IPI', { exitcode: EXIT.IPI, mode: 0, vector: 0x40, cpus: [1] }],
+    ];
+    for (const [name, exit] of exits) {
+      const { image, env } = await lab({ script: new Map<number, ExitSpec[]>([[0, [exit]]]) });
+      const r = await run(bhyve14, ['-c', '2', ...romBoot(image), 'ipiabort'], env);
+      assert.equal(r.signal, 'SIGABRT', `${name}: ${status(r)}`);
+    }
+  });
+
+  it('vm_loop asserts its vCPU active: a VM_GET_CPUS answered with ERANGE (128 bytes on a 256-bit kernel) aborts 14.0 bhyve', async () => {
+    // vmm_dev.c VM_GET_CPUS on a kernel with 256-bit sets: ERANGE above CPU_MAXSIZE / NBBY = 32.
+    const { image, env } = await lab({
+      script: new Map([[0, consoleThenPoweroff('')]]),
+      override: (rec) => (rec.request === REQ13.VM_GET_CPUS && rec.arg.readInt32LE(4) > 32 ? { ret: -FBSD.ERANGE } : undefined),
+    });
+    const r = await run(bhyve14, ['-c', '2', ...romBoot(image), 'narrowset'], env);
+    assert.equal(r.signal, 'SIGABRT', status(r));
+    assert.match(r.stderr, /vm_loop: Assertion/);
+  });
 
   it('has no 16-vCPU limit: it asks the kernel (VM_GET_TOPOLOGY maxcpus)', async () => {
     const { kernel, image, env } = await lab({ maxcpus: 32, script: new Map([[0, consoleThenPoweroff('')]]) });
@@ -437,11 +471,11 @@ describe('bhyve13: where the lab followed FreeBSD 13.1 more loosely before', { s
       { gpa: 4n * GB, segoff: 4n * GB, len: GB }, // highmem first
       { gpa: 0n, segoff: 0n, len: 3n * GB }, // lowmem: lowmem_limit
     ]);
-    // Less the boot ROM's one-page mapping of /dev/vmm.io/bigmem.bootrom.
+    // Less init_bootrom's 16 MB mapping of /dev/vmm.io/bigmem.bootrom.
     const mmaps = kernel
       .framesOf(T.MMAP)
       .map((f) => ({ offset: f.body.readBigUInt64LE(8), len: f.body.readBigUInt64LE(16) }))
-      .filter((m) => m.len !== BigInt(guestRomBytes(4)));
+      .filter((m) => m.len !== 16n * 1024n * 1024n);
     assert.deepEqual(mmaps, [{ offset: 4n * GB, len: GB }, { offset: 0n, len: 3n * GB }]);
     const small = await lab({ script: new Map([[0, consoleThenPoweroff('')]]) });
     await run(bhyve13, ['-m', '3G', ...romBoot(small.image), 'lowonly'], small.env);
@@ -522,10 +556,30 @@ describe('bhyve13: where the lab followed FreeBSD 13.1 more loosely before', { s
   });
 });
 
+describe('bhyve14: HLT and PAUSE (bhyverun.c, 14.0)', { skip }, () => {
+  it('handles HLT and PAUSE exits without -H/-P (always in its table); -H/-P set the capabilities on every vCPU', async () => {
+    const script = new Map<number, ExitSpec[]>([[0, [{ exitcode: EXIT.HLT }, { exitcode: EXIT.PAUSE }, ...consoleThenPoweroff('')]]]);
+    const plain = await lab({ script });
+    const r = await run(bhyve14, [...romBoot(plain.image), 'hlt14'], plain.env);
+    assert.equal(r.status, 1, status(r));
+    const both = await lab({ script: new Map([[0, consoleThenPoweroff('')]]) });
+    const r2 = await run(bhyve14, ['-c', '2', '-H', '-P', ...romBoot(both.image), 'hp14'], both.env);
+    assert.equal(r2.status, 1, status(r2));
+    for (const vcpu of [0, 1]) {
+      const caps = ioctlsOf(both.kernel, 'VM_SET_CAPABILITY', vcpu).map((a) => a.readInt32LE(4));
+      assert.ok(caps.includes(0) && caps.includes(2), `VM_CAP_HALT_EXIT and VM_CAP_PAUSE_EXIT on vCPU ${vcpu}`);
+    }
+    const noPause = await lab({ override: (rec) => (rec.request === REQ13.VM_GET_CAPABILITY && rec.arg.readInt32LE(4) === 2 ? { ret: -FBSD.EINVAL } : undefined) });
+    const r3 = await run(bhyve14, ['-P', ...romBoot(noPause.image), 'nopause'], noPause.env);
+    assert.equal(r3.status, 4, status(r3));
+    assert.match(r3.stderr, /SMP mux requested, no pause support/);
+  });
+});
+
 describe('bhyve14: vm_limit_rights (14.0 vmmapi.c)', { skip }, () => {
   it('limits the fd to the 14-era list: 13.x\'s plus MUNMAP_MEMSEG, KERNEMU_DEV, UNMAP_PPTDEV_MMIO, DISABLE_MSIX, SNAPSHOT_REQ, RESTORE_TIME', async () => {
     const { kernel, image, env } = await lab({ script: new Map([[0, consoleThenPoweroff('')]]) });
-    const r = await run(bhyve14, [...romBoot(image), 'caps14'], { ...env, VMMLAB_VMRUN_ABI: '14' });
+    const r = await run(bhyve14, [...romBoot(image), 'caps14'], env);
     assert.equal(r.status, 1, status(r));
     const list = capIoctlList(kernel);
     assert.equal(list.length, 62);
@@ -660,7 +714,9 @@ describe('bhyve13 and bhyve14: PCI slots, the LPC bridge, COM1 and COM2 (pci_emu
       assert.equal(n2.status, 1, status(n2));
       assert.match(n2.stderr, /-l bootrom without an LPC slot \(-s 31,lpc\): the ROM is not loaded/);
       assert.deepEqual(raxWrites(nolpc.kernel).slice(-1), [0xffn], 'no COM1 without the LPC bridge: inout.c default_inout');
-      assert.equal(nolpc.kernel.vms.get('nolpc2')!.devmem.size, 0, 'no VM_BOOTROM segment');
+      // init_bootrom made the 16 MB region (on every run), but no ROM is mapped into it.
+      assert.equal(nolpc.kernel.vms.get('nolpc2')!.devmem.get(1)?.len, 16 * 1024 * 1024);
+      assert.equal(ioctlsOf(nolpc.kernel, 'VM_MMAP_MEMSEG').filter((a) => a.readInt32LE(8) === 1).length, 0, 'no ROM mapped');
       const tty = await lab({});
       const b = await run(bin, ['-s', '31,lpc', '-l', 'com1,/nonexistent/tty', ...romBoot(tty.image).slice(2), `tty-${name}`], tty.env);
       assert.equal(b.status, 4);
@@ -668,6 +724,51 @@ describe('bhyve13 and bhyve14: PCI slots, the LPC bridge, COM1 and COM2 (pci_emu
       const lpc1 = await run(bin, ['-s', '1:31:0,lpc', ...romBoot(tty.image).slice(2), `lpcbus-${name}`], tty.env);
       assert.equal(lpc1.status, 4);
       assert.match(lpc1.stderr, /LPC bridge can be present only on bus 0\./);
+    });
+  }
+});
+
+describe('every model: bootrom.c\'s boot ROM region (13.x id 2039319618, 14.0 1d386b48)', { skip }, () => {
+  const models = [['bhyve13', '13.1'], ['bhyve135', '13.5'], ['bhyve14', '14.0'], ['bhyve143', '14.3'], ['bhyve14cur', '14-CURRENT']] as const;
+  const ALLOC = 14; // IOCNUM of VM_ALLOC_MEMSEG
+  const MMAP = 16; // IOCNUM of VM_MMAP_MEMSEG
+
+  for (const [model, release] of models) {
+    it(`${release}: init_bootrom makes the 16 MB region on every run, a loader boot too; its failure exits 4`, async () => {
+      const { kernel, env } = await lab({ script: new Map([[0, consoleThenPoweroff('')]]) });
+      kernel.createVm('loaded'); // as bhyveload leaves it: bhyve runs it without a ROM
+      const r = await run(nativeArtifact(model), ['loaded'], env);
+      assert.equal(r.status, 1, status(r));
+      assert.equal(kernel.vms.get('loaded')!.devmem.get(1)?.name, 'bootrom');
+      assert.equal(kernel.vms.get('loaded')!.devmem.get(1)?.len, 16 * 1024 * 1024);
+      const failing = await lab({ override: (rec) => ((rec.request & 0xff) === ALLOC && rec.arg.readInt32LE(0) === 1 ? { ret: -FBSD.EINVAL } : undefined) });
+      failing.kernel.createVm('loaded');
+      const f = await run(nativeArtifact(model), ['loaded'], failing.env);
+      assert.equal(f.status, 4, status(f));
+      assert.match(f.stderr, /^bhyve: init_bootrom: vm_create_devmem: Invalid argument$/m);
+    });
+
+    it(`${release}: bootrom_alloc warns "bootrom_alloc: vm_mmap_mapseg: <error>" before bhyve exits 4`, async () => {
+      const { image, env } = await lab({ override: (rec) => ((rec.request & 0xff) === MMAP && rec.arg.readInt32LE(8) === 1 ? { ret: -FBSD.EINVAL } : undefined) });
+      const r = await run(nativeArtifact(model), [...romBoot(image), 'romfail'], env);
+      assert.equal(r.status, 4, status(r));
+      assert.match(r.stderr, /^bhyve: bootrom_alloc: vm_mmap_mapseg: Invalid argument\ndevice emulation initialization error: Invalid argument$/m);
+    });
+
+    it(`${release}: a ROM that is no whole number of pages, or larger than the region, is refused with the release's words`, async () => {
+      const { root, env } = await lab();
+      const odd = path.join(root, 'odd.rom');
+      fs.writeFileSync(odd, Buffer.alloc(4096 + 16));
+      const r = await run(nativeArtifact(model), ['-s', '31,lpc', '-l', `bootrom,${odd}`, 'oddrom'], env);
+      assert.equal(r.status, 4, status(r));
+      assert.match(r.stderr, /^bhyve: ROM size 4112 is not a multiple of the page size$/m);
+      const big = path.join(root, 'big.rom');
+      fs.writeFileSync(big, Buffer.alloc(0));
+      fs.truncateSync(big, 16 * 1024 * 1024 + 4096);
+      const b = await run(nativeArtifact(model), ['-s', '31,lpc', '-l', `bootrom,${big}`, 'bigrom'], env);
+      assert.equal(b.status, 4, status(b));
+      if (release.startsWith('13')) assert.match(b.stderr, /^bhyve: ROM size 16781312 is invalid$/m);
+      else assert.match(b.stderr, /^Invalid bootrom and variable aggregate size 16781312$/m);
     });
   }
 });

@@ -14,7 +14,7 @@ import { FrameType, encodeCopyin, encodeCopyout, encodeFrame, encodeReply } from
 export const T = FrameType;
 
 /** FreeBSD errno numbers (sys/errno.h). */
-export const FBSD = { EPERM: 1, ENOENT: 2, EACCES: 13, EFAULT: 14, EBUSY: 16, EEXIST: 17, EINVAL: 22, EAGAIN: 35, EALREADY: 37, ENOTCAPABLE: 93 } as const;
+export const FBSD = { EPERM: 1, ENOENT: 2, EACCES: 13, EFAULT: 14, EBUSY: 16, EEXIST: 17, EINVAL: 22, ERANGE: 34, EAGAIN: 35, EALREADY: 37, ENOTCAPABLE: 93 } as const;
 
 export const EXIT = {
   INOUT: 0,

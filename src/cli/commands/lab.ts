@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { LAB_BHYVES, LAB_KERNELS, LAB_MAX_VCPUS, labSucceeded, runLab, type LabBhyve, type LabKernelName, type LabResult } from '../../lab/run';
+import { LAB_BHYVES, LAB_KERNELS, LAB_MAX_VCPUS, LabPairingError, checkLabPairing, labSucceeded, runLab, type LabBhyve, type LabKernelName, type LabResult } from '../../lab/run';
 import { standardGuest, standardGuestNames } from '../../lab/guests';
 import { MAX_ROM_IMAGE_BYTES } from '../../lab/guests/rom';
 import { UsageError, usageError } from '../usage';
@@ -46,6 +46,7 @@ export function summarize(r: LabResult): string {
   ];
   if (r.daemonKernel) lines.splice(1, 0, `  vmm-compatd: kernel variant ${r.daemonKernel.variant} (by ${r.daemonKernel.by})`);
   if (r.outcome === 'bhyve-error' && r.bhyveStderr.trim()) lines.push(`  bhyve said: ${r.bhyveStderr.trim().split('\n').slice(-3).join(' | ')}`);
+  if (r.guestFault !== undefined && r.outcome !== 'triplefault') lines.push(`  a vCPU triple-faulted: ${r.guestFault}`);
   return lines.join('\n');
 }
 
@@ -89,7 +90,10 @@ export function registerLabCommand(program: Command): void {
     .description('run a bhyve model on the vmm.ko model and report which APs started')
     .addOption(new Option('--kernel <variant>', 'kernel model variant').choices([...LAB_KERNELS]).default('window'))
     .addOption(
-      new Option('--bhyve <version>', 'bhyve model (13.1 legacy, at most 16 vCPUs; 13.5 legacy, maxcpus from the kernel; 14.0 new protocol)')
+      new Option(
+        '--bhyve <version>',
+        'bhyve model (13.1 legacy, at most 16 vCPUs; 13.5 legacy, maxcpus from the kernel; 14.0 and 14.3 new protocol; 14-current: main of early 2023, window only)',
+      )
         .choices([...LAB_BHYVES])
         .default('13.1'),
     )
@@ -122,6 +126,12 @@ export function registerLabCommand(program: Command): void {
       const timeoutMs = positiveInt(opts.timeoutMs, '--timeout-ms', 3600000);
       const hostCpus = positiveInt(opts.hostCpus, '--host-cpus', LAB_MAX_HOST_CPUS);
       const osreldate = opts.osreldate === undefined ? undefined : positiveInt(opts.osreldate, '--osreldate', 0x7fffffff);
+      try {
+        checkLabPairing(opts.bhyve, opts.kernel, Boolean(opts.shim));
+      } catch (err) {
+        if (err instanceof LabPairingError) throw usageError(err.message);
+        throw err;
+      }
       if (opts.guest && opts.guestName) throw usageError('--guest and --guest-name cannot be combined');
       if (opts.rom !== undefined && (opts.guest || opts.guestName)) throw usageError('--rom boots a ROM as it is: it cannot be combined with --guest or --guest-name');
       let romFile: string | undefined;

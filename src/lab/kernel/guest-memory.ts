@@ -246,7 +246,10 @@ export class GuestMemory {
 
   /**
    * vmm.c vm_cleanup(destroy=false) for VM_REINIT: system memory stays mapped across a reset,
-   * device memory mappings are removed (the guest may relocate them).
+   * device memory mappings are removed (the guest may relocate them), and every segment stays
+   * (vm_free_memseg only on destroy). Read in vm_cleanup of 13.x and 14.x (read_file ids 337928842,
+   * 180193527) and 15.0's vmm_mem.c vm_mem_cleanup (id 377661104); sysmem_mapping is "the
+   * mapping's segment is system memory", i.e. unnamed (vmm_dev.c alloc_memseg).
    */
   reinit(): void {
     for (let i = 0; i < this.maps.length; i++) {
