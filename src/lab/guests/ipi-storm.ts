@@ -6,9 +6,20 @@
 // (IPI_STORM_LAYOUT), as smp-boot's do. docs/lab-guests.md describes the behaviour and layout.
 
 import { Assembler } from './asm';
-import { GUEST_CONSOLES, GUEST_LOAD_ADDRESS, ICR_INIT_ASSERT, ICR_STARTUP, PM1A_CONTROL_PORT, POWEROFF_VALUE, VCPU_COUNT_ADDRESS, type GuestConsole } from './conventions';
-import { jumpWhileWaitingMem, printDecimalBx, printString, sendIpi, startTscWait, waitNanoseconds } from './macros';
-import { INIT_WAIT_NS, MAX_AP_WAIT_MS, SMP_BOOT_SIPI_VECTOR, STARTUP_WAIT_NS } from './smp-boot';
+import { ICR_INIT_ASSERT, ICR_STARTUP, PM1A_CONTROL_PORT, POWEROFF_VALUE, type GuestConsole } from './conventions';
+import { printDecimalBx, printString, sendIpi, waitNanoseconds } from './macros';
+import {
+  MAX_AP_WAIT_MS,
+  SMP_BOOT_SIPI_VECTOR,
+  STARTUP_WAIT_NS,
+  checkGuestLayout,
+  emitAwaitCheckins,
+  emitPrintOnline,
+  emitReadVcpuCount,
+  emitStartEveryAp,
+  emitTrampoline,
+  guestConsole,
+} from './smp-boot';
 
 export interface IpiStormOptions {
   /** Storm rounds, 1 to 65535; default 50. */
@@ -72,7 +83,7 @@ function resolve(opts: IpiStormOptions): { rounds: number; missingIds: number; f
 /** Builds the ipi-storm image (load it at 0x10000). */
 export function buildIpiStorm(opts: IpiStormOptions = {}): Uint8Array {
   const o = resolve(opts);
-  const console = consoleOf(opts);
+  const console = guestConsole('ipi-storm', opts.console);
   const a = new Assembler(0);
   a.jmpNear('bsp');
   a.padTo(L.signature);
@@ -90,29 +101,10 @@ export function buildIpiStorm(opts: IpiStormOptions = {}): Uint8Array {
   a.label('expected').dw(0);
 
   a.padTo(L.bsp).label('bsp');
-  a.aluReg('xor', 'ax', 'ax').movToSegment('ds', 'ax');
-  a.load('bx', VCPU_COUNT_ADDRESS);
-  a.movFromSegment('ax', 'cs').movToSegment('ds', 'ax');
-  a.store('vcpuCount', 'bx');
-
-  // Start every AP 1..count-1: INIT, STARTUP, STARTUP with the MP specification's waits.
-  a.storeImm16('apId', 1).storeImm16('expected', 0);
-  a.label('start.next');
-  a.load('ax', 'apId').aluFromMem('cmp', 'ax', 'vcpuCount').jccNear('AE', 'start.done');
-  sendIpi(a, 'apId', ICR_INIT_ASSERT);
-  waitNanoseconds(a, INIT_WAIT_NS, 'waitStart');
-  for (let i = 0; i < 2; i++) {
-    sendIpi(a, 'apId', ICR_STARTUP | SMP_BOOT_SIPI_VECTOR);
-    waitNanoseconds(a, STARTUP_WAIT_NS, 'waitStart');
-  }
-  a.incMem16('expected').incMem16('apId').jmpNear('start.next');
-  a.label('start.done');
-  startTscWait(a, 'waitStart');
-  a.label('checkin.poll');
-  a.load('ax', 'online').aluFromMem('cmp', 'ax', 'expected').jae('checkin.done');
-  a.pause();
-  jumpWhileWaitingMem(a, 'waitStart', 'apWaitNs', 'checkin.poll');
-  a.label('checkin.done');
+  emitReadVcpuCount(a);
+  // Start every AP 1..count-1 as smp-boot does: INIT, STARTUP, STARTUP with the MP specification's waits.
+  emitStartEveryAp(a, 'start');
+  emitAwaitCheckins(a);
   emitPrintOnline(a, console);
 
   // The storm: INIT then STARTUP, no wait between them, to IDs firstId .. count+missingIds-1.
@@ -139,31 +131,7 @@ export function buildIpiStorm(opts: IpiStormOptions = {}): Uint8Array {
   a.movImm16('dx', PM1A_CONTROL_PORT).movImm16('ax', POWEROFF_VALUE).outDxAx();
   a.label('park').cli().hlt().jmp('park');
 
-  a.padTo(L.trampoline).label('trampoline');
-  a.movImm16('ax', GUEST_LOAD_ADDRESS >> 4).movToSegment('ds', 'ax');
-  a.lockIncMem16('online');
-  a.label('ap.park').cli().hlt().jmp('ap.park');
-  checkLayout(a);
+  emitTrampoline(a);
+  checkGuestLayout(a, 'ipi-storm', IPI_STORM_LAYOUT);
   return a.bytes();
-}
-
-/** `online=N\n`, N = 1 (the BSP) + the check-ins. Clobbers AX, BX, CX. */
-function emitPrintOnline(a: Assembler, console: GuestConsole): void {
-  printString(a, 'online=', console);
-  a.load('bx', 'online').incReg('bx');
-  printDecimalBx(a, console);
-  printString(a, '\n', console);
-}
-
-function consoleOf(opts: { console?: GuestConsole }): GuestConsole {
-  const console = opts.console ?? 'debug-port';
-  if (!GUEST_CONSOLES.includes(console)) throw new RangeError(`ipi-storm: console '${String(console)}' is not one of ${GUEST_CONSOLES.join(', ')}`);
-  return console;
-}
-
-function checkLayout(a: Assembler): void {
-  for (const [label, offset] of Object.entries(IPI_STORM_LAYOUT)) {
-    if (label === 'entry' || label === 'signature') continue;
-    if (a.addressOf(label) !== offset) throw new Error(`ipi-storm: '${label}' is at 0x${a.addressOf(label).toString(16)}, documented at 0x${offset.toString(16)}`);
-  }
 }

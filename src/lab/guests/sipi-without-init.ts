@@ -6,9 +6,20 @@
 // do. docs/lab-guests.md describes the behaviour and layout.
 
 import { Assembler } from './asm';
-import { GUEST_CONSOLES, GUEST_LOAD_ADDRESS, ICR_INIT_ASSERT, ICR_STARTUP, PM1A_CONTROL_PORT, POWEROFF_VALUE, VCPU_COUNT_ADDRESS, type GuestConsole } from './conventions';
-import { jumpWhileWaitingMem, printDecimalBx, printString, sendIpi, startTscWait, waitNanoseconds } from './macros';
-import { INIT_WAIT_NS, MAX_AP_WAIT_MS, SMP_BOOT_SIPI_VECTOR, STARTUP_WAIT_NS } from './smp-boot';
+import { ICR_STARTUP, PM1A_CONTROL_PORT, POWEROFF_VALUE, type GuestConsole } from './conventions';
+import { jumpWhileWaitingMem, sendIpi, startTscWait, waitNanoseconds } from './macros';
+import {
+  MAX_AP_WAIT_MS,
+  SMP_BOOT_SIPI_VECTOR,
+  STARTUP_WAIT_NS,
+  checkGuestLayout,
+  emitAwaitCheckins,
+  emitPrintOnline,
+  emitReadVcpuCount,
+  emitStartEveryAp,
+  emitTrampoline,
+  guestConsole,
+} from './smp-boot';
 
 export interface SipiWithoutInitOptions {
   /** How long to watch for APs started by the bare STARTUPs, in ms of TSC time; default 200. */
@@ -52,7 +63,7 @@ function waitNs(ms: number | undefined, fallback: number, what: string): number 
 
 /** Builds the sipi-without-init image (load it at 0x10000). */
 export function buildSipiWithoutInit(opts: SipiWithoutInitOptions = {}): Uint8Array {
-  const console = consoleOf(opts);
+  const console = guestConsole('sipi-without-init', opts.console);
   const a = new Assembler(0);
   a.jmpNear('bsp');
   a.padTo(L.signature);
@@ -66,10 +77,7 @@ export function buildSipiWithoutInit(opts: SipiWithoutInitOptions = {}): Uint8Ar
   a.label('expected').dw(0);
 
   a.padTo(L.bsp).label('bsp');
-  a.aluReg('xor', 'ax', 'ax').movToSegment('ds', 'ax');
-  a.load('bx', VCPU_COUNT_ADDRESS);
-  a.movFromSegment('ax', 'cs').movToSegment('ds', 'ax');
-  a.store('vcpuCount', 'bx');
+  emitReadVcpuCount(a);
 
   // STARTUP, STARTUP to every AP, no INIT.
   a.storeImm16('apId', 1);
@@ -88,47 +96,13 @@ export function buildSipiWithoutInit(opts: SipiWithoutInitOptions = {}): Uint8Ar
   emitPrintOnline(a, console);
 
   // Now as it should be: INIT, STARTUP, STARTUP.
-  a.storeImm16('apId', 1).storeImm16('expected', 0);
-  a.label('start.next');
-  a.load('ax', 'apId').aluFromMem('cmp', 'ax', 'vcpuCount').jccNear('AE', 'start.done');
-  sendIpi(a, 'apId', ICR_INIT_ASSERT);
-  waitNanoseconds(a, INIT_WAIT_NS, 'waitStart');
-  for (let i = 0; i < 2; i++) {
-    sendIpi(a, 'apId', ICR_STARTUP | SMP_BOOT_SIPI_VECTOR);
-    waitNanoseconds(a, STARTUP_WAIT_NS, 'waitStart');
-  }
-  a.incMem16('expected').incMem16('apId').jmpNear('start.next');
-  a.label('start.done');
-  startTscWait(a, 'waitStart');
-  a.label('checkin.poll');
-  a.load('ax', 'online').aluFromMem('cmp', 'ax', 'expected').jae('checkin.done');
-  a.pause();
-  jumpWhileWaitingMem(a, 'waitStart', 'apWaitNs', 'checkin.poll');
-  a.label('checkin.done');
+  emitStartEveryAp(a, 'start');
+  emitAwaitCheckins(a);
   emitPrintOnline(a, console);
   a.movImm16('dx', PM1A_CONTROL_PORT).movImm16('ax', POWEROFF_VALUE).outDxAx();
   a.label('park').cli().hlt().jmp('park');
 
-  a.padTo(L.trampoline).label('trampoline');
-  a.movImm16('ax', GUEST_LOAD_ADDRESS >> 4).movToSegment('ds', 'ax');
-  a.lockIncMem16('online');
-  a.label('ap.park').cli().hlt().jmp('ap.park');
-  for (const [label, offset] of Object.entries(SIPI_WITHOUT_INIT_LAYOUT)) {
-    if (label === 'entry' || label === 'signature') continue;
-    if (a.addressOf(label) !== offset) throw new Error(`sipi-without-init: '${label}' is at 0x${a.addressOf(label).toString(16)}, documented at 0x${offset.toString(16)}`);
-  }
+  emitTrampoline(a);
+  checkGuestLayout(a, 'sipi-without-init', SIPI_WITHOUT_INIT_LAYOUT);
   return a.bytes();
-}
-
-function emitPrintOnline(a: Assembler, console: GuestConsole): void {
-  printString(a, 'online=', console);
-  a.load('bx', 'online').incReg('bx');
-  printDecimalBx(a, console);
-  printString(a, '\n', console);
-}
-
-function consoleOf(opts: { console?: GuestConsole }): GuestConsole {
-  const console = opts.console ?? 'debug-port';
-  if (!GUEST_CONSOLES.includes(console)) throw new RangeError(`sipi-without-init: console '${String(console)}' is not one of ${GUEST_CONSOLES.join(', ')}`);
-  return console;
 }

@@ -149,8 +149,7 @@ function resolveOptions(opts: SmpBootOptions): ResolvedOptions {
   if (!Number.isFinite(startDelayMs) || startDelayMs < 0 || startDelayMs > MAX_AP_WAIT_MS) {
     throw new RangeError(`smp-boot: startDelayMs ${startDelayMs} is outside 0..${MAX_AP_WAIT_MS}`);
   }
-  const console = opts.console ?? 'debug-port';
-  if (!GUEST_CONSOLES.includes(console)) throw new RangeError(`smp-boot: console '${String(console)}' is not one of ${GUEST_CONSOLES.join(', ')}`);
+  const console = guestConsole('smp-boot', opts.console);
   return {
     console,
     startMask,
@@ -178,8 +177,28 @@ function emitDataBlock(asm: Assembler, options: ResolvedOptions): void {
   asm.padTo(L.startDelayNs).label('startDelayNs').dd(options.startDelayNs);
 }
 
-/** INIT, wait, STARTUP, wait, STARTUP, wait, to the AP whose id is in `apId`. */
-function emitStartAp(asm: Assembler): void {
+// The pieces of the BSP's and the APs' code that the hostile guests (ipi-storm.ts,
+// sipi-without-init.ts) share with smp-boot. They address the image's data by the labels of
+// SMP_BOOT_LAYOUT (`vcpuCount`, `apId`, `expected`, `online`, `waitStart`, `apWaitNs`), which
+// every such guest defines, and its trampoline is at SMP_BOOT_LAYOUT.trampoline.
+
+/** The console a guest prints on (default the debug port), checked. */
+export function guestConsole(guest: string, console: GuestConsole | undefined): GuestConsole {
+  const chosen = console ?? 'debug-port';
+  if (!GUEST_CONSOLES.includes(chosen)) throw new RangeError(`${guest}: console '${String(chosen)}' is not one of ${GUEST_CONSOLES.join(', ')}`);
+  return chosen;
+}
+
+/** The vCPU count is at guest-physical 0x0500: read it through DS = 0, then DS = CS again. Clobbers AX, BX. */
+export function emitReadVcpuCount(asm: Assembler): void {
+  asm.aluReg('xor', 'ax', 'ax').movToSegment('ds', 'ax');
+  asm.load('bx', LAB_VCPU_COUNT_ADDRESS);
+  asm.movFromSegment('ax', 'cs').movToSegment('ds', 'ax');
+  asm.store('vcpuCount', 'bx');
+}
+
+/** INIT, wait, STARTUP, wait, STARTUP, wait, to the AP whose id is in `apId`. Clobbers EAX, ECX, EDX. */
+export function emitStartAp(asm: Assembler): void {
   sendIpi(asm, 'apId', ICR_INIT_ASSERT);
   waitNanoseconds(asm, INIT_WAIT_NS, 'waitStart');
   for (let i = 0; i < 2; i++) {
@@ -188,17 +207,41 @@ function emitStartAp(asm: Assembler): void {
   }
 }
 
+/** Starts every AP 1..vcpuCount-1 (emitStartAp), counting them in `expected`. Labels `prefix`.next/.done. */
+export function emitStartEveryAp(asm: Assembler, prefix: string): void {
+  asm.storeImm16('apId', 1).storeImm16('expected', 0);
+  asm.label(`${prefix}.next`);
+  asm.load('ax', 'apId').aluFromMem('cmp', 'ax', 'vcpuCount').jccNear('AE', `${prefix}.done`);
+  emitStartAp(asm);
+  asm.incMem16('expected').incMem16('apId').jmpNear(`${prefix}.next`);
+  asm.label(`${prefix}.done`);
+}
+
+/** Bounded wait for the check-ins (`apWaitNs`); ends early once `online` reaches `expected`. Labels checkin.poll/.done. */
+export function emitAwaitCheckins(asm: Assembler): void {
+  startTscWait(asm, 'waitStart');
+  asm.label('checkin.poll');
+  asm.load('ax', 'online').aluFromMem('cmp', 'ax', 'expected').jae('checkin.done');
+  asm.pause();
+  jumpWhileWaitingMem(asm, 'waitStart', 'apWaitNs', 'checkin.poll');
+  asm.label('checkin.done');
+}
+
+/** `online=N\n`, N = 1 (the BSP counts too) + the check-ins. Clobbers AX, BX, CX (and DX, DI on COM1). */
+export function emitPrintOnline(asm: Assembler, console: GuestConsole): void {
+  printString(asm, 'online=', console);
+  asm.load('bx', 'online').incReg('bx');
+  printDecimalBx(asm, console);
+  printString(asm, '\n', console);
+}
+
 function emitBsp(asm: Assembler, console: GuestConsole): void {
   // COM1's output code is longer than the debug port's: a few branches over it need rel16 there
   // (the debug-port image keeps its rel8 encodings byte for byte).
   const long = console === 'com1';
   asm.padTo(L.bsp).label('bsp');
 
-  // The vCPU count is at guest-physical 0x0500: read it through DS = 0, then DS = CS again.
-  asm.aluReg('xor', 'ax', 'ax').movToSegment('ds', 'ax');
-  asm.load('bx', VCPU_COUNT_ADDRESS);
-  asm.movFromSegment('ax', 'cs').movToSegment('ds', 'ax');
-  asm.store('vcpuCount', 'bx');
+  emitReadVcpuCount(asm);
 
   // Optional delay before the first INIT (a window in which the APs sit parked).
   startTscWait(asm, 'waitStart');
@@ -228,17 +271,8 @@ function emitBsp(asm: Assembler, console: GuestConsole): void {
   asm.label('start.skip').incMem16('apId').jmpNear('start.next');
   asm.label('start.done');
 
-  // Bounded wait for the check-ins; ends early once every started AP checked in.
-  startTscWait(asm, 'waitStart');
-  asm.label('checkin.poll');
-  asm.load('ax', 'online').aluFromMem('cmp', 'ax', 'expected').jae('checkin.done');
-  asm.pause();
-  jumpWhileWaitingMem(asm, 'waitStart', 'apWaitNs', 'checkin.poll');
-  asm.label('checkin.done');
-  printString(asm, 'online=', console);
-  asm.load('bx', 'online').incReg('bx'); // the BSP counts too
-  printDecimalBx(asm, console);
-  printString(asm, '\n', console);
+  emitAwaitCheckins(asm);
+  emitPrintOnline(asm, console);
 
   // Optional restart: INIT+SIPI an AP that already checked in, and watch for a new check-in.
   asm.load('ax', 'restartAp').aluImm('cmp', 'ax', NO_RESTART_AP).jccNear('E', 'final');
@@ -274,8 +308,8 @@ function emitBsp(asm: Assembler, console: GuestConsole): void {
   asm.label('park').cli().hlt().jmp('park');
 }
 
-/** The AP side: runs at CS = vector << 8, IP 0, with DS = 0, so it loads DS itself. */
-function emitTrampoline(asm: Assembler): void {
+/** The AP side: runs at CS = vector << 8, IP 0, with DS = 0, so it loads DS itself, checks in and halts. */
+export function emitTrampoline(asm: Assembler): void {
   asm.padTo(L.trampoline).label('trampoline');
   asm.movImm16('ax', SMP_BOOT_LOAD_ADDRESS >> 4).movToSegment('ds', 'ax');
   asm.lockIncMem16('online');
@@ -299,16 +333,16 @@ export function buildSmpBoot(opts: SmpBootOptions = {}): Uint8Array {
   emitBsp(asm, options.console);
   emitTrampoline(asm);
   emitStartMaskHigh(asm, options);
-  checkLayout(asm);
+  checkGuestLayout(asm, 'smp-boot', SMP_BOOT_LAYOUT);
   return asm.bytes();
 }
 
-/** The documented offsets are a contract: refuse to build an image whose code moved them. */
-function checkLayout(asm: Assembler): void {
-  for (const [label, offset] of Object.entries(SMP_BOOT_LAYOUT)) {
+/** A guest's documented offsets are a contract: refuse to build an image whose code moved them. */
+export function checkGuestLayout(asm: Assembler, guest: string, layout: Readonly<Record<string, number>>): void {
+  for (const [label, offset] of Object.entries(layout)) {
     if (label === 'entry' || label === 'signature') continue; // not labels: fixed by padTo
     if (asm.addressOf(label) !== offset) {
-      throw new Error(`smp-boot: '${label}' is at 0x${asm.addressOf(label).toString(16)}, documented at 0x${offset.toString(16)}`);
+      throw new Error(`${guest}: '${label}' is at 0x${asm.addressOf(label).toString(16)}, documented at 0x${offset.toString(16)}`);
     }
   }
 }
