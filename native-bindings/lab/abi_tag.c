@@ -5,7 +5,8 @@
  * NT_FREEBSD_ABI_TAG 1, a 4-byte __FreeBSD_version).  Each bhyve model is
  * linked with one build of this file, ABI_TAG set to its release's value
  * (native-bindings/Makefile), so the interposer and `vmm-compat doctor
- * --bhyve` read the model's release as they read a real bhyve's.  The
+ * --bhyve` read the model's release as they read a real bhyve's; so is the
+ * interposer's test program shim/tests/abi_tag_open.c (shim/shim.mk).  The
  * linker puts the note in a PT_NOTE segment of the program, where the
  * interposer finds it in memory (shim/generation.c).
  */

@@ -78,9 +78,9 @@ build/shim-tests/vcpuset_test: shim/tests/vcpuset_test.c shim/vcpuset.h include/
 ALL_TARGETS	+= build/shim-tests/vcpuset_test
 
 # Programs with a FreeBSD ABI tag of 14.3 and 13.1 (test/native/abi-tag.test.ts).
-build/shim-tests/abi_tag_open_1403000 build/shim-tests/abi_tag_open_1301000: shim/tests/abi_tag_open.c
+build/shim-tests/abi_tag_open_1403000 build/shim-tests/abi_tag_open_1301000: shim/tests/abi_tag_open.c lab/abi_tag.c
 	@mkdir -p build/shim-tests
 	$(CC) -std=gnu11 -Wall -Wextra -Werror -O1 -g -DABI_TAG=$(@:build/shim-tests/abi_tag_open_%=%) \
-	    -o $@ shim/tests/abi_tag_open.c
+	    -o $@ shim/tests/abi_tag_open.c lab/abi_tag.c
 
 ALL_TARGETS	+= build/shim-tests/abi_tag_open_1403000 build/shim-tests/abi_tag_open_1301000

@@ -4,27 +4,14 @@
  * "FreeBSD", type NT_FREEBSD_ABI_TAG 1, a 4-byte __FreeBSD_version), and
  * opens /dev/vmm/NAME: test/native/abi-tag.test.ts runs it under the
  * interposer, which reads the tag from the running program.  Built once per
- * ABI_TAG value.
+ * ABI_TAG value, linked with the note of lab/abi_tag.c, as the bhyve models
+ * are.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-
-#define	STR(x)	#x
-#define	XSTR(x)	STR(x)
-
-__asm__(
-	"	.section .note.tag,\"a\",@note\n"
-	"	.p2align 2\n"
-	"	.4byte 8\n"		/* namesz: "FreeBSD\0" */
-	"	.4byte 4\n"		/* descsz */
-	"	.4byte 1\n"		/* NT_FREEBSD_ABI_TAG */
-	"	.asciz \"FreeBSD\"\n"
-	"	.p2align 2\n"
-	"	.4byte " XSTR(ABI_TAG) "\n"
-	"	.previous\n");
 
 int
 main(int argc, char **argv)
