@@ -6,8 +6,9 @@ import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { CompatServer, SOCKET_NAME, VARIANT_CACHE_NAME } from '../../src/daemon/compat-server';
-import { FrameReader, MessageType, SUPPORTED_PROTOCOL_VERSIONS, encode, EventKind, type Message } from '../../src/daemon/protocol';
+import { FrameReader, MessageType, encode, EventKind, type Message } from '../../src/daemon/protocol';
 import { FakeDevice, FakePeers } from '../helpers/fake-daemon-deps';
+import { CompatClient, hello } from '../helpers/compat-client';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'vmm-compatd-test-'));
 const deviceDir = path.join(root, 'dev');
@@ -19,55 +20,6 @@ const peers = new FakePeers();
 const logLines: string[] = [];
 const logger = pino({ level: 'debug' }, { write: (line: string) => void logLines.push(line) });
 let server: CompatServer;
-
-class Client {
-  private readonly reader = new FrameReader(SUPPORTED_PROTOCOL_VERSIONS);
-  private readonly queue: Message[] = [];
-  private waiters: ((m: Message | null) => void)[] = [];
-  closed = false;
-  constructor(readonly socket: net.Socket) {
-    socket.on('data', (chunk: Buffer) => {
-      for (const m of this.reader.push(chunk)) {
-        const w = this.waiters.shift();
-        if (w) w(m);
-        else this.queue.push(m);
-      }
-    });
-    socket.on('close', () => {
-      this.closed = true;
-      for (const w of this.waiters.splice(0)) w(null);
-    });
-  }
-  static connect(dir: string): Promise<Client> {
-    return new Promise((resolve, reject) => {
-      const s = net.connect(path.join(dir, SOCKET_NAME));
-      s.once('connect', () => resolve(new Client(s)));
-      s.once('error', reject);
-    });
-  }
-  send(m: Message | Buffer): void {
-    this.socket.write(Buffer.isBuffer(m) ? m : encode(m));
-  }
-  next(timeoutMs = 2000): Promise<Message | null> {
-    const queued = this.queue.shift();
-    if (queued) return Promise.resolve(queued);
-    if (this.closed) return Promise.resolve(null);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('no reply')), timeoutMs);
-      this.waiters.push((m) => {
-        clearTimeout(timer);
-        resolve(m);
-      });
-    });
-  }
-  end(): void {
-    this.socket.destroy();
-  }
-}
-
-function hello(vm: string): Message {
-  return { type: MessageType.HELLO, pid: process.pid, flags: 0, vm, bhyve: '13.1' };
-}
 
 before(async () => {
   fs.mkdirSync(deviceDir, { recursive: true });
@@ -100,7 +52,7 @@ function newVm(name: string): void {
 
 test('window plan: the daemon activates and debug-suspends APs 1..n-1 on its own fd, then answers PLAN', async () => {
   newVm('vm-plan');
-  const c = await Client.connect(jailA);
+  const c = await CompatClient.connect(jailA);
   c.send(hello('vm-plan'));
   const welcome = await c.next();
   assert.equal(welcome?.type, MessageType.WELCOME);
@@ -129,7 +81,7 @@ test('window plan: the daemon activates and debug-suspends APs 1..n-1 on its own
 test('activation stops at the first failure and only activated APs are parked (never half-activated)', async () => {
   newVm('vm-fail');
   device.vm('vm-fail').failActivate.set(3, 12 /* ENOMEM */);
-  const c = await Client.connect(hostDir);
+  const c = await CompatClient.connect(hostDir);
   c.send(hello('vm-fail'));
   await c.next();
   c.send({ type: MessageType.PLAN_REQUEST, ncpus: 5, boot: 0 });
@@ -145,7 +97,7 @@ test('activation stops at the first failure and only activated APs are parked (n
 
 test('a 256-vCPU plan (13.x CPU_SETSIZE): the daemon parks APs 1..255 and sends them as the 256-bit set', async () => {
   newVm('vm-256');
-  const c = await Client.connect(hostDir);
+  const c = await CompatClient.connect(hostDir);
   c.send(hello('vm-256'));
   assert.equal((await c.next())?.type, MessageType.WELCOME);
   c.send({ type: MessageType.PLAN_REQUEST, ncpus: 256, boot: 0 });
@@ -163,7 +115,7 @@ test('a 256-vCPU plan (13.x CPU_SETSIZE): the daemon parks APs 1..255 and sends 
   c.end();
   // One more than the interposer can name is a protocol error, not a silently smaller plan.
   newVm('vm-257');
-  const d = await Client.connect(hostDir);
+  const d = await CompatClient.connect(hostDir);
   d.send(hello('vm-257'));
   await d.next();
   d.send({ type: MessageType.PLAN_REQUEST, ncpus: 257, boot: 0 });
@@ -205,7 +157,7 @@ test('an interposer of protocol 1 (deprecated) is still served, in version 1 fra
 test('a client that does not hold the VM open is refused with a reason (docs/design.md, Security)', async () => {
   device.vm('vm-notmine');
   fs.writeFileSync(path.join(deviceDir, 'vm-notmine'), '');
-  const c = await Client.connect(jailA);
+  const c = await CompatClient.connect(jailA);
   c.send(hello('vm-notmine'));
   const reply = await c.next();
   assert.equal(reply?.type, MessageType.ERROR);
@@ -215,10 +167,10 @@ test('a client that does not hold the VM open is refused with a reason (docs/des
 
 test('a jail naming another jail\'s VM is refused and logged', async () => {
   newVm('vm-of-a');
-  const a = await Client.connect(jailA);
+  const a = await CompatClient.connect(jailA);
   a.send(hello('vm-of-a'));
   assert.equal((await a.next())?.type, MessageType.WELCOME);
-  const b = await Client.connect(jailB);
+  const b = await CompatClient.connect(jailB);
   b.send(hello('vm-of-a'));
   const reply = await b.next();
   assert.equal(reply?.type, MessageType.ERROR);
@@ -234,7 +186,7 @@ test('a pid that lies about itself is refused', async () => {
   newVm('vm-spoof');
   peers.spoofedPid = 424242;
   try {
-    const c = await Client.connect(hostDir);
+    const c = await CompatClient.connect(hostDir);
     c.send(hello('vm-spoof'));
     const reply = await c.next();
     assert.equal(reply?.type, MessageType.ERROR);
@@ -245,7 +197,7 @@ test('a pid that lies about itself is refused', async () => {
 });
 
 test('bad VM names are refused with the kernel rule, as a refusal (EPERM: the interposer stops the VM), not a protocol error', async () => {
-  const c = await Client.connect(hostDir);
+  const c = await CompatClient.connect(hostDir);
   c.send(hello('../etc'));
   const reply = await c.next();
   assert.equal(reply?.type, MessageType.ERROR);
@@ -256,7 +208,7 @@ test('bad VM names are refused with the kernel rule, as a refusal (EPERM: the in
 });
 
 test('messages out of order get ERROR: PLAN_REQUEST before HELLO, HELLO twice', async () => {
-  const c = await Client.connect(hostDir);
+  const c = await CompatClient.connect(hostDir);
   c.send({ type: MessageType.PLAN_REQUEST, ncpus: 2, boot: 0 });
   const reply = await c.next();
   assert.equal(reply?.type, MessageType.ERROR);
@@ -274,7 +226,7 @@ test('the kernel-variant cache beside each socket lets the interposer act alone'
 
 test('fuzz: 20000 malformed frames over 200 connections never crash the daemon or touch another session', async () => {
   newVm('vm-bystander');
-  const bystander = await Client.connect(jailB);
+  const bystander = await CompatClient.connect(jailB);
   bystander.send(hello('vm-bystander'));
   assert.equal((await bystander.next())?.type, MessageType.WELCOME);
   let seed = 42;
@@ -284,7 +236,7 @@ test('fuzz: 20000 malformed frames over 200 connections never crash the daemon o
   };
   const templates = [encode(hello('vm-fuzz')), encode({ type: MessageType.PLAN_REQUEST, ncpus: 3, boot: 0 }), encode({ type: MessageType.EVENT, kind: 2, vcpu: 1, arg: 0, monotonicNs: 0n })];
   for (let conn = 0; conn < 200; conn++) {
-    const c = await Client.connect(hostDir);
+    const c = await CompatClient.connect(hostDir);
     const frames: Buffer[] = [];
     for (let i = 0; i < 100; i++) {
       const f = Buffer.from(templates[Math.floor(rand() * templates.length)]!);
@@ -311,7 +263,7 @@ test('fuzz: 20000 malformed frames over 200 connections never crash the daemon o
 
 test('a VM destroyed and created again under the same name may be used by another jail', async () => {
   newVm('vm-reborn');
-  const a = await Client.connect(jailA);
+  const a = await CompatClient.connect(jailA);
   a.send(hello('vm-reborn'));
   assert.equal((await a.next())?.type, MessageType.WELCOME);
   a.end();
@@ -319,7 +271,7 @@ test('a VM destroyed and created again under the same name may be used by anothe
   fs.rmSync(path.join(deviceDir, 'vm-reborn'));
   fs.writeFileSync(path.join(deviceDir, 'vm-reborn-tmp'), 'x');
   fs.writeFileSync(path.join(deviceDir, 'vm-reborn'), '');
-  const b = await Client.connect(jailB);
+  const b = await CompatClient.connect(jailB);
   b.send(hello('vm-reborn'));
   const reply = await b.next();
   assert.equal(reply?.type, MessageType.WELCOME, reply?.type === MessageType.ERROR ? reply.message : '');
@@ -339,14 +291,14 @@ test('a second daemon on the same directory refuses to start instead of stealing
   });
   await assert.rejects(second.start(), /another vmm-compatd is already listening on .*vmm-compatd\.sock; stop it first/);
   // The first one still serves.
-  const c = await Client.connect(hostDir);
+  const c = await CompatClient.connect(hostDir);
   c.send({ type: MessageType.PLAN_REQUEST, ncpus: 2, boot: 0 });
   assert.equal((await c.next())?.type, MessageType.ERROR, 'answered (PLAN_REQUEST before HELLO) by the first daemon');
 });
 
 test('a plan waits for its turn of the event loop, and what the session sent after it waits behind it (order kept)', async () => {
   newVm('vm-order');
-  const c = await Client.connect(hostDir);
+  const c = await CompatClient.connect(hostDir);
   c.send(hello('vm-order'));
   assert.equal((await c.next())?.type, MessageType.WELCOME);
   // One write: the plan, then a handover of AP 1. Handled out of order, the plan would undo the
