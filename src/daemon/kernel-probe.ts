@@ -9,7 +9,6 @@
 // process is gone are ever swept; no other VM is touched. The BSP's VM_RUN blocks, so it runs on
 // a worker thread of its own (a synchronous koffi call, never the libuv pool), bounded: if it
 // does not return, the VM is suspended and destroyed under it.
-import fs from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { REQ13, REQ14, REQ15 } from '../abi/ioctls';
@@ -37,9 +36,9 @@ import {
 import { koffi } from '../ffi/koffi';
 import { classifyProbe, type ApStartAnswer, type ProbeAnswers, type ProbeClassification } from './kernel-identification';
 import type { VmmSyscalls } from './vmm-device';
+import { processAlive, throwawayVms } from './throwaway-vms';
 
 export const PROBE_VM_PREFIX = 'vmm-compat-probe-';
-const PROBE_VM_NAME = /^vmm-compat-probe-(\d+)-(\d+)$/;
 
 /** Guest memory: one system-memory segment at gpa 0 (page-aligned, vmm.c vm_alloc_memseg). */
 const SYSMEM_BYTES = 0x10000;
@@ -226,15 +225,6 @@ export class VmRegistryAccess {
   }
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 export interface SweepResult {
   destroyed: string[];
   /** Probe VMs left alone: their process still runs (another probe in progress). */
@@ -248,21 +238,12 @@ export interface SweepResult {
  */
 export function sweepProbeVms(sys: VmmSyscalls, deviceDir: string): SweepResult {
   const result: SweepResult = { destroyed: [], inUse: [], failed: [] };
-  let names: string[];
-  try {
-    names = fs.readdirSync(deviceDir);
-  } catch {
-    return result;
-  }
-  const leftovers = names.filter((name) => {
-    const m = PROBE_VM_NAME.exec(name);
-    if (m === null) return false;
-    const pid = Number(m[1]);
+  const leftovers = throwawayVms(deviceDir, PROBE_VM_PREFIX).flatMap(({ name, pid }) => {
     if (pid !== process.pid && processAlive(pid)) {
       result.inUse.push(name);
-      return false;
+      return [];
     }
-    return true;
+    return [name];
   });
   if (leftovers.length === 0) return result;
   const registry = new VmRegistryAccess(sys);

@@ -9,6 +9,7 @@ import type { Config } from '../config/config';
 import { queryControl, type StatusReport } from '../daemon/control-server';
 import { bhyveOnKernel, generationOf, releaseName } from '../daemon/bhyve-generation';
 import { isKernelVariant, type KernelVariant } from '../daemon/kernel-variant';
+import { processAlive, throwawayVms } from '../daemon/throwaway-vms';
 import { checkVmmLoaded } from '../doctor/checks';
 import { readElf } from '../doctor/elf';
 import { LEGACY_BHYVE_DIR } from '../jails/jail-setup';
@@ -136,29 +137,11 @@ export function refusalFor(p: Preflight): string | null {
   return null;
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** vmm-compat-selftest-<pid>-<n> VMs in deviceDir of a process that is gone (never ours). */
 export function leftoverSelftestVms(deviceDir: string, ownPid: number): string[] {
-  let names: string[];
-  try {
-    names = fs.readdirSync(deviceDir);
-  } catch {
-    return [];
-  }
-  const pattern = new RegExp(`^${SELFTEST_VM_PREFIX}(\\d+)-\\d+$`);
-  return names
-    .filter((name) => {
-      const m = pattern.exec(name);
-      return m !== null && Number(m[1]) !== ownPid && !processAlive(Number(m[1]));
-    })
+  return throwawayVms(deviceDir, SELFTEST_VM_PREFIX)
+    .filter(({ pid }) => pid !== ownPid && !processAlive(pid))
+    .map(({ name }) => name)
     .sort();
 }
 
