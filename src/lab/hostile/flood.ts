@@ -72,6 +72,19 @@ export interface FloodVms {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Resolves when a socket whose write returned false drains, or closes. */
+function drainedOrClosed(socket: net.Socket): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      socket.off('drain', done);
+      socket.off('close', done);
+      resolve();
+    };
+    socket.once('drain', done);
+    socket.once('close', done);
+  });
+}
+
 /** A compat-protocol client, as the interposer's link is: frames in, frames out. */
 class FloodClient {
   private readonly reader = new FrameReader();
@@ -290,16 +303,7 @@ export class Flood {
     while (this.running && !c.closed) {
       this.stats.slowReaderBytesWritten += batch.length;
       if (!c.socket.write(batch)) {
-        await new Promise<void>((resolve) => {
-          const done = (): void => {
-            c.socket.off('drain', done);
-            c.socket.off('close', done);
-            resolve();
-          };
-          c.socket.once('drain', done);
-          c.socket.once('close', done);
-          if (!this.running) done();
-        });
+        await drainedOrClosed(c.socket);
         if (!this.running) return;
       }
       await sleep(this.spec.paceMs);
@@ -315,15 +319,7 @@ export class Flood {
       if (c.socket.write(batch)) this.stats.eventsWritten += 256;
       else {
         this.stats.eventsWritten += 256;
-        await new Promise<void>((resolve) => {
-          const done = (): void => {
-            c.socket.off('drain', done);
-            c.socket.off('close', done);
-            resolve();
-          };
-          c.socket.once('drain', done);
-          c.socket.once('close', done);
-        });
+        await drainedOrClosed(c.socket);
       }
       await sleep(this.spec.paceMs);
     }
