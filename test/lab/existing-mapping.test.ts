@@ -19,6 +19,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compatEventsOf, LabBench, type LabBhyve, type LabKernelName } from '../../src/lab/run';
 import { Assembler } from '../../src/lab/guests/asm';
+import { waitUntilGuestRan } from '../helpers/guest-ran';
 
 const spin = new Assembler().label('spin').pause().jmp('spin').bytes();
 /** IOCNUM of VM_MMAP_GETNEXT (vmm_dev.h), the memseg-translated event's argument. */
@@ -42,11 +43,7 @@ async function killedThenAgain(kernel: LabKernelName, bhyve: LabBhyve, shim: boo
     const loaded = await bench.loadGuest({ vmName, guest: spin, shim, timeoutMs: 20000 });
     assert.equal(loaded.status, 0, loaded.stderr);
     const first = bench.spawnBhyve({ bhyve, vcpus: 2, vmName, shim, timeoutMs: 20000, bootrom: false, fbuf: true });
-    const deadline = Date.now() + 10000;
-    while ((bench.model.guestStats(vmName)?.instructions[0] ?? 0) < 1000) {
-      if (Date.now() > deadline) throw new Error(`the guest never ran: ${first.stdout()}`);
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+    await waitUntilGuestRan(bench, vmName, { deadline: Date.now() + 10000, failure: () => `the guest never ran: ${first.stdout()}` });
     bench.kill(first);
     const killed = await first.result;
     assert.equal(killed.bhyveExit.signal, 'SIGKILL');

@@ -12,6 +12,7 @@ import { buildSmpBoot } from '../../src/lab/guests/smp-boot';
 import { Assembler } from '../../src/lab/guests/asm';
 import { queryControl, type StatusReport } from '../../src/daemon/control-server';
 import type { VmRecord } from '../../src/daemon/registry';
+import { waitUntilGuestRan } from '../helpers/guest-ran';
 
 const guest = buildSmpBoot({ apWaitMs: 1000 });
 /** What the interposer reads for an untagged binary: here a 15.0 bhyve, which the lab has no model of. */
@@ -137,11 +138,7 @@ test('15.0 destroy under a running 14.3 bhyve: exit 4 through the shim, and stat
     await bench.startDaemon();
     const spin = new Assembler().label('spin').pause().jmp('spin').bytes();
     const run = bench.spawnBhyve({ bhyve: '14.3', vcpus: 2, vmName: 'doomed14', shim: true, timeoutMs: 20000, bootrom: true, guest: spin });
-    const deadline = Date.now() + 10000;
-    while ((bench.model.guestStats('doomed14')?.instructions[0] ?? 0) < 1000) {
-      if (Date.now() > deadline) throw new Error(`the guest never ran: ${run.stdout()}`);
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+    await waitUntilGuestRan(bench, 'doomed14', { deadline: Date.now() + 10000, failure: () => `the guest never ran: ${run.stdout()}` });
     const report = (await queryControl(bench.socketDir, 'status')) as StatusReport;
     const vm = (report.vms as VmRecord[]).find((v) => v.name === 'doomed14');
     assert.equal(vm?.bhyve?.release, '14.3');

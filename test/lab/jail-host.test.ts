@@ -16,6 +16,7 @@ import { Assembler } from '../../src/lab/guests/asm';
 import { queryControl, type StatusReport } from '../../src/daemon/control-server';
 import type { VmRecord } from '../../src/daemon/registry';
 import fs from 'node:fs';
+import { waitUntilGuestRan } from '../helpers/guest-ran';
 
 interface Jail {
   name: string;
@@ -72,11 +73,8 @@ test('one daemon, three jails (13.1, 13.5, 14.3 bhyve) on main15 at 1600000: ROM
     }));
     const deadline = Date.now() + 30000;
     for (const { jail } of spinning) {
-      const before = bench.model.guestStats(vmOf(jail))?.instructions[0] ?? 0;
-      while ((bench.model.guestStats(vmOf(jail))?.instructions[0] ?? 0) < before + 1000) {
-        if (Date.now() > deadline) throw new Error(`${jail.name}: the guest never ran`);
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
+      const from = bench.model.guestStats(vmOf(jail))?.instructions[0] ?? 0;
+      await waitUntilGuestRan(bench, vmOf(jail), { deadline, from, pollMs: 20, failure: () => `${jail.name}: the guest never ran` });
     }
     const report = (await queryControl(bench.socketDir, 'status')) as StatusReport;
     for (const j of JAILS) {

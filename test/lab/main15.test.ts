@@ -9,6 +9,7 @@ import { Assembler } from '../../src/lab/guests/asm';
 import { printString } from '../../src/lab/guests/macros';
 import { VmExitcode } from '../../src/abi/enums';
 import { REQ13 } from '../../src/abi/ioctls';
+import { waitUntilGuestRan } from '../helpers/guest-ran';
 
 const guest = buildSmpBoot({ apWaitMs: 1000 });
 /** The same guest inside a boot ROM prints on COM1, as real machines' ROM guests do. */
@@ -138,11 +139,7 @@ async function destroyWhileRunning(shim: boolean): Promise<{ status: number | nu
     const loaded = await bench.loadGuest({ vmName: 'doomed', guest: spinForever(), shim, timeoutMs: 20000 });
     assert.equal(loaded.status, 0, loaded.stderr);
     const run = bench.spawnBhyve({ bhyve: '13.1', vcpus: 2, vmName: 'doomed', shim, timeoutMs: 20000, bootrom: false });
-    const deadline = Date.now() + 10000;
-    while ((bench.model.guestStats('doomed')?.instructions[0] ?? 0) < 1000) {
-      if (Date.now() > deadline) throw new Error('the guest never ran');
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    await waitUntilGuestRan(bench, 'doomed', { deadline: Date.now() + 10000 });
     assert.equal(bench.model.destroyVm('doomed'), true);
     const r = await run.result;
     await bench.stopDaemon();

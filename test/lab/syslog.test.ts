@@ -10,6 +10,7 @@ import path from 'node:path';
 import { LabBench } from '../../src/lab/run';
 import { Assembler } from '../../src/lab/guests/asm';
 import { SyslogSink } from '../service/helpers';
+import { waitUntilGuestRan } from '../helpers/guest-ran';
 
 /** FreeBSD libc syslog(3)'s line (lib/libc/gen/syslog.c): "<PRI>", ctime_r()+4 as %.15s, "TAG[PID]: ". */
 const LINE = /^<(\d+)>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d vmm-compat\[(\d+)\]: (.*)$/;
@@ -47,11 +48,7 @@ test('after cap_enter: the 15.0 destroy message (exit 4) still reaches syslog th
     const loaded = await bench.loadGuest({ vmName: 'doomed', guest: spin, shim: true, timeoutMs: 20000 });
     assert.equal(loaded.status, 0, loaded.stderr);
     const run = bench.spawnBhyve({ bhyve: '13.1', vcpus: 2, vmName: 'doomed', shim: true, timeoutMs: 20000, bootrom: false });
-    const deadline = Date.now() + 10000;
-    while ((bench.model.guestStats('doomed')?.instructions[0] ?? 0) < 1000) {
-      if (Date.now() > deadline) throw new Error('the guest never ran');
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    await waitUntilGuestRan(bench, 'doomed', { deadline: Date.now() + 10000 });
     // The guest runs, so bhyve's main thread has passed caph_enter (bhyverun13.c, as 13.1's main).
     assert.equal(bench.model.destroyVm('doomed'), true);
     const r = await run.result;
