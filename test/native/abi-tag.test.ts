@@ -3,50 +3,23 @@
 // before the VM is touched; here without a daemon, with the kernel named by VMM_COMPAT_KERNEL.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { ARTIFACTS, requireArtifact } from '../../src/native-paths';
-import { sanitizerRuntimes } from '../../src/lab/run';
-import { connectKernel } from '../../src/lab/kernel/client';
-import { startKernelModel } from '../../src/lab/kernel/server';
 import { readElf } from '../../src/doctor/elf';
+import { runShimProgram } from './shim-program';
 
 const EOPNOTSUPP = 95; // Linux numbering
 
-async function openTagged(tag: number, kernel: string): Promise<{ stdout: string; stderr: string }> {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'vmm-abitag-'));
-  const model = await startKernelModel({ socketPath: path.join(root, 'k.sock'), root, variant: 'legacy13' });
-  try {
-    const c = await connectKernel(model.socketPath);
-    assert.equal((await c.sysctl('hw.vmm.create', 'tagged')).ret, 0);
-    c.end();
-    const preload = [...sanitizerRuntimes(), requireArtifact(ARTIFACTS.interposer, 'asan'), requireArtifact(ARTIFACTS.bridge, 'asan')];
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      LD_PRELOAD: preload.join(' '),
-      VMMLAB_KERNEL_SOCK: model.socketPath,
-      VMMLAB_ROOT: root,
+function openTagged(tag: number, kernel: string): Promise<{ stdout: string; stderr: string }> {
+  return runShimProgram({
+    program: `abi_tag_open_${tag}`,
+    vmName: 'tagged',
+    kernel: { variant: 'legacy13' },
+    env: {
       VMM_COMPAT_KERNEL: kernel,
       VMM_COMPAT_BHYVE_VERSION: '1301000', // ignored: the program has a tag
-      ASAN_OPTIONS: 'detect_leaks=0:abort_on_error=1',
-      UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1',
-    };
-    delete env.VMM_COMPAT_SOCKET_DIR;
-    const child = spawn(requireArtifact(`shim-tests/abi_tag_open_${tag}`), ['tagged'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    const status = await new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    assert.equal(status, 0, stderr);
-    assert.doesNotMatch(stderr, /AddressSanitizer|runtime error/);
-    return { stdout, stderr };
-  } finally {
-    await model.close();
-    fs.rmSync(root, { recursive: true, force: true });
-  }
+      VMM_COMPAT_SOCKET_DIR: undefined,
+    },
+  });
 }
 
 test('crtbrand.S ABI tag read from the running program: a 14.3 bhyve on a 13.1 kernel is refused at open, with the release it was built for', async () => {

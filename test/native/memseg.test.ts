@@ -3,55 +3,20 @@
 // and bad input fails exactly as the kernel's own compat path would fail it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { ARTIFACTS, requireArtifact } from '../../src/native-paths';
-import { sanitizerRuntimes } from '../../src/lab/run';
-import { connectKernel } from '../../src/lab/kernel/client';
-import { startKernelModel } from '../../src/lab/kernel/server';
+import { runShimProgram } from './shim-program';
 
 const EINVAL = 22;
 const ENOENT = 2;
 const ENAMETOOLONG = 36; // Linux numbering: the bridge translates FreeBSD's 63
 
 async function runThroughShim(compatFreebsd14: boolean): Promise<{ lines: Map<string, string[]>; stderr: string }> {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'vmm-memseg-'));
-  const model = await startKernelModel({ socketPath: path.join(root, 'k.sock'), root, variant: 'main15', compatFreebsd14 });
-  try {
-    const c = await connectKernel(model.socketPath);
-    assert.equal((await c.sysctl('hw.vmm.create', 'segs')).ret, 0);
-    c.end();
-    const preload = [...sanitizerRuntimes(), requireArtifact(ARTIFACTS.interposer, 'asan'), requireArtifact(ARTIFACTS.bridge, 'asan')];
-    const child = spawn(requireArtifact('shim-tests/memseg_input'), ['segs'], {
-      env: {
-        ...process.env,
-        LD_PRELOAD: preload.join(' '),
-        VMMLAB_KERNEL_SOCK: model.socketPath,
-        VMMLAB_ROOT: root,
-        ASAN_OPTIONS: 'detect_leaks=0:abort_on_error=1',
-        UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    const status = await new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    assert.equal(status, 0, stderr);
-    assert.doesNotMatch(stderr, /AddressSanitizer|runtime error/);
-    const lines = new Map(stdout.trim().split('\n').map((l) => {
-      const [name, ...rest] = l.split(' ');
-      return [name!, rest] as const;
-    }));
-    assert.ok(lines.has('ok'));
-    return { lines, stderr };
-  } finally {
-    await model.close();
-    fs.rmSync(root, { recursive: true, force: true });
-  }
+  const { stdout, stderr } = await runShimProgram({ program: 'memseg_input', vmName: 'segs', kernel: { variant: 'main15', compatFreebsd14 } });
+  const lines = new Map(stdout.trim().split('\n').map((l) => {
+    const [name, ...rest] = l.split(' ');
+    return [name!, rest] as const;
+  }));
+  assert.ok(lines.has('ok'));
+  return { lines, stderr };
 }
 
 for (const compat14 of [true, false]) {
