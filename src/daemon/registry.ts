@@ -76,7 +76,7 @@ const EVENTS_PER_VCPU = 8;
 export function eventLimit(vcpus: number | null): number {
   return Math.max(EVENTS_PER_VM, (vcpus ?? 0) * EVENTS_PER_VCPU);
 }
-/** VMs remembered; past this the longest-disconnected records are forgotten first. */
+/** VMs remembered; past this the disconnected records the daemon first saw earliest are forgotten first. */
 const MAX_VMS = 2000;
 
 export class VmRegistry {
@@ -93,7 +93,8 @@ export class VmRegistry {
 
   /**
    * The record of VM `name`, created for `jail` if there is none. A new record beyond
-   * `jailLimit` records of that jail makes the jail's longest-disconnected record go first.
+   * `jailLimit` records of that jail makes the jail's disconnected record it first saw earliest go
+   * first (not the one disconnected longest: records keep the order they were made in).
    */
   vm(name: string, jail: string, jailLimit = Infinity): VmRecord {
     let record = this.vms.get(name);
