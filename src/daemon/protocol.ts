@@ -65,8 +65,8 @@ export const EventKind = {
   KERNEL_ABI: 16,
   /**
    * The bhyve's release as the interposer learned it (arg: __FreeBSD_version): from its ELF
-   * note NT_FREEBSD_ABI_TAG, else 1300000 or 1400000 from its first VM_RUN (144 or 32 bytes) or
-   * 1300000 from a 32-byte memory-segment request.
+   * note NT_FREEBSD_ABI_TAG, else 1300000 or 1400000 from its first VM_RUN (144 or 32 bytes;
+   * shim/interpose.c vm_run_first and on_vm_run14, the only callers of bhyve_learned).
    */
   BHYVE_GENERATION: 17,
   /** The bhyve (arg: __FreeBSD_version) is as new as the kernel: no compat action at all. */
