@@ -8,6 +8,8 @@ import path from 'node:path';
 import { REPO_ROOT, tempDir } from './helpers';
 import { runDoctor } from '../../src/doctor/checks';
 import { defaultConfig, parseConfig } from '../../src/config/config';
+import { BODY_BYTES, EventKind, MessageType, eventKindName } from '../../src/daemon/protocol';
+import { VARIANT_CODE } from '../../src/daemon/kernel-variant';
 
 const DOCS = path.join(REPO_ROOT, 'docs');
 const read = (name: string): string => fs.readFileSync(path.join(DOCS, name), 'utf8');
@@ -185,4 +187,23 @@ test('jails.md gives the devfs rules, allow.vmm and the nullfs mount line', () =
   assert.match(doc, /^ {4}allow\.vmm;$/m);
   assert.ok(doc.includes('mount += "/var/run/vmm-compat/$name $path/var/run/vmm-compat nullfs rw 0 0";'));
   assert.doesNotMatch(doc.replace(/never use it/g, ''), /nullfs[^\n]*nounixbypass/);
+});
+
+test('internals.md section 5 names every message type with its body size, every event kind and every variant code of src/daemon/protocol.ts', () => {
+  const doc = read('internals.md');
+  const start = doc.indexOf('## 5. Interposer <-> daemon protocol');
+  assert.ok(start >= 0, 'section 5 is missing');
+  const section = doc.slice(start).replace(/\s+/g, ' ');
+  for (const [name, code] of Object.entries(MessageType)) {
+    const row = new RegExp(`\\| ${code} \\| [CD]->[CD] \\| ${name} \\| .*? \\| ${BODY_BYTES[code]} \\|`);
+    assert.match(section, row, `no table row "${code} ... ${name} ... ${BODY_BYTES[code]}"`);
+  }
+  for (const code of Object.values(EventKind)) {
+    const name = eventKindName(code);
+    assert.ok(section.includes(`${code} ${name} `) || section.includes(`${code} ${name},`), `EVENT kind "${code} ${name}" is not named`);
+  }
+  const variants = /Variant codes: ([^.]*)\./.exec(section);
+  assert.ok(variants, 'no "Variant codes:" sentence');
+  const listed = Object.fromEntries(variants[1]!.split(', ').map((pair) => pair.split(' ')).map(([code, name]) => [name!, Number(code)]));
+  assert.deepEqual(listed, { ...VARIANT_CODE });
 });
