@@ -30,6 +30,22 @@ function json(args: string[], env?: NodeJS.ProcessEnv): { status: number | null;
   return { status: r.status, report, stderr: r.stderr };
 }
 
+/** The `.Li` names of the selftest entry of vmm-compat(8), where its --json fields are listed. */
+function manPageJsonNames(): Set<string> {
+  const page = fs.readFileSync(path.resolve(__dirname, '..', '..', '..', 'docs', 'man', 'vmm-compat.8'), 'utf8');
+  const entry = page.slice(page.indexOf('.It Cm selftest'), page.indexOf('.It Cm jail-setup'));
+  const names = new Set<string>();
+  for (const line of entry.split('\n').filter((l) => l.startsWith('.'))) {
+    let literal = false; // the words after Li, up to the next macro, are literals
+    for (const word of line.slice(1).split(/\s+/)) {
+      if (word === 'Li') literal = true;
+      else if (/^[A-Z][a-z]$/.test(word)) literal = false;
+      else if (literal && /^[A-Za-z]+$/.test(word)) names.add(word);
+    }
+  }
+  return names;
+}
+
 /** Every boot: bhyve/vCPUs/shim -> verdict, apsStarted. */
 function digest(report: SelftestReport): string[] {
   return report.runs.map((r) => `${r.bhyve}/${r.vcpus}/${r.shim ? 'shim' : 'bare'}:${r.verdict}:${r.apsStarted ?? '?'}`);
@@ -80,6 +96,10 @@ test('selftest --lab window --json: exit 0; without the shim no AP ever starts (
   const bare = report.runs.filter((r) => !r.shim && r.vcpus > 1);
   assert.ok(bare.every((r) => r.detail === `no AP started: the guest says online=1 of ${r.vcpus}`));
   assert.deepEqual(report.summary, { boots: 16, passed: 8, failed: 0, hostBug: 6, worksWithoutShim: 2 });
+  // vmm-compat(8) names every field of the JSON object, of its host facts, boots, bhyves, daemon and summary.
+  const named = manPageJsonNames();
+  const fields = [report, h, h.daemon, h.bhyves[0]!, report.runs[0]!, report.summary].flatMap((o) => Object.keys(o));
+  assert.deepEqual(fields.filter((f) => !named.has(f)), [], 'fields vmm-compat(8) does not name in the selftest --json entry');
   assert.match(stderr, /selftest: boot 16\/16: bhyve 13\.5, 16 vCPUs, through the shim: vmm-compat-selftest-\d+-16\n/);
 });
 
