@@ -87,7 +87,7 @@ export function registerWrapCommand(program: Command): void {
       syslogError(`wrap: ${err.message.replace(/^error: /, '')}`);
       process.exit(WRAP_REFUSED);
     })
-    .description('run a legacy 13.1 bhyve with libvmmcompat.so preloaded: vmm-compat wrap -- /path/to/bhyve ARGS...')
+    .description('run an older bhyve (13.x, or a 14.x jail\'s on 15.x), bhyveload or grub-bhyve with libvmmcompat.so preloaded: vmm-compat wrap -- /path/to/bhyve ARGS...')
     .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG_PATH)
     .option('--socket-dir <dir>', "the daemon's socket directory as seen from here (in a jail: its nullfs view)")
     .option('--interposer <lib>', 'path of libvmmcompat.so')
