@@ -2,6 +2,7 @@
 // the once-per-burst log.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import pino from 'pino';
 import { parseConfig } from '../../src/config/config';
 import { DAEMON_OWN_DESCRIPTORS, deriveLimits, refusalMessage } from '../../src/daemon/limits';
@@ -35,8 +36,20 @@ test('the default global limit stays below the descriptor limit; a configured on
   const own = deriveLimits(parseConfig('host_max_sessions = 3\n[jail a]\nmax_sessions = 7\n', 'f'), 2, null);
   assert.deepEqual(own.directories.get('host'), { maxSessions: 3, maxSessionsBeforeHello: 3 });
   assert.deepEqual(own.directories.get('a'), { maxSessions: 7, maxSessionsBeforeHello: 7 });
-  const nofile = descriptorLimit();
-  assert.ok(nofile === null || nofile > 0, 'getrlimit answers here');
+});
+
+test('descriptorLimit is the soft RLIMIT_NOFILE the kernel reports for this process (null only when unlimited)', (t) => {
+  // Linux lists the limits in /proc/self/limits: "Max open files  SOFT  HARD  files".
+  let limits: string;
+  try {
+    limits = fs.readFileSync('/proc/self/limits', 'utf8');
+  } catch {
+    t.skip('no /proc/self/limits here to compare getrlimit with');
+    return;
+  }
+  const soft = /^Max open files\s+(\S+)/m.exec(limits)?.[1];
+  assert.ok(soft !== undefined, limits);
+  assert.equal(descriptorLimit(), soft === 'unlimited' ? null : Number(soft));
 });
 
 test('refusal messages name the limit and what the interposer does next', () => {
