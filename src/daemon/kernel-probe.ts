@@ -390,7 +390,8 @@ function askAbi(sys: VmmSyscalls, fd: number): Omit<ProbeAnswers, 'vmmctl' | 'ap
 
 /** Memory, vCPU 0 in real mode at the code, x2APIC, VM_ACTIVATE_CPU(0) only. */
 function setUpVm(sys: VmmSyscalls, fd: number, abi: Omit<ProbeAnswers, 'vmmctl' | 'apStart'>): void {
-  // Two vCPUs, as `bhyve -c 2` sets them; EINVAL when the kernel allows fewer (hw.vmm.maxcpu).
+  // Two vCPUs, as `bhyve -c 2` sets them; EINVAL when the kernel allows fewer (hw.vmm.maxcpu:
+  // vmm.c vm_set_topology, docs/lab-kernel.md).
   const topology = sys.ioctl(fd, REQ13.VM_SET_TOPOLOGY, VM_CPU_TOPOLOGY.encode({ sockets: 2, cores: 1, threads: 1, maxcpus: 0 }));
   if (topology !== null) throw new SetupFailure(`VM_SET_TOPOLOGY for 2 vCPUs: ${topology} (hw.vmm.maxcpu below 2?)`);
   if (abi.memseg32 === null) {
