@@ -33,3 +33,16 @@ test('shellcheck itself fails on a broken script (the check can fail)', async ()
   const r = await run(shellcheck, ['-s', 'sh', '-e', 'SC1091,SC2034', '-'], { input: '#!/bin/sh\nfor f in $(ls *.conf); do echo $f; done\n[[ -n "$x" ]]\n' });
   assert.notEqual(r.code, 0);
 });
+
+test('shellcheck passes on the CI entry point .ci/run (bash)', async () => {
+  const shellcheck = which('shellcheck');
+  assert.ok(shellcheck, 'shellcheck is not installed: apt-get install shellcheck (.ci/run installs it)');
+  const r = await run(shellcheck, ['-s', 'bash', path.join(REPO_ROOT, '.ci', 'run')]);
+  assert.equal(r.code, 0, `shellcheck .ci/run:\n${r.stdout}${r.stderr}`);
+});
+
+test('no file git tracks holds a merge-conflict marker', async () => {
+  // A marker in .ci/run once stopped CI before any test ran: git grep sees every tracked file.
+  const r = await run('git', ['-C', REPO_ROOT, 'grep', '-n', '-I', '-E', '^(<{7}|>{7})( |$)']);
+  assert.equal(r.code, 1, `conflict markers left in:\n${r.stdout}`); // git grep: 1 = no match
+});
